@@ -1,0 +1,167 @@
+import { CamerasError, ExitCode } from '../errors.js';
+import { OnnxGraph } from './graph.js';
+import { raiseOpset } from './opset.js';
+import { DataType, type ModelProto, type NodeProto } from './proto.js';
+import { inferRanks } from './ranks.js';
+import { VjpContext, vjpRules } from './vjp/index.js';
+
+/** The opset gradient graphs are written in: 16 brings ScatterElements with reduction. */
+export const GRADIENT_OPSET = 16;
+
+export interface GradientGraphOptions {
+  /** Tensors whose gradients are wanted (activations of target layers, or the model input). */
+  targets: string[];
+  /** The tensor to differentiate; default: the model's first output, with a trailing Softmax stripped. */
+  output?: string;
+  /**
+   * How the output is weighted: `seed` is a graph input of the output's shape (the vector of the
+   * vector-Jacobian product). With `topOneWhenZero`, a seed row that is all zero means "the top-1 class of
+   * this row", so one session explains a given class or the predicted one in a single pass.
+   */
+  topOneWhenZero?: boolean;
+}
+
+export interface GradientGraph {
+  bytes: Uint8Array;
+  /** Name of the model's image input. */
+  input: string;
+  /** The differentiated output (logits), an output of the new graph. */
+  logits: string;
+  /** The seed graph input, float32 of the logits' shape. */
+  seed: string;
+  /** For each target: the activation output (undefined for a graph input) and its gradient output. */
+  targets: { name: string; activation: string | undefined; gradient: string }[];
+}
+
+/** The output that holds logits: the named one, or the first, walking back over a trailing (Log)Softmax. */
+export function logitsOf(graph: OnnxGraph, output?: string): string {
+  let name = output ?? graph.outputNames[0];
+  if (!name) throw new CamerasError('the model has no outputs; export it again');
+  for (;;) {
+    const made = graph.producers.get(name);
+    if (!made || !['Softmax', 'LogSoftmax', 'Identity'].includes(made.node.opType ?? '')) return name;
+    name = made.node.input?.[0] as string;
+  }
+}
+
+/** Tensors that depend on any of `sources`. */
+function dependents(graph: OnnxGraph, sources: string[]): Set<string> {
+  const reached = new Set(sources);
+  for (const node of graph.nodes) {
+    if ((node.input ?? []).some((name) => reached.has(name))) for (const out of node.output ?? []) if (out) reached.add(out);
+  }
+  return reached;
+}
+
+/** Tensors that `sink` depends on. */
+function ancestors(graph: OnnxGraph, sink: string): Set<string> {
+  const reached = new Set([sink]);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i] as NodeProto;
+    if ((node.output ?? []).some((name) => reached.has(name))) for (const input of node.input ?? []) if (input) reached.add(input);
+  }
+  return reached;
+}
+
+/**
+ * Appends the backward pass to a model: from `seed . output` back to each target, only along the
+ * nodes between them. The model is not changed; a new one is returned as bytes for ONNX Runtime.
+ */
+export function buildGradientGraph(model: ModelProto | Uint8Array, options: GradientGraphOptions): GradientGraph {
+  const bytes = model instanceof Uint8Array ? model : new OnnxGraph(model).toBytes();
+  const lifted = OnnxGraph.fromBytes(bytes);
+  raiseOpset(lifted, GRADIENT_OPSET);
+  // Re-index after the rewrite so producers and consumers are exact.
+  const graph = new OnnxGraph(lifted.model);
+  const input = graph.inputNames[0];
+  if (!input) throw new CamerasError('the model has no input; export it again');
+  const logits = logitsOf(graph, options.output);
+  for (const target of options.targets) {
+    if (!graph.producers.has(target) && !graph.inputNames.includes(target)) {
+      throw new CamerasError(`tensor '${target}' is not in the model; list valid layers with 'cameras layers --model <model>'`);
+    }
+  }
+
+  const onPath = dependents(graph, options.targets);
+  const feeding = ancestors(graph, logits);
+  const pathTensors = new Set([...onPath].filter((name) => feeding.has(name)));
+  for (const target of options.targets) {
+    if (!pathTensors.has(target)) {
+      throw new CamerasError(`tensor '${target}' does not influence the output '${logits}'; choose a layer before the classifier head`);
+    }
+  }
+  const ranks = inferRanks(graph);
+  const ctx = new VjpContext(graph, ranks);
+
+  // Seed: an input of the logits' shape; optionally the top-1 one-hot where a row is all zero.
+  const seed = graph.freshName('cameras_seed');
+  const logitsRank = ranks.get(logits) ?? 2;
+  graph.addInput(seed, DataType.FLOAT, Array.from({ length: logitsRank }, (_, i) => `cameras_seed_${i}`));
+  let seedUsed = seed;
+  if (options.topOneWhenZero) {
+    if (logitsRank !== 2) throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
+    const rowIsZero = ctx.op('Equal', [ctx.op('ReduceSum', [ctx.op('Abs', [seed]), ctx.int64([-1])], { keepdims: 1 }), ctx.float(0)]);
+    const top = ctx.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
+    const depth = ctx.dims(logits, 1, 2);
+    const oneHot = ctx.op('OneHot', [top, depth, ctx.floatTensor([0, 1], [2])], { axis: -1 });
+    seedUsed = ctx.op('Where', [rowIsZero, oneHot, seed]);
+  }
+
+  const contributions = new Map<string, string[]>([[logits, [seedUsed]]]);
+  const gradientOf = (name: string): string | undefined => {
+    const parts = contributions.get(name);
+    if (!parts || parts.length === 0) return undefined;
+    if (parts.length === 1) return parts[0];
+    const total = parts.length === 2 ? ctx.op('Add', parts) : ctx.op('Sum', parts);
+    contributions.set(name, [total]);
+    return total;
+  };
+
+  const forwardNodes = [...graph.nodes];
+  for (let i = forwardNodes.length - 1; i >= 0; i--) {
+    const node = forwardNodes[i] as NodeProto;
+    const outputs = node.output ?? [];
+    if (!outputs.some((name) => pathTensors.has(name))) continue;
+    const inputs = node.input ?? [];
+    // Only tensors downstream of a target get gradients: nothing before the targets is computed.
+    const wanted = inputs.map((name) => pathTensors.has(name));
+    if (!wanted.some(Boolean)) continue;
+    const outputGradients = outputs.map((name) => (pathTensors.has(name) ? gradientOf(name) : undefined));
+    if (outputGradients.every((g) => g === undefined)) continue;
+    if (node.domain && node.domain !== 'ai.onnx') {
+      throw new CamerasError(
+        `cannot differentiate ${node.domain}::${node.opType} node '${node.name}': custom-domain ops have no gradient rule; choose a target layer after it`,
+        ExitCode.unsupportedModel,
+      );
+    }
+    const rule = vjpRules[node.opType ?? ''];
+    if (!rule) {
+      throw new CamerasError(
+        `cannot differentiate ${node.opType} node '${node.name}': no gradient rule for ${node.opType}; choose a target layer after it or re-export the model without it`,
+        ExitCode.unsupportedModel,
+      );
+    }
+    const inputGradients = rule(ctx, node, outputGradients, wanted);
+    inputs.forEach((name, slot) => {
+      const grad = inputGradients[slot];
+      if (!grad || !wanted[slot]) return;
+      const list = contributions.get(name);
+      if (list) list.push(grad);
+      else contributions.set(name, [grad]);
+    });
+  }
+
+  graph.addOutput(logits);
+  const result: GradientGraph['targets'] = [];
+  for (const target of options.targets) {
+    const gradient = gradientOf(target) ?? ctx.zerosLike(target);
+    const gradientName = graph.freshName(`cameras_grad:${target}`);
+    graph.addNode('Identity', [gradient], {}, { outputs: [gradientName], name: 'cameras_grad/output' });
+    graph.addOutput(gradientName);
+    const isInput = graph.inputNames.includes(target);
+    if (!isInput) graph.addOutput(target);
+    result.push({ name: target, activation: isInput ? undefined : target, gradient: gradientName });
+  }
+  if (ctx.requiredOpset > graph.opset) graph.opset = ctx.requiredOpset;
+  return { bytes: graph.toBytes(), input, logits, seed, targets: result };
+}

@@ -1,0 +1,49 @@
+import onnxProto from 'onnx-proto';
+import { CamerasError } from '../errors.js';
+
+/** The generated ONNX protobuf classes (onnx.proto, via protobufjs). */
+export const onnx = onnxProto.onnx;
+export type ModelProto = onnxProto.onnx.IModelProto;
+export type GraphProto = onnxProto.onnx.IGraphProto;
+export type NodeProto = onnxProto.onnx.INodeProto;
+export type TensorProto = onnxProto.onnx.ITensorProto;
+export type AttributeProto = onnxProto.onnx.IAttributeProto;
+export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
+
+export const DataType = onnx.TensorProto.DataType;
+export const AttributeType = onnx.AttributeProto.AttributeType;
+
+/** protobufjs gives int64 fields as Long objects (when `long` is installed) or numbers. */
+export type IntLike = number | { toNumber(): number };
+
+export function toNumber(value: IntLike | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'number' ? value : value.toNumber();
+}
+
+/** Parses ONNX bytes; a file that is not a valid ONNX model fails with one line naming the fix. */
+export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
+  let model: ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (error) {
+    throw new CamerasError(
+      `${source} is not a valid ONNX model (${(error as Error).message}); export it again with torch.onnx.export or tf2onnx`,
+    );
+  }
+  if (!model.graph || !model.graph.node || model.graph.node.length === 0) {
+    throw new CamerasError(`${source} is not a valid ONNX model (it has no graph nodes); export it again`);
+  }
+  for (const init of model.graph.initializer ?? []) {
+    if ((init.externalData?.length ?? 0) > 0 || init.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+      throw new CamerasError(
+        `${source} keeps weights in external data files, which are not supported; re-export with the weights inside the .onnx file`,
+      );
+    }
+  }
+  return model;
+}
+
+export function encodeModel(model: ModelProto): Uint8Array {
+  return onnx.ModelProto.encode(model).finish();
+}

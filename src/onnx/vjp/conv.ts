@@ -1,0 +1,184 @@
+import { floatAttr, intAttr, intsAttr, stringAttr, tensorDims } from '../graph.js';
+import type { NodeProto } from '../proto.js';
+import { floatScalarTensor, unsupported, type VjpContext } from './context.js';
+import type { VjpRule } from './rule.js';
+
+interface Window {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  /** Leading pad per spatial axis: numbers, or an int64 tensor name when `auto_pad` makes it size-dependent. */
+  padBegin: number[] | string;
+  /** Trailing pads where they are static. */
+  padEnd?: number[];
+}
+
+/** Kernel geometry of a Conv or pooling node, with `auto_pad` turned into explicit leading pads. */
+function windowOf(ctx: VjpContext, node: NodeProto, kernel: number[], x: string, y: string): Window {
+  const n = kernel.length;
+  const strides = intsAttr(node, 'strides') ?? new Array(n).fill(1);
+  const dilations = intsAttr(node, 'dilations') ?? new Array(n).fill(1);
+  const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') {
+    const pads = intsAttr(node, 'pads') ?? new Array(2 * n).fill(0);
+    if (pads.some((p) => p < 0)) throw unsupported(node, 'negative pads');
+    return { kernel, strides, dilations, padBegin: pads.slice(0, n), padEnd: pads.slice(n) };
+  }
+  if (autoPad === 'VALID') {
+    return { kernel, strides, dilations, padBegin: new Array(n).fill(0), padEnd: new Array(n).fill(0) };
+  }
+  // SAME_UPPER / SAME_LOWER: total = max((out - 1) * s + (k - 1) * d + 1 - in, 0), split by the mode.
+  const extent = kernel.map((k, i) => (k - 1) * (dilations[i] as number) + 1);
+  if (strides.every((s) => s === 1)) {
+    const begin = extent.map((e) => (autoPad === 'SAME_UPPER' ? Math.floor((e - 1) / 2) : Math.ceil((e - 1) / 2)));
+    return { kernel, strides, dilations, padBegin: begin, padEnd: extent.map((e, i) => e - 1 - (begin[i] as number)) };
+  }
+  const inSize = ctx.dims(x, 2);
+  const outSize = ctx.dims(y, 2);
+  const needed = ctx.op('Sub', [
+    ctx.op('Add', [ctx.op('Mul', [ctx.op('Sub', [outSize, ctx.int64([1])]), ctx.int64(strides)]), ctx.int64(extent)]),
+    inSize,
+  ]);
+  const total = ctx.op('Max', [needed, ctx.int64(new Array(n).fill(0))]);
+  const half = autoPad === 'SAME_UPPER' ? total : ctx.op('Add', [total, ctx.int64(new Array(n).fill(1))]);
+  return { kernel, strides, dilations, padBegin: ctx.op('Div', [half, ctx.int64(new Array(n).fill(2))]) };
+}
+
+/**
+ * The input gradient of a strided, dilated, grouped correlation with weight `w`: ConvTranspose on the
+ * same weight with no padding and `output_padding = stride - 1` covers every input position, then a
+ * slice from the leading pad takes exactly the input's extent.
+ */
+function transposedWindow(ctx: VjpContext, dy: string, w: string, x: string, win: Window, group: number): string {
+  const n = win.kernel.length;
+  const full = ctx.op('ConvTranspose', [dy, w], {
+    strides: win.strides,
+    dilations: win.dilations,
+    group,
+    kernel_shape: win.kernel,
+    pads: new Array(2 * n).fill(0),
+    output_padding: win.strides.map((s) => s - 1),
+  });
+  const starts = typeof win.padBegin === 'string' ? win.padBegin : ctx.int64(win.padBegin);
+  const ends = ctx.op('Add', [starts, ctx.dims(x, 2)]);
+  const axes = ctx.int64(Array.from({ length: n }, (_, i) => i + 2));
+  return ctx.op('Slice', [full, starts, ends, axes]);
+}
+
+export const conv: VjpRule = (ctx, node, [dy], wanted) => {
+  const [x, w] = node.input as [string, string];
+  if (wanted[1] || wanted[2]) throw unsupported(node, 'its weights depend on the target (no weight gradients)');
+  if (!wanted[0] || !dy) return [];
+  const weight = ctx.graph.initializers.get(w);
+  const kernel = intsAttr(node, 'kernel_shape') ?? (weight ? tensorDims(weight).slice(2) : undefined);
+  if (!kernel) throw unsupported(node, 'kernel_shape is not given and the weight is not a constant');
+  const win = windowOf(ctx, node, kernel, x, node.output?.[0] as string);
+  return [transposedWindow(ctx, dy, w, x, win, intAttr(node, 'group', 1))];
+};
+
+export const convTranspose: VjpRule = (ctx, node, [dy], wanted) => {
+  if (wanted[1] || wanted[2]) throw unsupported(node, 'its weights depend on the target (no weight gradients)');
+  if (!wanted[0] || !dy) return [];
+  if (stringAttr(node, 'auto_pad', 'NOTSET') !== 'NOTSET' || intsAttr(node, 'output_shape')) {
+    throw unsupported(node, 'auto_pad and output_shape are not supported on ConvTranspose');
+  }
+  const w = node.input?.[1] as string;
+  const weight = ctx.graph.initializers.get(w);
+  const kernel = intsAttr(node, 'kernel_shape') ?? (weight ? tensorDims(weight).slice(2) : undefined);
+  if (!kernel) throw unsupported(node, 'kernel_shape is not given and the weight is not a constant');
+  const n = kernel.length;
+  // The adjoint of a transposed convolution is the correlation with the same weight and geometry.
+  return [
+    ctx.op('Conv', [dy, w], {
+      strides: intsAttr(node, 'strides') ?? new Array(n).fill(1),
+      dilations: intsAttr(node, 'dilations') ?? new Array(n).fill(1),
+      pads: intsAttr(node, 'pads') ?? new Array(2 * n).fill(0),
+      group: intAttr(node, 'group', 1),
+      kernel_shape: kernel,
+    }),
+  ];
+};
+
+export const maxPool: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!wanted[0] || !dy) return [];
+  if (intAttr(node, 'storage_order', 0) !== 0) throw unsupported(node, 'storage_order=1');
+  const x = node.input?.[0] as string;
+  // Ask the forward node for its argmax indices (flat over N*C*H*W), then scatter-add through them:
+  // overlapping windows can pick the same element more than once.
+  const outputs = node.output as string[];
+  if (!outputs[1]) outputs[1] = ctx.graph.freshName(`${node.name ?? 'MaxPool'}_indices`);
+  const indices = outputs[1];
+  ctx.requiredOpset = Math.max(ctx.requiredOpset, 16);
+  const size = ctx.op('Reshape', [ctx.op('Size', [x]), ctx.int64([1])]);
+  const zeros = ctx.op('ConstantOfShape', [size], { value: floatScalarTensor(0) });
+  const scattered = ctx.op(
+    'ScatterElements',
+    [zeros, ctx.op('Reshape', [indices, ctx.int64([-1])]), ctx.op('Reshape', [dy, ctx.int64([-1])])],
+    { axis: 0, reduction: 'add' },
+  );
+  return [ctx.op('Reshape', [scattered, ctx.shape(x)])];
+};
+
+export const averagePool: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!wanted[0] || !dy) return [];
+  const x = node.input?.[0] as string;
+  const kernel = intsAttr(node, 'kernel_shape') as number[];
+  const n = kernel.length;
+  if (intAttr(node, 'ceil_mode', 0) !== 0) throw unsupported(node, 'ceil_mode=1');
+  const win = windowOf(ctx, node, kernel, x, node.output?.[0] as string);
+  const volume = kernel.reduce((a, b) => a * b, 1);
+  const padded = !win.padEnd || [...(win.padBegin as number[]), ...win.padEnd].some((p) => p > 0);
+  // Treat every channel as its own image: one ConvTranspose with a ones kernel serves all channels.
+  const perChannel = ctx.op('Concat', [ctx.int64([-1, 1]), ctx.dims(dy, 2)], { axis: 0 });
+  let scaled = ctx.op('Reshape', [dy, perChannel]);
+  const ones = ctx.floatTensor(new Float32Array(volume).fill(1), [1, 1, ...kernel]);
+  if (padded && intAttr(node, 'count_include_pad', 0) === 0) {
+    // The divisor is the number of real (unpadded) elements in each window: count them with a Conv on ones.
+    const plane = ctx.op('Concat', [ctx.int64([1, 1]), ctx.dims(x, 2)], { axis: 0 });
+    const onesPlane = ctx.op('ConstantOfShape', [plane], { value: floatScalarTensor(1) });
+    if (!win.padEnd) throw unsupported(node, 'auto_pad SAME with count_include_pad=0 and strides > 1');
+    const explicitPads = [...(win.padBegin as number[]), ...win.padEnd];
+    const counts = ctx.op('Conv', [onesPlane, ones], {
+      strides: win.strides,
+      dilations: win.dilations,
+      pads: explicitPads,
+      kernel_shape: kernel,
+    });
+    scaled = ctx.op('Div', [scaled, counts]);
+  } else {
+    scaled = ctx.op('Mul', [scaled, ctx.float(1 / volume)]);
+  }
+  const xPerChannel = ctx.op('Reshape', [x, ctx.op('Concat', [ctx.int64([-1, 1]), ctx.dims(x, 2)], { axis: 0 })]);
+  const dxPerChannel = transposedWindow(ctx, scaled, ones, xPerChannel, win, 1);
+  return [ctx.op('Reshape', [dxPerChannel, ctx.shape(x)])];
+};
+
+export const globalAveragePool: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!wanted[0] || !dy) return [];
+  const x = node.input?.[0] as string;
+  const y = node.output?.[0] as string;
+  const count = ctx.op('Cast', [ctx.op('Div', [ctx.op('Size', [x]), ctx.op('Size', [y])])], { to: 1 });
+  return [ctx.op('Div', [ctx.op('Expand', [dy, ctx.shape(x)]), count])];
+};
+
+/** `y = (x - mean) / sqrt(var + eps) * scale + bias` in inference mode: a per-channel scale. */
+export const batchNormalization: VjpRule = (ctx, node, [dy], wanted) => {
+  if (wanted.slice(1).some(Boolean)) throw unsupported(node, 'its statistics depend on the target');
+  if (!wanted[0] || !dy) return [];
+  if (intAttr(node, 'training_mode', 0) !== 0) throw unsupported(node, 'training_mode=1');
+  const [x, scale, , , variance] = node.input as string[];
+  const epsilon = floatAttr(node, 'epsilon', 1e-5);
+  const rank = ctx.rank(x as string, node);
+  const scaleValues = ctx.graph.constantValues(scale as string);
+  const varValues = ctx.graph.constantValues(variance as string);
+  let factor: string;
+  const broadcastDims = (c: number) => [c, ...new Array(Math.max(rank - 2, 0)).fill(1)];
+  if (scaleValues && varValues) {
+    const values = Float32Array.from(scaleValues, (s, i) => s / Math.sqrt((varValues[i] as number) + epsilon));
+    factor = ctx.floatTensor(values, broadcastDims(values.length));
+  } else {
+    const raw = ctx.op('Div', [scale as string, ctx.op('Sqrt', [ctx.op('Add', [variance as string, ctx.float(epsilon)])])]);
+    factor = ctx.op('Reshape', [raw, ctx.int64(broadcastDims(-1))]);
+  }
+  return [ctx.op('Mul', [dy, factor])];
+};

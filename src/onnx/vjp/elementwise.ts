@@ -1,0 +1,158 @@
+import { floatAttr, intAttr } from '../graph.js';
+import type { NodeProto } from '../proto.js';
+import { unsupported, type VjpContext } from './context.js';
+import type { VjpRule } from './rule.js';
+
+/** Gradients of a broadcasting binary op given the local gradient for each operand (before un-broadcasting). */
+function binary(
+  ctx: VjpContext,
+  node: NodeProto,
+  wanted: boolean[],
+  local: [(() => string) | undefined, (() => string) | undefined],
+): (string | undefined)[] {
+  const [a, b] = node.input as [string, string];
+  const y = node.output?.[0] as string;
+  const rankY = ctx.knownRank(y) ?? Math.max(ctx.rank(a, node), ctx.rank(b, node));
+  return [a, b].map((operand, i) => {
+    const make = local[i];
+    if (!wanted[i] || !make) return undefined;
+    return ctx.unbroadcast(make(), operand, rankY, ctx.rank(operand, node));
+  });
+}
+
+export const add: VjpRule = (ctx, node, [dy], wanted) =>
+  dy ? binary(ctx, node, wanted, [() => dy, () => dy]) : [];
+
+export const sub: VjpRule = (ctx, node, [dy], wanted) =>
+  dy ? binary(ctx, node, wanted, [() => dy, () => ctx.op('Neg', [dy])]) : [];
+
+export const mul: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  const [a, b] = node.input as [string, string];
+  return binary(ctx, node, wanted, [() => ctx.op('Mul', [dy, b]), () => ctx.op('Mul', [dy, a])]);
+};
+
+export const div: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  const [, b] = node.input as [string, string];
+  const y = node.output?.[0] as string;
+  // d(a/b)/db = -a/b^2 = -y/b
+  return binary(ctx, node, wanted, [
+    () => ctx.op('Div', [dy, b]),
+    () => ctx.op('Neg', [ctx.op('Div', [ctx.op('Mul', [dy, y]), b])]),
+  ]);
+};
+
+/** Variadic Sum: every operand receives the gradient, un-broadcast. */
+export const sum: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  const y = node.output?.[0] as string;
+  const inputs = node.input as string[];
+  const rankY = ctx.knownRank(y) ?? Math.max(...inputs.map((x) => ctx.rank(x, node)));
+  return inputs.map((x, i) => (wanted[i] ? ctx.unbroadcast(dy, x, rankY, ctx.rank(x, node)) : undefined));
+};
+
+/** Unary ops: `local(x, y, dy)` returns dL/dx. */
+function unary(local: (ctx: VjpContext, x: string, y: string, dy: string, node: NodeProto) => string): VjpRule {
+  return (ctx, node, [dy], wanted) => {
+    if (!dy || !wanted[0]) return [];
+    return [local(ctx, node.input?.[0] as string, node.output?.[0] as string, dy, node)];
+  };
+}
+
+const masked = (ctx: VjpContext, condition: string, value: string) => ctx.op('Where', [condition, value, ctx.float(0)]);
+
+// ReLU passes the gradient where the input is positive, as PyTorch's threshold_backward does.
+export const relu = unary((ctx, x, _y, dy) => masked(ctx, ctx.op('Greater', [x, ctx.float(0)]), dy));
+
+export const leakyRelu = unary((ctx, x, _y, dy, node) =>
+  ctx.op('Where', [
+    ctx.op('Greater', [x, ctx.float(0)]),
+    dy,
+    ctx.op('Mul', [dy, ctx.float(floatAttr(node, 'alpha', 0.01))]),
+  ]),
+);
+
+export const prelu: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  if (wanted[1]) throw unsupported(node, 'its slope depends on the target');
+  if (!wanted[0]) return [];
+  const [x, slope] = node.input as [string, string];
+  return [ctx.op('Where', [ctx.op('Greater', [x, ctx.float(0)]), dy, ctx.op('Mul', [dy, slope])])];
+};
+
+// Clip (ReLU6 and friends): the gradient passes strictly inside the bounds, as PyTorch's hardtanh does.
+export const clip: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  if (wanted[1] || wanted[2]) throw unsupported(node, 'its bounds depend on the target');
+  if (!wanted[0]) return [];
+  const [x, low, high] = node.input as [string, string | undefined, string | undefined];
+  const conditions: string[] = [];
+  if (low) conditions.push(ctx.op('Greater', [x, low]));
+  if (high) conditions.push(ctx.op('Less', [x, high]));
+  if (conditions.length === 0) return [dy];
+  const inside = conditions.length === 1 ? conditions[0] : ctx.op('And', conditions);
+  return [masked(ctx, inside as string, dy)];
+};
+
+export const sigmoid = unary((ctx, _x, y, dy) =>
+  ctx.op('Mul', [dy, ctx.op('Mul', [y, ctx.op('Sub', [ctx.float(1), y])])]),
+);
+
+export const tanh = unary((ctx, _x, y, dy) =>
+  ctx.op('Mul', [dy, ctx.op('Sub', [ctx.float(1), ctx.op('Mul', [y, y])])]),
+);
+
+export const exp = unary((ctx, _x, y, dy) => ctx.op('Mul', [dy, y]));
+
+export const neg = unary((ctx, _x, _y, dy) => ctx.op('Neg', [dy]));
+
+export const sqrt = unary((ctx, _x, y, dy) => ctx.op('Div', [ctx.op('Mul', [dy, ctx.float(0.5)]), y]));
+
+// erf'(x) = 2 / sqrt(pi) * exp(-x^2): GELU is exported as x * 0.5 * (1 + erf(x / sqrt 2)).
+export const erf = unary((ctx, x, _y, dy) =>
+  ctx.op('Mul', [
+    dy,
+    ctx.op('Mul', [ctx.op('Exp', [ctx.op('Neg', [ctx.op('Mul', [x, x])])]), ctx.float(2 / Math.sqrt(Math.PI))]),
+  ]),
+);
+
+// HardSigmoid: max(0, min(1, alpha x + beta)); the slope alpha inside (0, 1), zero outside.
+export const hardSigmoid = unary((ctx, x, _y, dy, node) => {
+  const alpha = floatAttr(node, 'alpha', 0.2);
+  const beta = floatAttr(node, 'beta', 0.5);
+  const v = ctx.op('Add', [ctx.op('Mul', [x, ctx.float(alpha)]), ctx.float(beta)]);
+  const inside = ctx.op('And', [ctx.op('Greater', [v, ctx.float(0)]), ctx.op('Less', [v, ctx.float(1)])]);
+  return masked(ctx, inside, ctx.op('Mul', [dy, ctx.float(alpha)]));
+});
+
+// HardSwish: x * relu6(x + 3) / 6; PyTorch's backward: 0 below -3, x/3 + 1/2 up to 3, 1 above.
+export const hardSwish = unary((ctx, x, _y, dy) => {
+  const middle = ctx.op('Mul', [dy, ctx.op('Add', [ctx.op('Div', [x, ctx.float(3)]), ctx.float(0.5)])]);
+  const upper = ctx.op('Where', [ctx.op('LessOrEqual', [x, ctx.float(3)]), middle, dy]);
+  return ctx.op('Where', [ctx.op('Less', [x, ctx.float(-3)]), ctx.float(0), upper]);
+});
+
+export const pow: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  if (wanted[1]) throw unsupported(node, 'its exponent depends on the target');
+  if (!wanted[0]) return [];
+  const [x, e] = node.input as [string, string];
+  const exponent = ctx.graph.constantValues(e);
+  if (!exponent || exponent.length !== 1) throw unsupported(node, 'a non-constant or non-scalar exponent');
+  const k = exponent[0] as number;
+  const derivative = ctx.op('Mul', [ctx.op('Pow', [x, ctx.float(k - 1)]), ctx.float(k)]);
+  return [ctx.op('Mul', [dy, derivative])];
+};
+
+/** Softmax inside the network (the one at the end is stripped): dx = y * (dy - sum(dy * y)). */
+export const softmax: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy || !wanted[0]) return [];
+  const y = node.output?.[0] as string;
+  if (ctx.graph.opset < 13) throw unsupported(node, 'Softmax before opset 13 (re-export with opset >= 13)');
+  const axis = intAttr(node, 'axis', -1);
+  const dot = ctx.op('ReduceSum', [ctx.op('Mul', [dy, y]), ctx.int64([axis])], { keepdims: 1 });
+  return [ctx.op('Mul', [y, ctx.op('Sub', [dy, dot])])];
+};
+
+export const identity: VjpRule = (_ctx, _node, [dy], wanted) => (dy && wanted[0] ? [dy] : []);
