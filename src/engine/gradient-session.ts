@@ -1,0 +1,104 @@
+import type { InferenceSession } from 'onnxruntime-common';
+import { CamerasError } from '../errors.js';
+import type { FloatArray } from '../io/npy.js';
+import { buildGradientGraph, type GradientGraph } from '../onnx/autodiff.js';
+import type { OnnxGraph } from '../onnx/graph.js';
+import type { OrtRuntime, SessionOptions } from './runtime.js';
+
+/** What one forward-and-backward pass returns. */
+export interface GradientPass {
+  /** Logits, [batch, classes]. */
+  logits: FloatArray;
+  /** Per target, in the order asked: the activation (absent for the input) and d(seed . logits)/d(target). */
+  targets: { activation?: FloatArray; gradient: FloatArray }[];
+}
+
+/**
+ * One ONNX Runtime session over a model with its backward pass appended, built once per
+ * (model, targets) and reused for every class and input size.
+ */
+export class GradientSession {
+  readonly graph: GradientGraph;
+  readonly classCount: number | undefined;
+  private readonly runtime: OrtRuntime;
+  private session: InferenceSession | undefined;
+
+  private constructor(runtime: OrtRuntime, graph: GradientGraph, session: InferenceSession, classCount: number | undefined) {
+    this.runtime = runtime;
+    this.graph = graph;
+    this.session = session;
+    this.classCount = classCount;
+  }
+
+  static async create(
+    runtime: OrtRuntime,
+    model: OnnxGraph,
+    targets: string[],
+    options: SessionOptions = {},
+  ): Promise<GradientSession> {
+    const graph = buildGradientGraph(model.toBytes(), { targets, topOneWhenZero: true });
+    const session = await runtime.InferenceSession.create(graph.bytes, {
+      // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
+      graphOptimizationLevel: 'all',
+      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    });
+    const declared = model.declaredShape(graph.logits);
+    const classCount = declared && declared.length === 2 && (declared[1] as number) > 0 ? declared[1] : undefined;
+    return new GradientSession(runtime, graph, session, classCount);
+  }
+
+  /**
+   * Runs the model on `input` (NCHW) and back-propagates `seed . logits`; a null class asks for the
+   * top-1 class of each image.
+   */
+  async run(input: FloatArray, classIndex: number | null): Promise<GradientPass> {
+    if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
+    const batch = input.shape[0] as number;
+    const classes = this.classCount ?? 0;
+    let seedShape = [batch, classes];
+    let seed = new Float32Array(batch * classes);
+    if (classIndex !== null) {
+      if (!this.classCount) {
+        // Unknown class count: one forward pass tells it.
+        const probe = await this.run(input, null);
+        seedShape = probe.logits.shape;
+        seed = new Float32Array(probe.logits.data.length);
+      }
+      const k = seedShape[1] as number;
+      for (let b = 0; b < batch; b++) seed[b * k + classIndex] = 1;
+    } else if (!this.classCount) {
+      seedShape = [batch, 1];
+      seed = new Float32Array(batch);
+    }
+    const { Tensor } = this.runtime;
+    const feeds = {
+      [this.graph.input]: new Tensor('float32', input.data, input.shape),
+      [this.graph.seed]: new Tensor('float32', seed, seedShape),
+    };
+    let outputs: InferenceSession.OnnxValueMapType;
+    try {
+      outputs = await this.session.run(feeds);
+    } catch (error) {
+      throw new CamerasError(`ONNX Runtime failed on input of shape [${input.shape.join(', ')}]: ${(error as Error).message.split('\n')[0]}`);
+    }
+    const take = (name: string): FloatArray => {
+      const value = outputs[name];
+      if (!value) throw new Error(`missing output ${name}`);
+      const result = { data: value.data as Float32Array, shape: [...value.dims] };
+      value.dispose?.();
+      return result;
+    };
+    return {
+      logits: take(this.graph.logits),
+      targets: this.graph.targets.map((t) => ({
+        activation: t.activation ? take(t.activation) : undefined,
+        gradient: take(t.gradient),
+      })),
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.session?.release();
+    this.session = undefined;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * PyTorch's `F.interpolate` for `align_corners=False` (half-pixel centres), no antialiasing, written as
+ * separable taps so it runs the same in Node and the browser. PyTorch rounds the scale `in / out` to
+ * float32 but computes the source position in double; we do the same, which takes the bicubic weights
+ * from 1e-5 to 5e-7 of PyTorch's (measured on impulse responses, 224 -> 924).
+ */
+
+/** Per output index: source indices and weights, `taps` of each. */
+export interface Taps {
+  taps: number;
+  index: Int32Array;
+  weight: Float64Array;
+}
+
+const f32 = Math.fround;
+
+function sourceIndex(scale: number, dst: number, clampNegative: boolean): number {
+  const src = scale * (dst + 0.5) - 0.5;
+  return clampNegative && src < 0 ? 0 : src;
+}
+
+/** Bilinear taps (PyTorch `upsample_bilinear2d`): negative source positions clamp to 0. */
+export function bilinearTaps(inSize: number, outSize: number): Taps {
+  const scale = f32(inSize / outSize);
+  const index = new Int32Array(outSize * 2);
+  const weight = new Float64Array(outSize * 2);
+  for (let o = 0; o < outSize; o++) {
+    const src = sourceIndex(scale, o, true);
+    const i0 = Math.floor(src);
+    const i1 = i0 + (i0 < inSize - 1 ? 1 : 0);
+    const l1 = src - i0;
+    index[2 * o] = i0;
+    index[2 * o + 1] = i1;
+    weight[2 * o] = f32(1 - l1);
+    weight[2 * o + 1] = l1;
+  }
+  return { taps: 2, index, weight };
+}
+
+/** Keys' cubic convolution with PyTorch's a = -0.75. */
+function cubicWeights(t: number, a = -0.75): [number, number, number, number] {
+  const near = (x: number) => ((a + 2) * x - (a + 3)) * x * x + 1;
+  const far = (x: number) => ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  return [far(t + 1), near(t), near(1 - t), far(2 - t)];
+}
+
+/** Bicubic taps (PyTorch `upsample_bicubic2d`): four neighbours, indices clamped to the border. */
+export function bicubicTaps(inSize: number, outSize: number): Taps {
+  const scale = f32(inSize / outSize);
+  const index = new Int32Array(outSize * 4);
+  const weight = new Float64Array(outSize * 4);
+  for (let o = 0; o < outSize; o++) {
+    const src = sourceIndex(scale, o, false);
+    const i = Math.floor(src);
+    const w = cubicWeights(src - i);
+    for (let k = 0; k < 4; k++) {
+      index[4 * o + k] = Math.min(Math.max(i - 1 + k, 0), inSize - 1);
+      weight[4 * o + k] = w[k] as number;
+    }
+  }
+  return { taps: 4, index, weight };
+}
+
+/**
+ * Resamples `planes` images of `inH x inW` (contiguous, as in NCHW) to `outH x outW` with the given
+ * taps: rows first into a scratch buffer, then columns.
+ */
+export function resamplePlanes(
+  source: Float32Array,
+  planes: number,
+  inH: number,
+  inW: number,
+  rows: Taps,
+  cols: Taps,
+  outH: number,
+  outW: number,
+): Float32Array {
+  const out = new Float32Array(planes * outH * outW);
+  const scratch = new Float64Array(inH * outW);
+  for (let p = 0; p < planes; p++) {
+    horizontal(source, p * inH * inW, inH, inW, cols, outW, scratch);
+    vertical(scratch, rows, outH, outW, out, p * outH * outW, 1, false);
+  }
+  return out;
+}
+
+/** Interpolates each of `height` rows (width `inW`) to `outW` columns into `scratch`. */
+export function horizontal(
+  source: Float32Array,
+  offset: number,
+  height: number,
+  inW: number,
+  cols: Taps,
+  outW: number,
+  scratch: Float64Array,
+): void {
+  const { taps, index, weight } = cols;
+  for (let y = 0; y < height; y++) {
+    const row = offset + y * inW;
+    const dst = y * outW;
+    for (let x = 0; x < outW; x++) {
+      let sum = 0;
+      for (let k = 0; k < taps; k++) sum += weight[x * taps + k] * (source[row + index[x * taps + k]] as number);
+      scratch[dst + x] = sum;
+    }
+  }
+}
+
+/** Interpolates columns of `scratch` to `outH` rows and writes (or, with `accumulate`, adds) `scale *` the result. */
+export function vertical(
+  scratch: Float64Array,
+  rows: Taps,
+  outH: number,
+  outW: number,
+  out: Float32Array | Float64Array,
+  offset: number,
+  scale: number,
+  accumulate: boolean,
+): void {
+  const { taps, index, weight } = rows;
+  for (let y = 0; y < outH; y++) {
+    const dst = offset + y * outW;
+    for (let k = 0; k < taps; k++) {
+      const w = weight[y * taps + k] * scale;
+      const src = index[y * taps + k] * outW;
+      if (k === 0 && !accumulate) for (let x = 0; x < outW; x++) out[dst + x] = w * scratch[src + x];
+      else for (let x = 0; x < outW; x++) out[dst + x] += w * scratch[src + x];
+    }
+  }
+}
+
+/** `F.interpolate(x, (outH, outW), mode='bicubic', align_corners=False)` on an NCHW tensor. */
+export function resizeBicubic(data: Float32Array, shape: number[], outH: number, outW: number): Float32Array {
+  const [n, c, h, w] = shape as [number, number, number, number];
+  return resamplePlanes(data, n * c, h, w, bicubicTaps(h, outH), bicubicTaps(w, outW), outH, outW);
+}
+
+/** `F.interpolate(x, (outH, outW), mode='bilinear', align_corners=False)` on an NCHW tensor. */
+export function resizeBilinear(data: Float32Array, shape: number[], outH: number, outW: number): Float32Array {
+  const [n, c, h, w] = shape as [number, number, number, number];
+  return resamplePlanes(data, n * c, h, w, bilinearTaps(h, outH), bilinearTaps(w, outW), outH, outW);
+}

@@ -1,0 +1,15 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+
+/**
+ * The ONNX Runtime flavour in use: `onnxruntime-node` in Node, `onnxruntime-web` in a browser. The core
+ * takes it as a value so the same code runs in both.
+ */
+export interface OrtRuntime {
+  InferenceSession: typeof InferenceSession;
+  Tensor: typeof Tensor;
+}
+
+export interface SessionOptions {
+  /** Intra-op threads; default: ONNX Runtime's choice (all cores). */
+  threads?: number;
+}

@@ -1,0 +1,164 @@
+import type { GradientSession } from '../engine/gradient-session.js';
+import { bilinearTaps, horizontal, resizeBicubic, type Taps, vertical } from '../engine/resize.js';
+import { CamerasError } from '../errors.js';
+import type { FloatArray } from '../io/npy.js';
+
+/** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
+export const DEFAULT_RESOLUTIONS: readonly number[] = [224, 324, 424, 524, 624, 724, 824, 924];
+
+export interface CamerasOptions {
+  /** Class to explain; omitted or null: the top-1 class at the first resolution. */
+  classIndex?: number | null;
+  /** Square input sizes; the first is also the size of the map. */
+  resolutions?: readonly number[];
+}
+
+export interface SaliencyMap {
+  /** Row-major `height x width` values in [0, 1]. */
+  map: Float32Array;
+  width: number;
+  height: number;
+  /** True when the fused map is zero everywhere (nothing survived the ReLU): `map` is then all zero. */
+  empty: boolean;
+}
+
+export interface CamerasResult extends SaliencyMap {
+  method: 'cameras';
+  /** The class explained. */
+  classIndex: number;
+  /** The class used at each resolution (the given class, or that scale's top-1). */
+  classPerResolution: Record<string, number>;
+  /** The top-1 softmax probability at each resolution, as the reference reports it. */
+  probPerResolution: Record<string, number>;
+  /** Resolutions whose activations and gradients were fused (the class-consistency rule). */
+  usedResolutions: number[];
+}
+
+/** Top-1 index and softmax probability of one row of logits. */
+export function topOne(logits: Float32Array): { index: number; probability: number } {
+  let index = 0;
+  for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[index] as number)) index = i;
+  const max = logits[index] as number;
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  return { index, probability: 1 / total };
+}
+
+export function validateResolutions(resolutions: readonly number[]): void {
+  if (resolutions.length === 0) throw new CamerasError('the resolution list is empty; give at least one size, e.g. --resolutions 224,324,424');
+  for (const r of resolutions) {
+    if (!Number.isInteger(r) || r < 8 || r > 4096) {
+      throw new CamerasError(`resolution ${r} is not an integer between 8 and 4096; e.g. --resolutions 224,324,424`);
+    }
+  }
+}
+
+export function validateImageTensor(input: FloatArray, channels: number | undefined): void {
+  const [n, c, h, w] = input.shape;
+  if (input.shape.length !== 4 || n !== 1 || (channels !== undefined && channels > 0 && c !== channels) || !h || !w) {
+    throw new CamerasError(
+      `input tensor has shape [${input.shape.join(', ')}]; expected [1, ${channels && channels > 0 ? channels : 'C'}, H, W] float32 (NCHW, one image)`,
+    );
+  }
+  if (input.data.length !== n * (c as number) * h * w) throw new CamerasError('input tensor data does not match its shape');
+}
+
+interface Scale {
+  activation: FloatArray;
+  gradient: FloatArray;
+}
+
+/**
+ * Fuses the kept scales: activations and gradients are each resized bilinearly to `size x size` and
+ * averaged separately, and the map is ReLU(sum over channels of mean activation x mean gradient),
+ * min-max normalised. It runs channel by channel so no `C x size x size` tensor is ever held.
+ */
+export function fuseScales(scales: Scale[], size: number): SaliencyMap {
+  const channels = scales[0]?.activation.shape[1] as number;
+  const plane = size * size;
+  const geometry = scales.map(({ activation }) => {
+    const [, c, h, w] = activation.shape as [number, number, number, number];
+    if (c !== channels) throw new Error('scales disagree on channel count');
+    return { h, w, rows: bilinearTaps(h, size), cols: bilinearTaps(w, size) };
+  });
+  const maxH = Math.max(...geometry.map((g) => g.h));
+  const scratch = new Float64Array(maxH * size);
+  const meanA = new Float64Array(plane);
+  const meanG = new Float64Array(plane);
+  const fused = new Float64Array(plane);
+  const addResized = (source: Float32Array, c: number, g: { h: number; w: number; rows: Taps; cols: Taps }, into: Float64Array, first: boolean) => {
+    horizontal(source, c * g.h * g.w, g.h, g.w, g.cols, size, scratch);
+    vertical(scratch, g.rows, size, size, into, 0, 1, !first);
+  };
+  for (let c = 0; c < channels; c++) {
+    scales.forEach((scale, s) => {
+      const g = geometry[s] as (typeof geometry)[number];
+      addResized(scale.activation.data, c, g, meanA, s === 0);
+      addResized(scale.gradient.data, c, g, meanG, s === 0);
+    });
+    for (let p = 0; p < plane; p++) fused[p] += (meanA[p] as number) * (meanG[p] as number);
+  }
+  const norm = 1 / (scales.length * scales.length);
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let p = 0; p < plane; p++) {
+    const v = Math.max(0, (fused[p] as number) * norm);
+    fused[p] = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const map = new Float32Array(plane);
+  // The reference divides by zero here and returns NaN; an empty map is zeros, reported as empty.
+  const empty = !(max > min);
+  if (!empty) for (let p = 0; p < plane; p++) map[p] = ((fused[p] as number) - min) / (max - min);
+  return { map, width: size, height: size, empty };
+}
+
+/**
+ * CAMERAS (Jalwana et al., CVPR 2021) as the authors' CAMERAS.py computes it: one forward and backward
+ * pass per resolution on the bicubic-resized normalised input, the class-consistency rule, then fusion.
+ */
+export async function explainCameras(
+  session: GradientSession,
+  input: FloatArray,
+  options: CamerasOptions = {},
+  targetIndex = 0,
+): Promise<CamerasResult> {
+  const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
+  validateResolutions(resolutions);
+  const requested = options.classIndex ?? null;
+  const classCount = session.classCount;
+  if (requested !== null) checkClass(requested, classCount);
+  const [, channels, height, width] = input.shape as [number, number, number, number];
+  const classPerResolution: Record<string, number> = {};
+  const probPerResolution: Record<string, number> = {};
+  const used: number[] = [];
+  const kept: Scale[] = [];
+  let firstClass = -1;
+  for (const [i, r] of resolutions.entries()) {
+    const scaled =
+      height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
+    const pass = await session.run(scaled, requested);
+    const top = topOne(pass.logits.data);
+    if (requested !== null && classCount === undefined) checkClass(requested, pass.logits.data.length);
+    const cls = requested ?? top.index;
+    classPerResolution[r] = cls;
+    probPerResolution[r] = top.probability;
+    if (i === 0) firstClass = cls;
+    if (cls === firstClass || cls === requested) {
+      const target = pass.targets[targetIndex];
+      if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
+      kept.push({ activation: target.activation, gradient: target.gradient });
+      used.push(r);
+    }
+  }
+  const fused = fuseScales(kept, resolutions[0] as number);
+  return { method: 'cameras', ...fused, classIndex: requested ?? firstClass, classPerResolution, probPerResolution, usedResolutions: used };
+}
+
+export function checkClass(classIndex: number, classCount: number | undefined): void {
+  if (!Number.isInteger(classIndex) || classIndex < 0 || (classCount !== undefined && classIndex >= classCount)) {
+    const range = classCount !== undefined ? `0-${classCount - 1}` : 'a non-negative integer';
+    throw new CamerasError(`class ${classIndex} is out of range: the model has ${classCount ?? 'an unknown number of'} classes (${range})`);
+  }
+}
