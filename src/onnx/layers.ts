@@ -117,14 +117,16 @@ export function resolveLayer(graph: OnnxGraph, spec: string): Layer {
   );
 }
 
-const POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'AveragePool', 'Flatten']);
+const SPATIAL_POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'AveragePool']);
 
 /**
  * The default target: the input of the last global pooling (or flatten) before the classifier head,
  * named by its module when scopes exist. That is where CAM methods look (torchvision's `layer4`).
  */
 export function defaultLayer(graph: OnnxGraph): Layer {
-  const pool = [...graph.nodes].reverse().find((n) => POOLING.has(n.opType ?? ''));
+  const reversed = [...graph.nodes].reverse();
+  const pool =
+    reversed.find((n) => SPATIAL_POOLING.has(n.opType ?? '')) ?? reversed.find((n) => n.opType === 'Flatten');
   const tensor = pool?.input?.[0];
   if (!tensor || !graph.producers.has(tensor)) {
     throw new CamerasError('cannot find a default target layer (no global pooling before the head); pass --layer');

@@ -1,0 +1,59 @@
+import { GradientSession } from './engine/gradient-session.js';
+import type { OrtRuntime } from './engine/runtime.js';
+import type { FloatArray } from './io/npy.js';
+import { type CamerasOptions, type CamerasResult, explainCameras, validateImageTensor } from './methods/cameras.js';
+import { OnnxGraph } from './onnx/graph.js';
+import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
+
+export interface ExplainerConfig {
+  /** The ONNX model's bytes. */
+  model: Uint8Array;
+  /** Target layer: torch module path (`layer4`), node name or tensor name; default: the last layer before global pooling. */
+  layer?: string;
+  /** Intra-op threads for ONNX Runtime; default: all cores. */
+  threads?: number;
+  /** Name used in messages, e.g. the model's path. */
+  source?: string;
+}
+
+/**
+ * Explains one classifier at one target layer. Building it compiles the gradient graph and an ONNX
+ * Runtime session once; every `explain` call after that reuses them for any class and scale.
+ */
+export class Explainer {
+  readonly layer: Layer;
+  /** Channels the model's input expects, when the model declares them. */
+  readonly inputChannels: number | undefined;
+  private readonly session: GradientSession;
+
+  private constructor(layer: Layer, session: GradientSession, inputChannels: number | undefined) {
+    this.layer = layer;
+    this.session = session;
+    this.inputChannels = inputChannels;
+  }
+
+  static async create(runtime: OrtRuntime, config: ExplainerConfig): Promise<Explainer> {
+    const graph = OnnxGraph.fromBytes(config.model, config.source);
+    const layer = config.layer ? resolveLayer(graph, config.layer) : defaultLayer(graph);
+    const input = graph.inputNames[0];
+    const channels = input ? graph.declaredShape(input)?.[1] : undefined;
+    const session = await GradientSession.create(runtime, graph, [layer.tensor], { threads: config.threads });
+    return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined);
+  }
+
+  /** Number of classes, when the model declares it. */
+  get classCount(): number | undefined {
+    return this.session.classCount;
+  }
+
+  /** CAMERAS saliency for a normalised NCHW float32 tensor `[1, C, H, W]`. */
+  async explain(input: FloatArray, options: CamerasOptions = {}): Promise<CamerasResult> {
+    validateImageTensor(input, this.inputChannels);
+    return explainCameras(this.session, input, options);
+  }
+
+  /** Frees the ONNX Runtime session. */
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}

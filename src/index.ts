@@ -1,0 +1,91 @@
+/**
+ * cameras-saliency: CAMERAS saliency maps for ONNX image classifiers.
+ *
+ * The Node entry point. It wires ONNX Runtime for Node, files and image decoding to the isomorphic core:
+ *
+ *     import { createExplainer, loadImageTensor } from 'cameras-saliency';
+ *     const explainer = await createExplainer({ model: 'resnet50.onnx', layer: 'layer4' });
+ *     const result = await explainer.explain(await loadImageTensor('cat.jpg'), { classIndex: 281 });
+ */
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { CamerasError } from './errors.js';
+import { Explainer } from './explainer.js';
+import { readImage } from './io/image-node.js';
+import { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
+import { presetByName, preprocess } from './io/preprocess.js';
+
+export { CamerasError, ExitCode } from './errors.js';
+export { Explainer, type ExplainerConfig } from './explainer.js';
+export type { FloatArray } from './io/npy.js';
+export { formatNpy, parseNpy } from './io/npy.js';
+export { PRESETS, type PreprocessPreset, preprocess, type RgbImage, resizeLinearUint8 } from './io/preprocess.js';
+export {
+  type CamerasOptions,
+  type CamerasResult,
+  DEFAULT_RESOLUTIONS,
+  type SaliencyMap,
+} from './methods/cameras.js';
+export { type Layer, listLayers } from './onnx/layers.js';
+export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
+export { OnnxGraph } from './onnx/graph.js';
+export { readImage } from './io/image-node.js';
+
+/** Reads a model file; a missing or unreadable file fails with one line. */
+export async function readModelFile(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new CamerasError(`cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
+  }
+}
+
+/** An explainer on ONNX Runtime for Node; `model` is a path or the model's bytes. */
+export async function createExplainer(options: {
+  model: string | Uint8Array;
+  layer?: string;
+  threads?: number;
+}): Promise<Explainer> {
+  const bytes = typeof options.model === 'string' ? await readModelFile(options.model) : options.model;
+  return Explainer.create(ort, {
+    model: bytes,
+    layer: options.layer,
+    threads: options.threads,
+    source: typeof options.model === 'string' ? options.model : 'model',
+  });
+}
+
+/** Decodes an image file and preprocesses it (default: the authors' `torchvision` preset). */
+export async function loadImageTensor(path: string, preset = 'torchvision'): Promise<FloatArray> {
+  const chosen = presetByName(preset);
+  return preprocess(await readImage(path), chosen);
+}
+
+export async function readNpyFile(path: string): Promise<FloatArray> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new CamerasError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
+  }
+  return parseNpy(bytes, path);
+}
+
+/** Writes a file whole or not at all: to a temporary name first, then renamed into place. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const temporary = `${path}.partial-${process.pid}`;
+  try {
+    await writeFile(temporary, bytes);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw new CamerasError(
+      `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check that ${dirname(path)} exists and is writable`,
+    );
+  }
+}
+
+export async function writeNpyFile(path: string, array: FloatArray): Promise<void> {
+  await writeFileAtomic(path, formatNpy(array));
+}

@@ -1,0 +1,36 @@
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { CamerasError } from '../errors.js';
+import type { RgbImage } from './preprocess.js';
+
+/** Largest image we decode: 100 megapixels (about 300 MB of RGB), beyond which memory, not quality, decides. */
+export const MAX_PIXELS = 100_000_000;
+
+/**
+ * Decodes a JPEG, PNG or WebP file to RGB bytes, turned upright by its EXIF orientation (as OpenCV's
+ * imread does), alpha dropped. Node only: browsers decode with a canvas.
+ */
+export async function readImage(path: string): Promise<RgbImage> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new CamerasError(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
+  }
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`${info.channels} channels after conversion`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/pixel limit/i.test(message)) {
+      throw new CamerasError(`image ${path} is larger than ${MAX_PIXELS / 1e6} megapixels; downscale it first`);
+    }
+    throw new CamerasError(`cannot decode image ${path} (${message.split('\n')[0]}); use a JPEG, PNG or WebP file`);
+  }
+}
