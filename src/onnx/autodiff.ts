@@ -44,10 +44,28 @@ export function logitsOf(graph: OnnxGraph, output?: string): string {
   }
 }
 
-/** Tensors that depend on any of `sources`. */
+/** Ops whose outputs carry no gradient: shapes, indices, booleans. */
+const NON_DIFFERENTIABLE = new Set([
+  'Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual',
+  'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf', 'Sign', 'Floor', 'Ceil', 'Round', 'EyeLike', 'ConstantOfShape',
+]);
+
+const FLOAT_TYPES = new Set([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
+
+function carriesGradient(node: NodeProto): boolean {
+  if (NON_DIFFERENTIABLE.has(node.opType ?? '')) return false;
+  if (node.opType === 'Cast') {
+    const to = (node.attribute ?? []).find((a) => a.name === 'to');
+    return FLOAT_TYPES.has(Number(to?.i ?? 0));
+  }
+  return true;
+}
+
+/** Tensors whose values depend differentiably on any of `sources`. */
 function dependents(graph: OnnxGraph, sources: string[]): Set<string> {
   const reached = new Set(sources);
   for (const node of graph.nodes) {
+    if (!carriesGradient(node)) continue;
     if ((node.input ?? []).some((name) => reached.has(name))) for (const out of node.output ?? []) if (out) reached.add(out);
   }
   return reached;

@@ -50,8 +50,11 @@ export function inferRanks(graph: OnnxGraph): Map<string, number> {
       }
       case 'Reshape': {
         const shape = graph.constantValues(inputs[1] ?? '');
+        const shapeOf = graph.producers.get(inputs[1] ?? '')?.node;
         if (shape) set(shape.length);
-        else {
+        else if (shapeOf?.opType === 'Shape' && (shapeOf.attribute ?? []).length === 0) {
+          set(ranks.get(shapeOf.input?.[0] ?? ''));
+        } else {
           const dims = inputs[1] ? graph.declaredShape(inputs[1]) : undefined;
           if (dims && dims.length === 1 && dims[0] !== undefined && dims[0] > 0) set(dims[0]);
         }

@@ -155,4 +155,21 @@ export const softmax: VjpRule = (ctx, node, [dy], wanted) => {
   return [ctx.op('Mul', [y, ctx.op('Sub', [dy, dot])])];
 };
 
+/** Where(condition, a, b): the gradient goes to the branch each element came from. */
+export const where: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  const [condition, a, b] = node.input as [string, string, string];
+  const y = node.output?.[0] as string;
+  const rankY = ctx.rank(y, node);
+  const zero = ctx.float(0);
+  return [
+    undefined,
+    wanted[1] ? ctx.unbroadcast(ctx.op('Where', [condition, dy, zero]), a, rankY, ctx.rank(a, node)) : undefined,
+    wanted[2] ? ctx.unbroadcast(ctx.op('Where', [condition, zero, dy]), b, rankY, ctx.rank(b, node)) : undefined,
+  ];
+};
+
+/** Cast between float types: the gradient passes (in float32, the type every rule works in). */
+export const cast: VjpRule = (_ctx, _node, [dy], wanted) => (dy && wanted[0] ? [dy] : []);
+
 export const identity: VjpRule = (_ctx, _node, [dy], wanted) => (dy && wanted[0] ? [dy] : []);

@@ -33,6 +33,8 @@ export const vjpRules: Readonly<Record<string, VjpRule>> = {
   Erf: elementwise.erf,
   Pow: elementwise.pow,
   Softmax: elementwise.softmax,
+  Where: elementwise.where,
+  Cast: elementwise.cast,
   Identity: elementwise.identity,
   Dropout: elementwise.identity,
   Reshape: shape.reshapeLike,
