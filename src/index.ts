@@ -14,10 +14,11 @@ import { CamerasError } from './errors.js';
 import { Explainer } from './explainer.js';
 import { readImage } from './io/image-node.js';
 import { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
-import { presetByName, preprocess } from './io/preprocess.js';
+import { preprocess, presetByName } from './io/preprocess.js';
 
 export { CamerasError, ExitCode } from './errors.js';
 export { Explainer, type ExplainerConfig } from './explainer.js';
+export { readImage } from './io/image-node.js';
 export type { FloatArray } from './io/npy.js';
 export { formatNpy, parseNpy } from './io/npy.js';
 export { PRESETS, type PreprocessPreset, preprocess, type RgbImage, resizeLinearUint8 } from './io/preprocess.js';
@@ -27,26 +28,23 @@ export {
   DEFAULT_RESOLUTIONS,
   type SaliencyMap,
 } from './methods/cameras.js';
-export { type Layer, listLayers } from './onnx/layers.js';
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';
-export { readImage } from './io/image-node.js';
+export { type Layer, listLayers } from './onnx/layers.js';
 
 /** Reads a model file; a missing or unreadable file fails with one line. */
 export async function readModelFile(path: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
   } catch (error) {
-    throw new CamerasError(`cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
+    throw new CamerasError(
+      `cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
   }
 }
 
 /** An explainer on ONNX Runtime for Node; `model` is a path or the model's bytes. */
-export async function createExplainer(options: {
-  model: string | Uint8Array;
-  layer?: string;
-  threads?: number;
-}): Promise<Explainer> {
+export async function createExplainer(options: { model: string | Uint8Array; layer?: string; threads?: number }): Promise<Explainer> {
   const bytes = typeof options.model === 'string' ? await readModelFile(options.model) : options.model;
   return Explainer.create(ort, {
     model: bytes,

@@ -70,46 +70,112 @@ function makeModel(c: Case): Uint8Array {
   });
   const g = new OnnxGraph(model);
   for (const input of c.inputs) g.addInput(input.name, DataType.FLOAT, input.shape);
-  const output = c.build(g, c.inputs.map((i) => i.name));
+  const output = c.build(
+    g,
+    c.inputs.map((i) => i.name),
+  );
   g.addOutput(output);
   return g.toBytes();
 }
 
-const conv = (attrs: Record<string, AttributeInput>, weightShape: number[]) => (g: OnnxGraph, [x]: string[]) => {
-  const next = random(7);
-  const count = weightShape.reduce((a, b) => a * b, 1);
-  const w = g.addConstant('w', Float32Array.from({ length: count }, () => next() - 0.5), weightShape);
-  return g.addNode('Conv', [x as string, w], attrs)[0] as string;
-};
+const conv =
+  (attrs: Record<string, AttributeInput>, weightShape: number[]) =>
+  (g: OnnxGraph, [x]: string[]) => {
+    const next = random(7);
+    const count = weightShape.reduce((a, b) => a * b, 1);
+    const w = g.addConstant(
+      'w',
+      Float32Array.from({ length: count }, () => next() - 0.5),
+      weightShape,
+    );
+    return g.addNode('Conv', [x as string, w], attrs)[0] as string;
+  };
 
-const unary = (op: string, attrs: Record<string, AttributeInput> = {}) => (g: OnnxGraph, [x]: string[]) =>
-  g.addNode(op, [x as string], attrs)[0] as string;
+const unary =
+  (op: string, attrs: Record<string, AttributeInput> = {}) =>
+  (g: OnnxGraph, [x]: string[]) =>
+    g.addNode(op, [x as string], attrs)[0] as string;
 
-const binary = (op: string) => (g: OnnxGraph, [a, b]: string[]) => g.addNode(op, [a as string, b as string])[0] as string;
+const binary =
+  (op: string) =>
+  (g: OnnxGraph, [a, b]: string[]) =>
+    g.addNode(op, [a as string, b as string])[0] as string;
 
 const int64 = (g: OnnxGraph, values: number[]) => g.addConstant('c', values, [values.length], 'int64');
 
 const cases: Case[] = [
-  { name: 'Conv stride 2, pads 1, odd size', inputs: [{ name: 'x', shape: [1, 2, 9, 9] }], linear: true, build: conv({ strides: [2, 2], pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, [3, 2, 3, 3]) },
-  { name: 'Conv dilation 2, groups 2, asymmetric pads', inputs: [{ name: 'x', shape: [1, 4, 8, 7] }], linear: true, build: conv({ dilations: [2, 2], group: 2, pads: [2, 1, 0, 2], kernel_shape: [3, 3] }, [4, 2, 3, 3]) },
-  { name: 'Conv depthwise stride 2', inputs: [{ name: 'x', shape: [1, 3, 10, 10] }], linear: true, build: conv({ strides: [2, 2], group: 3, pads: [1, 1, 1, 1] }, [3, 1, 3, 3]) },
-  { name: 'Conv auto_pad SAME_UPPER stride 2', inputs: [{ name: 'x', shape: [1, 2, 9, 8] }], linear: true, build: conv({ strides: [2, 2], auto_pad: 'SAME_UPPER' }, [2, 2, 3, 3]) },
-  { name: 'Conv auto_pad SAME_LOWER stride 1', inputs: [{ name: 'x', shape: [1, 2, 6, 6] }], linear: true, build: conv({ auto_pad: 'SAME_LOWER' }, [2, 2, 4, 4]) },
+  {
+    name: 'Conv stride 2, pads 1, odd size',
+    inputs: [{ name: 'x', shape: [1, 2, 9, 9] }],
+    linear: true,
+    build: conv({ strides: [2, 2], pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, [3, 2, 3, 3]),
+  },
+  {
+    name: 'Conv dilation 2, groups 2, asymmetric pads',
+    inputs: [{ name: 'x', shape: [1, 4, 8, 7] }],
+    linear: true,
+    build: conv({ dilations: [2, 2], group: 2, pads: [2, 1, 0, 2], kernel_shape: [3, 3] }, [4, 2, 3, 3]),
+  },
+  {
+    name: 'Conv depthwise stride 2',
+    inputs: [{ name: 'x', shape: [1, 3, 10, 10] }],
+    linear: true,
+    build: conv({ strides: [2, 2], group: 3, pads: [1, 1, 1, 1] }, [3, 1, 3, 3]),
+  },
+  {
+    name: 'Conv auto_pad SAME_UPPER stride 2',
+    inputs: [{ name: 'x', shape: [1, 2, 9, 8] }],
+    linear: true,
+    build: conv({ strides: [2, 2], auto_pad: 'SAME_UPPER' }, [2, 2, 3, 3]),
+  },
+  {
+    name: 'Conv auto_pad SAME_LOWER stride 1',
+    inputs: [{ name: 'x', shape: [1, 2, 6, 6] }],
+    linear: true,
+    build: conv({ auto_pad: 'SAME_LOWER' }, [2, 2, 4, 4]),
+  },
   {
     name: 'ConvTranspose stride 2, pads, output_padding',
     inputs: [{ name: 'x', shape: [1, 3, 5, 5] }],
     linear: true,
     build: (g, [x]) => {
       const next = random(3);
-      const w = g.addConstant('w', Float32Array.from({ length: 3 * 2 * 9 }, () => next() - 0.5), [3, 2, 3, 3]);
+      const w = g.addConstant(
+        'w',
+        Float32Array.from({ length: 3 * 2 * 9 }, () => next() - 0.5),
+        [3, 2, 3, 3],
+      );
       return g.addNode('ConvTranspose', [x as string, w], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] })[0] as string;
     },
   },
-  { name: 'MaxPool 3x3 stride 2 (overlapping windows)', inputs: [{ name: 'x', shape: [2, 2, 9, 9], kind: 'distinct' }], build: unary('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
-  { name: 'MaxPool ceil_mode', inputs: [{ name: 'x', shape: [1, 2, 8, 8], kind: 'distinct' }], build: unary('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 }) },
-  { name: 'AveragePool count_include_pad=0', inputs: [{ name: 'x', shape: [1, 2, 7, 7] }], linear: true, build: unary('AveragePool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
-  { name: 'AveragePool count_include_pad=1', inputs: [{ name: 'x', shape: [1, 2, 7, 7] }], linear: true, build: unary('AveragePool', { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 }) },
-  { name: 'AveragePool 2x2 stride 2', inputs: [{ name: 'x', shape: [1, 3, 8, 6] }], linear: true, build: unary('AveragePool', { kernel_shape: [2, 2], strides: [2, 2] }) },
+  {
+    name: 'MaxPool 3x3 stride 2 (overlapping windows)',
+    inputs: [{ name: 'x', shape: [2, 2, 9, 9], kind: 'distinct' }],
+    build: unary('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'MaxPool ceil_mode',
+    inputs: [{ name: 'x', shape: [1, 2, 8, 8], kind: 'distinct' }],
+    build: unary('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 }),
+  },
+  {
+    name: 'AveragePool count_include_pad=0',
+    inputs: [{ name: 'x', shape: [1, 2, 7, 7] }],
+    linear: true,
+    build: unary('AveragePool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'AveragePool count_include_pad=1',
+    inputs: [{ name: 'x', shape: [1, 2, 7, 7] }],
+    linear: true,
+    build: unary('AveragePool', { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 }),
+  },
+  {
+    name: 'AveragePool 2x2 stride 2',
+    inputs: [{ name: 'x', shape: [1, 3, 8, 6] }],
+    linear: true,
+    build: unary('AveragePool', { kernel_shape: [2, 2], strides: [2, 2] }),
+  },
   { name: 'GlobalAveragePool', inputs: [{ name: 'x', shape: [2, 3, 5, 4] }], linear: true, build: unary('GlobalAveragePool') },
   {
     name: 'BatchNormalization (inference)',
@@ -129,43 +195,187 @@ const cases: Case[] = [
     linear: true,
     build: (g, [a]) => {
       const next = random(11);
-      const b = g.addConstant('b', Float32Array.from({ length: 15 }, () => next() - 0.5), [3, 5]);
+      const b = g.addConstant(
+        'b',
+        Float32Array.from({ length: 15 }, () => next() - 0.5),
+        [3, 5],
+      );
       const c = g.addConstant('c', [0.1, 0.2, 0.3], [3]);
       return g.addNode('Gemm', [a as string, b, c], { transB: 1, alpha: { float: 0.7 } })[0] as string;
     },
   },
-  { name: 'Gemm transA, both operands on the path', inputs: [{ name: 'a', shape: [4, 2] }, { name: 'b', shape: [4, 3] }], build: (g, [a, b]) => g.addNode('Gemm', [a as string, b as string], { transA: 1 })[0] as string },
-  { name: 'Gemm transA and transB on the path', inputs: [{ name: 'a', shape: [4, 2] }, { name: 'b', shape: [3, 4] }], build: (g, [a, b]) => g.addNode('Gemm', [a as string, b as string], { transA: 1, transB: 1, alpha: { float: 2 } })[0] as string },
-  { name: 'MatMul batched with broadcasting', inputs: [{ name: 'a', shape: [2, 3, 4] }, { name: 'b', shape: [4, 5] }], build: binary('MatMul') },
-  { name: 'MatMul by a vector', inputs: [{ name: 'a', shape: [2, 3, 4] }, { name: 'b', shape: [4] }], build: binary('MatMul') },
-  { name: 'Add with broadcasting', inputs: [{ name: 'a', shape: [2, 3, 4, 4] }, { name: 'b', shape: [3, 1, 1] }], linear: true, build: binary('Add') },
-  { name: 'Sub with broadcasting', inputs: [{ name: 'a', shape: [2, 1, 4] }, { name: 'b', shape: [2, 3, 1] }], linear: true, build: binary('Sub') },
-  { name: 'Mul with broadcasting', inputs: [{ name: 'a', shape: [2, 3, 4, 4] }, { name: 'b', shape: [1, 3, 1, 1] }], build: binary('Mul') },
-  { name: 'Div with broadcasting', inputs: [{ name: 'a', shape: [2, 3, 4] }, { name: 'b', shape: [3, 1], kind: 'positive' }], build: binary('Div') },
-  { name: 'Sum of three', inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }, { name: 'c', shape: [2, 1] }], linear: true, build: (g, names) => g.addNode('Sum', names)[0] as string },
-  { name: 'Where', inputs: [{ name: 'a', shape: [2, 3], kind: 'awayFromZero' }, { name: 'b', shape: [3] }], build: (g, [a, b]) => { const cond = g.addNode('Greater', [a as string, g.addConstant('z', [0], [])])[0] as string; return g.addNode('Where', [cond, a as string, b as string])[0] as string; } },
+  {
+    name: 'Gemm transA, both operands on the path',
+    inputs: [
+      { name: 'a', shape: [4, 2] },
+      { name: 'b', shape: [4, 3] },
+    ],
+    build: (g, [a, b]) => g.addNode('Gemm', [a as string, b as string], { transA: 1 })[0] as string,
+  },
+  {
+    name: 'Gemm transA and transB on the path',
+    inputs: [
+      { name: 'a', shape: [4, 2] },
+      { name: 'b', shape: [3, 4] },
+    ],
+    build: (g, [a, b]) => g.addNode('Gemm', [a as string, b as string], { transA: 1, transB: 1, alpha: { float: 2 } })[0] as string,
+  },
+  {
+    name: 'MatMul batched with broadcasting',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4] },
+      { name: 'b', shape: [4, 5] },
+    ],
+    build: binary('MatMul'),
+  },
+  {
+    name: 'MatMul by a vector',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4] },
+      { name: 'b', shape: [4] },
+    ],
+    build: binary('MatMul'),
+  },
+  {
+    name: 'Add with broadcasting',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4, 4] },
+      { name: 'b', shape: [3, 1, 1] },
+    ],
+    linear: true,
+    build: binary('Add'),
+  },
+  {
+    name: 'Sub with broadcasting',
+    inputs: [
+      { name: 'a', shape: [2, 1, 4] },
+      { name: 'b', shape: [2, 3, 1] },
+    ],
+    linear: true,
+    build: binary('Sub'),
+  },
+  {
+    name: 'Mul with broadcasting',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4, 4] },
+      { name: 'b', shape: [1, 3, 1, 1] },
+    ],
+    build: binary('Mul'),
+  },
+  {
+    name: 'Div with broadcasting',
+    inputs: [
+      { name: 'a', shape: [2, 3, 4] },
+      { name: 'b', shape: [3, 1], kind: 'positive' },
+    ],
+    build: binary('Div'),
+  },
+  {
+    name: 'Sum of three',
+    inputs: [
+      { name: 'a', shape: [2, 3] },
+      { name: 'b', shape: [3] },
+      { name: 'c', shape: [2, 1] },
+    ],
+    linear: true,
+    build: (g, names) => g.addNode('Sum', names)[0] as string,
+  },
+  {
+    name: 'Where',
+    inputs: [
+      { name: 'a', shape: [2, 3], kind: 'awayFromZero' },
+      { name: 'b', shape: [3] },
+    ],
+    build: (g, [a, b]) => {
+      const cond = g.addNode('Greater', [a as string, g.addConstant('z', [0], [])])[0] as string;
+      return g.addNode('Where', [cond, a as string, b as string])[0] as string;
+    },
+  },
   { name: 'Relu', inputs: [{ name: 'x', shape: [2, 3, 4], kind: 'awayFromZero' }], build: unary('Relu') },
-  { name: 'LeakyRelu', inputs: [{ name: 'x', shape: [2, 3, 4], kind: 'awayFromZero' }], build: unary('LeakyRelu', { alpha: { float: 0.2 } }) },
-  { name: 'PRelu', inputs: [{ name: 'x', shape: [1, 3, 2, 2], kind: 'awayFromZero' }], build: (g, [x]) => g.addNode('PRelu', [x as string, g.addConstant('s', [0.1, 0.2, 0.3], [3, 1, 1])])[0] as string },
-  { name: 'Clip (ReLU6-like bounds)', inputs: [{ name: 'x', shape: [3, 8], kind: 'awayFromClip' }], build: (g, [x]) => g.addNode('Clip', [x as string, g.addConstant('lo', [-0.5], []), g.addConstant('hi', [0.7], [])])[0] as string },
+  {
+    name: 'LeakyRelu',
+    inputs: [{ name: 'x', shape: [2, 3, 4], kind: 'awayFromZero' }],
+    build: unary('LeakyRelu', { alpha: { float: 0.2 } }),
+  },
+  {
+    name: 'PRelu',
+    inputs: [{ name: 'x', shape: [1, 3, 2, 2], kind: 'awayFromZero' }],
+    build: (g, [x]) => g.addNode('PRelu', [x as string, g.addConstant('s', [0.1, 0.2, 0.3], [3, 1, 1])])[0] as string,
+  },
+  {
+    name: 'Clip (ReLU6-like bounds)',
+    inputs: [{ name: 'x', shape: [3, 8], kind: 'awayFromClip' }],
+    build: (g, [x]) => g.addNode('Clip', [x as string, g.addConstant('lo', [-0.5], []), g.addConstant('hi', [0.7], [])])[0] as string,
+  },
   { name: 'Sigmoid', inputs: [{ name: 'x', shape: [2, 5] }], build: unary('Sigmoid') },
-  { name: 'HardSigmoid', inputs: [{ name: 'x', shape: [4, 6], kind: 'awayFromZero' }], build: unary('HardSigmoid', { alpha: { float: 0.3 }, beta: { float: 0.4 } }) },
-  { name: 'HardSwish', inputs: [{ name: 'x', shape: [4, 6] }], build: (g, [x]) => g.addNode('HardSwish', [g.addNode('Mul', [x as string, g.addConstant('k', [2.5], [])])[0] as string])[0] as string },
+  {
+    name: 'HardSigmoid',
+    inputs: [{ name: 'x', shape: [4, 6], kind: 'awayFromZero' }],
+    build: unary('HardSigmoid', { alpha: { float: 0.3 }, beta: { float: 0.4 } }),
+  },
+  {
+    name: 'HardSwish',
+    inputs: [{ name: 'x', shape: [4, 6] }],
+    build: (g, [x]) => g.addNode('HardSwish', [g.addNode('Mul', [x as string, g.addConstant('k', [2.5], [])])[0] as string])[0] as string,
+  },
   { name: 'Tanh', inputs: [{ name: 'x', shape: [2, 5] }], build: unary('Tanh') },
   { name: 'Exp', inputs: [{ name: 'x', shape: [2, 5] }], build: unary('Exp') },
   { name: 'Neg', inputs: [{ name: 'x', shape: [2, 5] }], linear: true, build: unary('Neg') },
   { name: 'Sqrt', inputs: [{ name: 'x', shape: [2, 5], kind: 'positive' }], build: unary('Sqrt') },
   { name: 'Erf', inputs: [{ name: 'x', shape: [2, 5] }], build: unary('Erf') },
-  { name: 'Pow by a constant', inputs: [{ name: 'x', shape: [2, 5] }], build: (g, [x]) => g.addNode('Pow', [x as string, g.addConstant('e', [3], [])])[0] as string },
-  { name: 'Softmax inside the network', inputs: [{ name: 'x', shape: [2, 4, 3] }], build: (g, [x]) => { const s = g.addNode('Softmax', [x as string], { axis: 1 })[0] as string; return g.addNode('Mul', [s, g.addConstant('k', [1, 2, 3], [3])])[0] as string; } },
-  { name: 'Identity and Dropout', inputs: [{ name: 'x', shape: [3, 2] }], linear: true, build: (g, [x]) => g.addNode('Dropout', [g.addNode('Identity', [x as string])[0] as string])[0] as string },
-  { name: 'Reshape', inputs: [{ name: 'x', shape: [2, 3, 4] }], linear: true, build: (g, [x]) => g.addNode('Reshape', [x as string, int64(g, [4, -1])])[0] as string },
+  {
+    name: 'Pow by a constant',
+    inputs: [{ name: 'x', shape: [2, 5] }],
+    build: (g, [x]) => g.addNode('Pow', [x as string, g.addConstant('e', [3], [])])[0] as string,
+  },
+  {
+    name: 'Softmax inside the network',
+    inputs: [{ name: 'x', shape: [2, 4, 3] }],
+    build: (g, [x]) => {
+      const s = g.addNode('Softmax', [x as string], { axis: 1 })[0] as string;
+      return g.addNode('Mul', [s, g.addConstant('k', [1, 2, 3], [3])])[0] as string;
+    },
+  },
+  {
+    name: 'Identity and Dropout',
+    inputs: [{ name: 'x', shape: [3, 2] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Dropout', [g.addNode('Identity', [x as string])[0] as string])[0] as string,
+  },
+  {
+    name: 'Reshape',
+    inputs: [{ name: 'x', shape: [2, 3, 4] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Reshape', [x as string, int64(g, [4, -1])])[0] as string,
+  },
   { name: 'Flatten', inputs: [{ name: 'x', shape: [2, 3, 2, 2] }], linear: true, build: unary('Flatten', { axis: 2 }) },
-  { name: 'Squeeze and Unsqueeze', inputs: [{ name: 'x', shape: [2, 1, 3] }], linear: true, build: (g, [x]) => g.addNode('Unsqueeze', [g.addNode('Squeeze', [x as string, int64(g, [1])])[0] as string, int64(g, [0])])[0] as string },
+  {
+    name: 'Squeeze and Unsqueeze',
+    inputs: [{ name: 'x', shape: [2, 1, 3] }],
+    linear: true,
+    build: (g, [x]) =>
+      g.addNode('Unsqueeze', [g.addNode('Squeeze', [x as string, int64(g, [1])])[0] as string, int64(g, [0])])[0] as string,
+  },
   { name: 'Transpose', inputs: [{ name: 'x', shape: [2, 3, 4] }], linear: true, build: unary('Transpose', { perm: [2, 0, 1] }) },
   { name: 'Transpose without perm', inputs: [{ name: 'x', shape: [2, 3, 4] }], linear: true, build: unary('Transpose') },
-  { name: 'Expand', inputs: [{ name: 'x', shape: [3, 1] }], linear: true, build: (g, [x]) => g.addNode('Expand', [x as string, int64(g, [2, 3, 4])])[0] as string },
-  { name: 'Concat with a constant between', inputs: [{ name: 'a', shape: [2, 2, 3] }, { name: 'b', shape: [2, 4, 3] }], linear: true, build: (g, [a, b]) => g.addNode('Concat', [a as string, g.addConstant('k', new Float32Array(6).fill(1), [2, 1, 3]), b as string], { axis: -2 })[0] as string },
+  {
+    name: 'Expand',
+    inputs: [{ name: 'x', shape: [3, 1] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Expand', [x as string, int64(g, [2, 3, 4])])[0] as string,
+  },
+  {
+    name: 'Concat with a constant between',
+    inputs: [
+      { name: 'a', shape: [2, 2, 3] },
+      { name: 'b', shape: [2, 4, 3] },
+    ],
+    linear: true,
+    build: (g, [a, b]) =>
+      g.addNode('Concat', [a as string, g.addConstant('k', new Float32Array(6).fill(1), [2, 1, 3]), b as string], {
+        axis: -2,
+      })[0] as string,
+  },
   {
     name: 'Split with one output unused',
     inputs: [{ name: 'x', shape: [2, 7, 3] }],
@@ -175,12 +385,43 @@ const cases: Case[] = [
       return g.addNode('Concat', [r, p], { axis: 1 })[0] as string;
     },
   },
-  { name: 'Slice with steps and negative bounds', inputs: [{ name: 'x', shape: [3, 10] }], linear: true, build: (g, [x]) => g.addNode('Slice', [x as string, int64(g, [1, -2]), int64(g, [3, -10]), int64(g, [0, 1]), int64(g, [1, -3])])[0] as string },
-  { name: 'Pad constant', inputs: [{ name: 'x', shape: [1, 2, 3, 3] }], linear: true, build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 1, 2, 0, 1, 2, 0])])[0] as string },
-  { name: 'Pad reflect', inputs: [{ name: 'x', shape: [1, 2, 4, 4] }], linear: true, build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 2, 1, 0, 0, 1, 3])], { mode: 'reflect' })[0] as string },
-  { name: 'Pad edge', inputs: [{ name: 'x', shape: [1, 1, 3, 3] }], linear: true, build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 2, 2, 0, 0, 1, 1])], { mode: 'edge' })[0] as string },
-  { name: 'ReduceMean without keepdims', inputs: [{ name: 'x', shape: [2, 3, 4, 5] }], linear: true, build: unary('ReduceMean', { axes: [-1, 2], keepdims: 0 }) },
-  { name: 'ReduceSum with axes input', inputs: [{ name: 'x', shape: [2, 3, 4] }], linear: true, build: (g, [x]) => g.addNode('ReduceSum', [x as string, int64(g, [1])], { keepdims: 1 })[0] as string },
+  {
+    name: 'Slice with steps and negative bounds',
+    inputs: [{ name: 'x', shape: [3, 10] }],
+    linear: true,
+    build: (g, [x]) =>
+      g.addNode('Slice', [x as string, int64(g, [1, -2]), int64(g, [3, -10]), int64(g, [0, 1]), int64(g, [1, -3])])[0] as string,
+  },
+  {
+    name: 'Pad constant',
+    inputs: [{ name: 'x', shape: [1, 2, 3, 3] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 1, 2, 0, 1, 2, 0])])[0] as string,
+  },
+  {
+    name: 'Pad reflect',
+    inputs: [{ name: 'x', shape: [1, 2, 4, 4] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 2, 1, 0, 0, 1, 3])], { mode: 'reflect' })[0] as string,
+  },
+  {
+    name: 'Pad edge',
+    inputs: [{ name: 'x', shape: [1, 1, 3, 3] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Pad', [x as string, int64(g, [0, 0, 2, 2, 0, 0, 1, 1])], { mode: 'edge' })[0] as string,
+  },
+  {
+    name: 'ReduceMean without keepdims',
+    inputs: [{ name: 'x', shape: [2, 3, 4, 5] }],
+    linear: true,
+    build: unary('ReduceMean', { axes: [-1, 2], keepdims: 0 }),
+  },
+  {
+    name: 'ReduceSum with axes input',
+    inputs: [{ name: 'x', shape: [2, 3, 4] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('ReduceSum', [x as string, int64(g, [1])], { keepdims: 1 })[0] as string,
+  },
 ];
 
 async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, name: string): Promise<Float32Array> {
@@ -215,7 +456,8 @@ describe('every gradient rule agrees with finite differences', () => {
           const step = c.linear ? 1 : 1e-3;
           const shifted = (sign: number) =>
             values.map((v, j) => (j === k ? Float32Array.from(v, (x, i) => x + sign * step * (direction[i] as number)) : v));
-          const numeric = (loss(await run(forward, feeds(shifted(1)), output)) - loss(await run(forward, feeds(shifted(-1)), output))) / (2 * step);
+          const numeric =
+            (loss(await run(forward, feeds(shifted(1)), output)) - loss(await run(forward, feeds(shifted(-1)), output))) / (2 * step);
           const analytic = (gradient.data as Float32Array).reduce((sum, g, i) => sum + g * (direction[i] as number), 0);
           const tolerance = (c.linear ? 1e-4 : 1e-2) * Math.max(1, Math.abs(numeric));
           assert.ok(

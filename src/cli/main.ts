@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { access, constants, realpath } from 'node:fs/promises';
+import { access, constants, readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -7,13 +7,13 @@ import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { Explainer } from '../explainer.js';
+import { readModelFile, readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
 import { normalise, presetByName, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
 import { DEFAULT_RESOLUTIONS } from '../methods/cameras.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers } from '../onnx/layers.js';
-import { readModelFile, readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { overlayPng } from '../render/overlay-node.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -26,7 +26,10 @@ function parseClass(value: string): number {
 }
 
 function parseResolutions(value: string): number[] {
-  const parts = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length === 0) throw new InvalidArgumentError('the resolution list is empty; give sizes such as 224,324,424');
   return parts.map((s) => {
     if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`'${s}' is not a size; give integers such as 224,324,424`);
@@ -120,7 +123,12 @@ async function layersCommand(flags: { model: string; json?: boolean; size: numbe
   const graph = OnnxGraph.fromBytes(await readModelFile(flags.model), flags.model);
   const layers = listLayers(graph);
   const fallback = defaultLayer(graph);
-  const shapes = await probeShapes(ort, graph, layers.map((l) => l.tensor), flags.size);
+  const shapes = await probeShapes(
+    ort,
+    graph,
+    layers.map((l) => l.tensor),
+    flags.size,
+  );
   const rows = layers.map((l) => ({
     name: l.name,
     tensor: l.tensor,
@@ -140,12 +148,14 @@ async function layersCommand(flags: { model: string; json?: boolean; size: numbe
   }
 }
 
-export function buildProgram(): Command {
+export async function buildProgram(): Promise<Command> {
+  const { version } = JSON.parse(await readFile(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string };
   const program = new Command();
   program
     .name('cameras')
+    .version(version)
     .description('CAMERAS saliency maps (Jalwana et al., CVPR 2021) for ONNX image classifiers')
-    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (message, write) => write(`cameras: ${message}`) })
     .exitOverride();
   program
     .command('explain')
@@ -155,7 +165,9 @@ export function buildProgram(): Command {
     .option('--model <model.onnx>', 'ONNX classifier', DEFAULT_MODEL)
     .option('--layer <name>', 'target layer: torch module path (layer4), node or tensor name; default: the last before global pooling')
     .option('--class <index>', 'class to explain; default: the top-1 class', parseClass)
-    .option('--resolutions <list>', 'comma-separated square input sizes; the first is the map size', parseResolutions, [...DEFAULT_RESOLUTIONS])
+    .option('--resolutions <list>', 'comma-separated square input sizes; the first is the map size', parseResolutions, [
+      ...DEFAULT_RESOLUTIONS,
+    ])
     .option('--preprocess <preset>', 'image preprocessing: torchvision (OpenCV bilinear to 224, ImageNet mean/std)', 'torchvision')
     .option('--save-map <map.npy>', 'write the map as a float32 .npy')
     .option('--out <overlay.png>', 'write the map over the image as a PNG (default for an image: <name>.cameras.png)')
@@ -185,7 +197,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram();
   try {
     await program.parseAsync(argv);
     return ExitCode.ok;

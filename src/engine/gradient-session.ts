@@ -30,12 +30,7 @@ export class GradientSession {
     this.classCount = classCount;
   }
 
-  static async create(
-    runtime: OrtRuntime,
-    model: OnnxGraph,
-    targets: string[],
-    options: SessionOptions = {},
-  ): Promise<GradientSession> {
+  static async create(runtime: OrtRuntime, model: OnnxGraph, targets: string[], options: SessionOptions = {}): Promise<GradientSession> {
     const graph = buildGradientGraph(model.toBytes(), { targets, topOneWhenZero: true });
     const session = await runtime.InferenceSession.create(graph.bytes, {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
@@ -79,7 +74,9 @@ export class GradientSession {
     try {
       outputs = await this.session.run(feeds);
     } catch (error) {
-      throw new CamerasError(`ONNX Runtime failed on input of shape [${input.shape.join(', ')}]: ${(error as Error).message.split('\n')[0]}`);
+      throw new CamerasError(
+        `ONNX Runtime failed on input of shape [${input.shape.join(', ')}]: ${(error as Error).message.split('\n')[0]}`,
+      );
     }
     const take = (name: string): FloatArray => {
       const value = outputs[name];

@@ -6,12 +6,7 @@ import type { OrtRuntime } from './runtime.js';
  * Shapes of `tensors` for one input of side `size` (zeros), found by running the model with them as
  * extra outputs: exact where static shape inference would have to guess.
  */
-export async function probeShapes(
-  runtime: OrtRuntime,
-  graph: OnnxGraph,
-  tensors: string[],
-  size: number,
-): Promise<Map<string, number[]>> {
+export async function probeShapes(runtime: OrtRuntime, graph: OnnxGraph, tensors: string[], size: number): Promise<Map<string, number[]>> {
   const model = onnx.ModelProto.decode(graph.toBytes());
   const outputs = model.graph?.output ?? [];
   const existing = new Set(outputs.map((o) => o.name));

@@ -15,7 +15,9 @@ export async function readImage(path: string): Promise<RgbImage> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new CamerasError(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
+    throw new CamerasError(
+      `cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
   }
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS })

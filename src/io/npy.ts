@@ -59,6 +59,6 @@ export function formatNpy(array: FloatArray): Uint8Array {
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(new TextEncoder().encode(header), 10);
   const body = new DataView(out.buffer, total);
-  array.data.forEach((v, i) => body.setFloat32(4 * i, v, true));
+  for (let i = 0; i < array.data.length; i++) body.setFloat32(4 * i, array.data[i] as number, true);
   return out;
 }

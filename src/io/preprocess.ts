@@ -86,7 +86,7 @@ export function resizeLinearUint8(image: RgbImage, outW: number, outH: number): 
     const b1 = rows.weight[2 * y + 1] as number;
     for (let i = 0; i < outW * 3; i++) {
       const v = (((b0 * ((horizontal[r0 + i] as number) >> 4)) >> 16) + ((b1 * ((horizontal[r1 + i] as number) >> 4)) >> 16) + 2) >> 2;
-      out[y * outW * 3 + i] = v < 0 ? 0 : v > 255 ? 255 : v;
+      out[y * outW * 3 + i] = v < 0 ? 0 : Math.min(v, 255);
     }
   }
   return { data: out, width: outW, height: outH };

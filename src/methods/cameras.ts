@@ -45,7 +45,8 @@ export function topOne(logits: Float32Array): { index: number; probability: numb
 }
 
 export function validateResolutions(resolutions: readonly number[]): void {
-  if (resolutions.length === 0) throw new CamerasError('the resolution list is empty; give at least one size, e.g. --resolutions 224,324,424');
+  if (resolutions.length === 0)
+    throw new CamerasError('the resolution list is empty; give at least one size, e.g. --resolutions 224,324,424');
   for (const r of resolutions) {
     if (!Number.isInteger(r) || r < 8 || r > 4096) {
       throw new CamerasError(`resolution ${r} is not an integer between 8 and 4096; e.g. --resolutions 224,324,424`);
@@ -86,7 +87,13 @@ export function fuseScales(scales: Scale[], size: number): SaliencyMap {
   const meanA = new Float64Array(plane);
   const meanG = new Float64Array(plane);
   const fused = new Float64Array(plane);
-  const addResized = (source: Float32Array, c: number, g: { h: number; w: number; rows: Taps; cols: Taps }, into: Float64Array, first: boolean) => {
+  const addResized = (
+    source: Float32Array,
+    c: number,
+    g: { h: number; w: number; rows: Taps; cols: Taps },
+    into: Float64Array,
+    first: boolean,
+  ) => {
     horizontal(source, c * g.h * g.w, g.h, g.w, g.cols, size, scratch);
     vertical(scratch, g.rows, size, size, into, 0, 1, !first);
   };
@@ -136,8 +143,7 @@ export async function explainCameras(
   const kept: Scale[] = [];
   let firstClass = -1;
   for (const [i, r] of resolutions.entries()) {
-    const scaled =
-      height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
+    const scaled = height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
     const pass = await session.run(scaled, requested);
     const top = topOne(pass.logits.data);
     if (requested !== null && classCount === undefined) checkClass(requested, pass.logits.data.length);

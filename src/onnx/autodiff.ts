@@ -46,8 +46,28 @@ export function logitsOf(graph: OnnxGraph, output?: string): string {
 
 /** Ops whose outputs carry no gradient: shapes, indices, booleans. */
 const NON_DIFFERENTIABLE = new Set([
-  'Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual',
-  'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf', 'Sign', 'Floor', 'Ceil', 'Round', 'EyeLike', 'ConstantOfShape',
+  'Shape',
+  'Size',
+  'NonZero',
+  'ArgMax',
+  'ArgMin',
+  'Equal',
+  'Greater',
+  'GreaterOrEqual',
+  'Less',
+  'LessOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'IsNaN',
+  'IsInf',
+  'Sign',
+  'Floor',
+  'Ceil',
+  'Round',
+  'EyeLike',
+  'ConstantOfShape',
 ]);
 
 const FLOAT_TYPES = new Set([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
@@ -114,10 +134,15 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   // Seed: an input of the logits' shape; optionally the top-1 one-hot where a row is all zero.
   const seed = graph.freshName('cameras_seed');
   const logitsRank = ranks.get(logits) ?? 2;
-  graph.addInput(seed, DataType.FLOAT, Array.from({ length: logitsRank }, (_, i) => `cameras_seed_${i}`));
+  graph.addInput(
+    seed,
+    DataType.FLOAT,
+    Array.from({ length: logitsRank }, (_, i) => `cameras_seed_${i}`),
+  );
   let seedUsed = seed;
   if (options.topOneWhenZero) {
-    if (logitsRank !== 2) throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
+    if (logitsRank !== 2)
+      throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
     const rowIsZero = ctx.op('Equal', [ctx.op('ReduceSum', [ctx.op('Abs', [seed]), ctx.int64([-1])], { keepdims: 1 }), ctx.float(0)]);
     const top = ctx.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
     const depth = ctx.dims(logits, 1, 2);

@@ -1,7 +1,7 @@
 import { CamerasError } from '../errors.js';
 import {
-  AttributeType,
   type AttributeProto,
+  AttributeType,
   DataType,
   decodeModel,
   encodeModel,
@@ -168,9 +168,7 @@ export class OnnxGraph {
 
   addOutput(name: string, elemType = DataType.FLOAT): void {
     if (this.outputNames.includes(name)) return;
-    this.graph.output?.push(
-      onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType } } }),
-    );
+    this.graph.output?.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType } } }));
   }
 
   addInput(name: string, elemType: number, dims: (number | string)[]): void {

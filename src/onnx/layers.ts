@@ -43,8 +43,7 @@ function moduleOutput(graph: OnnxGraph, module: string, paths: Map<NodeProto, st
     if (!inScope(paths.get(node), module)) continue;
     for (const tensor of node.output ?? []) {
       if (!tensor) continue;
-      const usedOutside =
-        outputs.has(tensor) || (graph.consumers.get(tensor) ?? []).some((c) => !inScope(paths.get(c), module));
+      const usedOutside = outputs.has(tensor) || (graph.consumers.get(tensor) ?? []).some((c) => !inScope(paths.get(c), module));
       if (usedOutside) found = { name: module, tensor, opType: node.opType ?? '' };
     }
   }
@@ -125,8 +124,7 @@ const SPATIAL_POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMe
  */
 export function defaultLayer(graph: OnnxGraph): Layer {
   const reversed = [...graph.nodes].reverse();
-  const pool =
-    reversed.find((n) => SPATIAL_POOLING.has(n.opType ?? '')) ?? reversed.find((n) => n.opType === 'Flatten');
+  const pool = reversed.find((n) => SPATIAL_POOLING.has(n.opType ?? '')) ?? reversed.find((n) => n.opType === 'Flatten');
   const tensor = pool?.input?.[0];
   if (!tensor || !graph.producers.has(tensor)) {
     throw new CamerasError('cannot find a default target layer (no global pooling before the head); pass --layer');

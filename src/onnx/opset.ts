@@ -19,9 +19,7 @@ export function raiseOpset(graph: OnnxGraph, target: number): void {
   const from = graph.opset;
   if (from >= target) return;
   if (from < OLDEST_LIFTABLE) {
-    throw new CamerasError(
-      `the model uses ONNX opset ${from}, older than ${OLDEST_LIFTABLE}; re-export it with opset 13 or newer`,
-    );
+    throw new CamerasError(`the model uses ONNX opset ${from}, older than ${OLDEST_LIFTABLE}; re-export it with opset 13 or newer`);
   }
   const original = [...graph.nodes];
   const rebuilt: NodeProto[] = [];
@@ -42,7 +40,8 @@ function int64Input(graph: OnnxGraph, base: string, values: number[]): string {
 
 /** Returns the node(s) that replace `node`; helper nodes go through graph.addNode. */
 function upgradeNode(graph: OnnxGraph, node: NodeProto, from: number): NodeProto[] {
-  const inputs = (node.input ??= []);
+  node.input ??= [];
+  const inputs = node.input;
   const name = node.name || node.opType || 'node';
   switch (node.opType) {
     case 'Squeeze':
@@ -84,7 +83,9 @@ function upgradeNode(graph: OnnxGraph, node: NodeProto, from: number): NodeProto
       return [node];
     case 'RoiAlign':
       if (!attribute(node, 'coordinate_transformation_mode')) {
-        node.attribute?.push(onnx.AttributeProto.create({ name: 'coordinate_transformation_mode', type: 3, s: new TextEncoder().encode('output_half_pixel') }));
+        node.attribute?.push(
+          onnx.AttributeProto.create({ name: 'coordinate_transformation_mode', type: 3, s: new TextEncoder().encode('output_half_pixel') }),
+        );
       }
       return [node];
     case 'Softmax':
@@ -99,8 +100,18 @@ function upgradeNode(graph: OnnxGraph, node: NodeProto, from: number): NodeProto
       const [shape] = graph.addNode('Shape', [x], {}, { name: `${name}/shape` });
       const y = node.output?.[0] as string;
       const inner = graph.freshName(`${name}/inner`);
-      const op = onnx.NodeProto.create({ ...node, input: [flat as string], output: [inner], attribute: [...(node.attribute ?? []), onnx.AttributeProto.create({ name: 'axis', type: 2, i: -1 })] });
-      const reshape = onnx.NodeProto.create({ opType: 'Reshape', name: graph.freshName(`${name}/reshape`), input: [inner, shape as string], output: [y] });
+      const op = onnx.NodeProto.create({
+        ...node,
+        input: [flat as string],
+        output: [inner],
+        attribute: [...(node.attribute ?? []), onnx.AttributeProto.create({ name: 'axis', type: 2, i: -1 })],
+      });
+      const reshape = onnx.NodeProto.create({
+        opType: 'Reshape',
+        name: graph.freshName(`${name}/reshape`),
+        input: [inner, shape as string],
+        output: [y],
+      });
       return [op, reshape];
     }
     case 'Upsample':

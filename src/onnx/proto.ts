@@ -31,7 +31,7 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
       `${source} is not a valid ONNX model (${(error as Error).message}); export it again with torch.onnx.export or tf2onnx`,
     );
   }
-  if (!model.graph || !model.graph.node || model.graph.node.length === 0) {
+  if (!model.graph?.node || model.graph.node.length === 0) {
     throw new CamerasError(`${source} is not a valid ONNX model (it has no graph nodes); export it again`);
   }
   for (const init of model.graph.initializer ?? []) {

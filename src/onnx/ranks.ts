@@ -19,7 +19,9 @@ export function inferRanks(graph: OnnxGraph): Map<string, number> {
     const set = (value: number | undefined, slot = 0): void => {
       if (value !== undefined && outputs[slot] && !ranks.has(outputs[slot])) ranks.set(outputs[slot], value);
     };
-    const setAll = (value: number | undefined): void => outputs.forEach((_, slot) => set(value, slot));
+    const setAll = (value: number | undefined): void => {
+      for (let slot = 0; slot < outputs.length; slot++) set(value, slot);
+    };
     switch (node.opType) {
       case 'Constant': {
         const value = attribute(node, 'value');

@@ -5,7 +5,7 @@
 export type ColormapName = 'turbo' | 'jet';
 
 function clamp01(v: number): number {
-  return v < 0 ? 0 : v > 1 ? 1 : v;
+  return v < 0 ? 0 : Math.min(v, 1);
 }
 
 function turbo(t: number): [number, number, number] {

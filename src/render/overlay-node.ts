@@ -20,6 +20,8 @@ export async function overlayPng(
       ? saliency.map
       : resizeBilinear(saliency.map, [1, 1, saliency.height, saliency.width], height, width);
   const pixels = renderHeat(map, width, height, { ...options, image: image?.data });
-  const png = await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(pixels, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }

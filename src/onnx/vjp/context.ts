@@ -97,10 +97,7 @@ export class VjpContext {
       likeShape = this.op('Concat', [this.int64(new Array(gradRank - likeRank).fill(1)), likeShape], { axis: 0 });
     }
     const one = this.int64([1]);
-    const expanded = this.op('And', [
-      this.op('Equal', [likeShape, one]),
-      this.op('Not', [this.op('Equal', [this.shape(grad), one])]),
-    ]);
+    const expanded = this.op('And', [this.op('Equal', [likeShape, one]), this.op('Not', [this.op('Equal', [this.shape(grad), one])])]);
     const axes = this.op('Reshape', [this.op('NonZero', [expanded]), this.int64([-1])]);
     const summed = this.op('ReduceSum', [grad, axes], { keepdims: 1, noop_with_empty_axes: 1 });
     return this.op('Reshape', [summed, this.shape(like)]);

@@ -123,7 +123,6 @@ export const averagePool: VjpRule = (ctx, node, [dy], wanted) => {
   if (!wanted[0] || !dy) return [];
   const x = node.input?.[0] as string;
   const kernel = intsAttr(node, 'kernel_shape') as number[];
-  const n = kernel.length;
   if (intAttr(node, 'ceil_mode', 0) !== 0) throw unsupported(node, 'ceil_mode=1');
   const win = windowOf(ctx, node, kernel, x, node.output?.[0] as string);
   const volume = kernel.reduce((a, b) => a * b, 1);

@@ -20,11 +20,9 @@ function binary(
   });
 }
 
-export const add: VjpRule = (ctx, node, [dy], wanted) =>
-  dy ? binary(ctx, node, wanted, [() => dy, () => dy]) : [];
+export const add: VjpRule = (ctx, node, [dy], wanted) => (dy ? binary(ctx, node, wanted, [() => dy, () => dy]) : []);
 
-export const sub: VjpRule = (ctx, node, [dy], wanted) =>
-  dy ? binary(ctx, node, wanted, [() => dy, () => ctx.op('Neg', [dy])]) : [];
+export const sub: VjpRule = (ctx, node, [dy], wanted) => (dy ? binary(ctx, node, wanted, [() => dy, () => ctx.op('Neg', [dy])]) : []);
 
 export const mul: VjpRule = (ctx, node, [dy], wanted) => {
   if (!dy) return [];
@@ -37,10 +35,7 @@ export const div: VjpRule = (ctx, node, [dy], wanted) => {
   const [, b] = node.input as [string, string];
   const y = node.output?.[0] as string;
   // d(a/b)/db = -a/b^2 = -y/b
-  return binary(ctx, node, wanted, [
-    () => ctx.op('Div', [dy, b]),
-    () => ctx.op('Neg', [ctx.op('Div', [ctx.op('Mul', [dy, y]), b])]),
-  ]);
+  return binary(ctx, node, wanted, [() => ctx.op('Div', [dy, b]), () => ctx.op('Neg', [ctx.op('Div', [ctx.op('Mul', [dy, y]), b])])]);
 };
 
 /** Variadic Sum: every operand receives the gradient, un-broadcast. */
@@ -66,11 +61,7 @@ const masked = (ctx: VjpContext, condition: string, value: string) => ctx.op('Wh
 export const relu = unary((ctx, x, _y, dy) => masked(ctx, ctx.op('Greater', [x, ctx.float(0)]), dy));
 
 export const leakyRelu = unary((ctx, x, _y, dy, node) =>
-  ctx.op('Where', [
-    ctx.op('Greater', [x, ctx.float(0)]),
-    dy,
-    ctx.op('Mul', [dy, ctx.float(floatAttr(node, 'alpha', 0.01))]),
-  ]),
+  ctx.op('Where', [ctx.op('Greater', [x, ctx.float(0)]), dy, ctx.op('Mul', [dy, ctx.float(floatAttr(node, 'alpha', 0.01))])]),
 );
 
 export const prelu: VjpRule = (ctx, node, [dy], wanted) => {
@@ -95,13 +86,9 @@ export const clip: VjpRule = (ctx, node, [dy], wanted) => {
   return [masked(ctx, inside as string, dy)];
 };
 
-export const sigmoid = unary((ctx, _x, y, dy) =>
-  ctx.op('Mul', [dy, ctx.op('Mul', [y, ctx.op('Sub', [ctx.float(1), y])])]),
-);
+export const sigmoid = unary((ctx, _x, y, dy) => ctx.op('Mul', [dy, ctx.op('Mul', [y, ctx.op('Sub', [ctx.float(1), y])])]));
 
-export const tanh = unary((ctx, _x, y, dy) =>
-  ctx.op('Mul', [dy, ctx.op('Sub', [ctx.float(1), ctx.op('Mul', [y, y])])]),
-);
+export const tanh = unary((ctx, _x, y, dy) => ctx.op('Mul', [dy, ctx.op('Sub', [ctx.float(1), ctx.op('Mul', [y, y])])]));
 
 export const exp = unary((ctx, _x, y, dy) => ctx.op('Mul', [dy, y]));
 
@@ -111,10 +98,7 @@ export const sqrt = unary((ctx, _x, y, dy) => ctx.op('Div', [ctx.op('Mul', [dy, 
 
 // erf'(x) = 2 / sqrt(pi) * exp(-x^2): GELU is exported as x * 0.5 * (1 + erf(x / sqrt 2)).
 export const erf = unary((ctx, x, _y, dy) =>
-  ctx.op('Mul', [
-    dy,
-    ctx.op('Mul', [ctx.op('Exp', [ctx.op('Neg', [ctx.op('Mul', [x, x])])]), ctx.float(2 / Math.sqrt(Math.PI))]),
-  ]),
+  ctx.op('Mul', [dy, ctx.op('Mul', [ctx.op('Exp', [ctx.op('Neg', [ctx.op('Mul', [x, x])])]), ctx.float(2 / Math.sqrt(Math.PI))])]),
 );
 
 // HardSigmoid: max(0, min(1, alpha x + beta)); the slope alpha inside (0, 1), zero outside.
@@ -139,7 +123,7 @@ export const pow: VjpRule = (ctx, node, [dy], wanted) => {
   if (!wanted[0]) return [];
   const [x, e] = node.input as [string, string];
   const exponent = ctx.graph.constantValues(e);
-  if (!exponent || exponent.length !== 1) throw unsupported(node, 'a non-constant or non-scalar exponent');
+  if (exponent?.length !== 1) throw unsupported(node, 'a non-constant or non-scalar exponent');
   const k = exponent[0] as number;
   const derivative = ctx.op('Mul', [ctx.op('Pow', [x, ctx.float(k - 1)]), ctx.float(k)]);
   return [ctx.op('Mul', [dy, derivative])];

@@ -51,5 +51,5 @@ export const vjpRules: Readonly<Record<string, VjpRule>> = {
   ReduceSum: shape.reduceSum,
 };
 
-export type { VjpRule } from './rule.js';
 export { VjpContext } from './context.js';
+export type { VjpRule } from './rule.js';

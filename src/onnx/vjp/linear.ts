@@ -12,15 +12,11 @@ export const gemm: VjpRule = (ctx, node, [dy], wanted) => {
   const grads: (string | undefined)[] = [];
   if (wanted[0]) {
     grads[0] =
-      transA === 0
-        ? ctx.op('Gemm', [dy, b], { alpha, transB: 1 - transB })
-        : ctx.op('Gemm', [b, dy], { alpha, transA: transB, transB: 1 });
+      transA === 0 ? ctx.op('Gemm', [dy, b], { alpha, transB: 1 - transB }) : ctx.op('Gemm', [b, dy], { alpha, transA: transB, transB: 1 });
   }
   if (wanted[1]) {
     grads[1] =
-      transB === 0
-        ? ctx.op('Gemm', [a, dy], { alpha, transA: 1 - transA })
-        : ctx.op('Gemm', [dy, a], { alpha, transA: 1, transB: transA });
+      transB === 0 ? ctx.op('Gemm', [a, dy], { alpha, transA: 1 - transA }) : ctx.op('Gemm', [dy, a], { alpha, transA: 1, transB: transA });
   }
   if (wanted[2] && c) {
     const scaled = ctx.op('Mul', [dy, ctx.float(floatAttr(node, 'beta', 1))]);

@@ -79,14 +79,7 @@ export const pad: VjpRule = (ctx, node, [dy], wanted) => {
     return [ctx.op('Slice', [dy, starts, ends, ctx.int64(Array.from({ length: rank }, (_, i) => i))])];
   }
   // reflect / edge: one input element feeds several outputs, so scatter-add through the moved indices.
-  return [
-    ctx.scatterThroughIndices(
-      x as string,
-      dy,
-      (iota) => ctx.op('Pad', [iota, pads as string], { mode }),
-      true,
-    ),
-  ];
+  return [ctx.scatterThroughIndices(x as string, dy, (iota) => ctx.op('Pad', [iota, pads as string], { mode }), true)];
 };
 
 /** ReduceMean and ReduceSum: broadcast the gradient back over the reduced axes (divided by the count for the mean). */

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { formatNpy } from '../src/io/npy.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
+import { DataType, onnx } from '../src/onnx/proto.js';
+import { difference, FIXTURES, hasShared, npy, ROOT, SHARED, SHARED_REFERENCE } from './helpers.js';
+
+const CLI = resolve(ROOT, 'dist/src/cli/main.js');
+const PHOTO = resolve(ROOT, 'assets/images/cat_dog.png');
+const MODEL = resolve(ROOT, 'assets/models/mini_resnet.onnx');
+const INPUT = resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cameras(args: string[], cwd = ROOT): Promise<Run> {
+  return new Promise((done) => {
+    execFile(process.execPath, [CLI, ...args], { cwd }, (error, stdout, stderr) => {
+      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const work = mkdtempSync(join(tmpdir(), 'cameras-cli-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** A model whose path from the target to the logits has an op without a gradient rule (Elu). */
+function modelWithElu(): string {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: { name: 'elu', node: [], initializer: [], input: [], output: [] },
+  });
+  const g = new OnnxGraph(model);
+  g.addInput('input', DataType.FLOAT, [1, 3, 'h', 'w']);
+  const w = g.addConstant('w', new Float32Array(4 * 3 * 9).fill(0.1), [4, 3, 3, 3]);
+  const [features] = g.addNode('Conv', ['input', w], { pads: [1, 1, 1, 1] }, { outputs: ['features'], name: '/features/Conv' });
+  const [elu] = g.addNode('Elu', [features as string], {}, { name: '/act/Elu' });
+  const [pooled] = g.addNode('GlobalAveragePool', [elu as string]);
+  const [flat] = g.addNode('Flatten', [pooled as string]);
+  const fc = g.addConstant('fc', new Float32Array(2 * 4).fill(0.5), [2, 4]);
+  g.addNode('Gemm', [flat as string, fc], { transB: 1 }, { outputs: ['logits'] });
+  g.addOutput('logits');
+  const path = join(work, 'elu.onnx');
+  writeFileSync(path, g.toBytes());
+  return path;
+}
+
+/** Bad input: a non-zero exit, exactly one line on stderr naming the problem, nothing on stdout, no file written. */
+async function rejects(args: string[], pattern: RegExp, code = 2): Promise<void> {
+  const before = new Set(readdirSync(work));
+  const run = await cameras(args, work);
+  assert.equal(run.code, code, `exit code for ${args.join(' ')}: ${run.stderr}`);
+  const lines = run.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got: ${run.stderr}`);
+  assert.match(lines[0] as string, pattern);
+  assert.equal(run.stdout, '');
+  assert.deepEqual(
+    readdirSync(work).filter((f) => !before.has(f)),
+    [],
+    'no file written',
+  );
+}
+
+describe('cameras explain', () => {
+  it('writes an overlay of the bundled photo with the bundled model and no other flag', async () => {
+    const run = await cameras(['explain', PHOTO], work);
+    assert.equal(run.code, 0, run.stderr);
+    const out = join(work, 'cat_dog.cameras.png');
+    assert.ok(existsSync(out));
+    const meta = await sharp(out).metadata();
+    assert.equal(meta.format, 'png');
+    assert.deepEqual([meta.width, meta.height], [224, 224]);
+    const stats = await sharp(out).stats();
+    assert.ok(
+      stats.channels.some((c) => c.stdev > 10),
+      'the heat is not uniform',
+    );
+    rmSync(out);
+  });
+
+  it('prints one JSON object and saves the map as .npy', async () => {
+    const map = join(work, 'map.npy');
+    const run = await cameras([
+      'explain',
+      '--input',
+      INPUT,
+      '--model',
+      MODEL,
+      '--layer',
+      'layer3',
+      '--class',
+      '5',
+      '--resolutions',
+      '224,352,480',
+      '--json',
+      '--save-map',
+      map,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(report), [
+      'model',
+      'layer',
+      'method',
+      'class',
+      'classPerResolution',
+      'probPerResolution',
+      'usedResolutions',
+      'empty',
+      'seconds',
+    ]);
+    assert.equal(report.class, 5);
+    assert.equal(report.layer, 'layer3');
+    assert.deepEqual(report.usedResolutions, [224, 352, 480]);
+    const saved = npy(map);
+    assert.deepEqual(saved.shape, [224, 224]);
+    const golden = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.layer3.short.c5.npy'));
+    assert.ok(difference(saved.data, golden.data).max <= 1e-3);
+    rmSync(map);
+  });
+
+  it('refuses a missing image', () => rejects(['explain', 'missing.jpg'], /cannot read image missing\.jpg: ENOENT/));
+  it('refuses a corrupt image', async () => {
+    writeFileSync(join(work, 'broken.jpg'), 'not a jpeg at all');
+    await rejects(['explain', 'broken.jpg', '--out', 'x.png'], /cannot decode image broken\.jpg .*JPEG, PNG or WebP/);
+    rmSync(join(work, 'broken.jpg'));
+  });
+  it('refuses a missing model', () => rejects(['explain', PHOTO, '--model', 'none.onnx'], /cannot read model none\.onnx: ENOENT/));
+  it('refuses a corrupt model', async () => {
+    writeFileSync(join(work, 'bad.onnx'), Buffer.from([1, 2, 3, 4, 5, 250, 251]));
+    await rejects(['explain', PHOTO, '--model', 'bad.onnx', '--out', 'x.png'], /bad\.onnx is not a valid ONNX model/);
+    rmSync(join(work, 'bad.onnx'));
+  });
+  it('refuses an unknown layer and lists the nearest valid names', () =>
+    rejects(['explain', PHOTO, '--layer', 'layer5', '--out', 'x.png'], /unknown layer 'layer5'; nearest valid names: layer\d/));
+  it('refuses a class out of range', () =>
+    rejects(
+      ['explain', '--input', INPUT, '--class', '10', '--save-map', 'm.npy'],
+      /class 10 is out of range: the model has 10 classes \(0-9\)/,
+    ));
+  it('refuses a class that is not a number', () =>
+    rejects(
+      ['explain', PHOTO, '--class', 'cat'],
+      /^cameras: error: option '--class <index>' argument 'cat' is invalid\. expected a class index/,
+    ));
+  it('refuses a tensor of the wrong shape', async () => {
+    writeFileSync(join(work, 'flat.npy'), formatNpy({ data: new Float32Array(3 * 224), shape: [1, 3, 224] }));
+    await rejects(
+      ['explain', '--input', 'flat.npy', '--save-map', 'm.npy'],
+      /input tensor has shape \[1, 3, 224\]; expected \[1, 3, H, W\]/,
+    );
+    rmSync(join(work, 'flat.npy'));
+  });
+  it('refuses a tensor that is not float32', async () => {
+    const header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }";
+    const bytes = Buffer.concat([
+      Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length + 1, 0]),
+      Buffer.from(`${header}\n`),
+      Buffer.alloc(8),
+    ]);
+    writeFileSync(join(work, 'ints.npy'), bytes);
+    await rejects(['explain', '--input', 'ints.npy'], /holds dtype <i4; save it as float32/);
+    rmSync(join(work, 'ints.npy'));
+  });
+  it('refuses an empty resolution list', () => rejects(['explain', PHOTO, '--resolutions', ','], /resolution list is empty/));
+  it('refuses an op without a gradient rule, naming it, with exit code 3', () =>
+    rejects(
+      ['explain', PHOTO, '--model', modelWithElu(), '--layer', 'features', '--out', 'x.png'],
+      /cannot differentiate Elu node '\/act\/Elu'/,
+      3,
+    ).finally(() => rmSync(join(work, 'elu.onnx'))));
+  it('refuses an output in a folder that does not exist, before any work', () =>
+    rejects(['explain', PHOTO, '--out', join(work, 'no/such/dir/x.png')], /cannot write .*x\.png: its folder .* does not exist/));
+  it('refuses an image and --input together, and neither', async () => {
+    await rejects(['explain', PHOTO, '--input', INPUT], /either an image or --input/);
+    await rejects(['explain'], /give an image file or --input/);
+  });
+});
+
+describe('cameras layers', () => {
+  it('lists module paths with shapes and marks the default', async () => {
+    const run = await cameras(['layers', '--model', MODEL]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^layer4\s+\[1, 128, 7, 7\]\s+Relu\s+\/layer4\/layer4\.0\/relu_1\/Relu_output_0\s+\(default\)$/m);
+    assert.match(run.stdout, /^layer3\.0\.downsample\s+\[1, 64, 14, 14\]/m);
+  });
+});
+
+describe('extended: CLI image path equals the .npy path on resnet18 (cat_dog.png)', {
+  skip: hasShared ? false : '../shared not found',
+}, () => {
+  for (const [cls, layer] of [
+    [243, 'layer3'],
+    [281, 'layer4'],
+  ] as const) {
+    it(`class ${cls} at ${layer}`, async () => {
+      const model = resolve(SHARED_REFERENCE, 'resnet18/model.onnx');
+      const a = join(work, `image-${cls}.npy`);
+      const b = join(work, `tensor-${cls}.npy`);
+      const common = ['--model', model, '--layer', layer, '--class', String(cls), '--quiet'];
+      const first = await cameras([
+        'explain',
+        resolve(SHARED, 'images/cat_dog.png'),
+        '--preprocess',
+        'torchvision',
+        '--save-map',
+        a,
+        ...common,
+      ]);
+      const second = await cameras([
+        'explain',
+        '--input',
+        resolve(SHARED_REFERENCE, 'resnet18/cat_dog.input.npy'),
+        '--save-map',
+        b,
+        ...common,
+      ]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(second.code, 0, second.stderr);
+      const d = difference(npy(a).data, npy(b).data);
+      assert.ok(d.max <= 1e-2, `max |image map - npy map| = ${d.max}`);
+    });
+  }
+});

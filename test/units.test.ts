@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { resizeBicubic, resizeBilinear } from '../src/engine/resize.js';
+import { CamerasError } from '../src/errors.js';
+import { formatNpy, parseNpy } from '../src/io/npy.js';
+import { fuseScales } from '../src/methods/cameras.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
+import { defaultLayer, modulePath, resolveLayer } from '../src/onnx/layers.js';
+import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
+
+describe('.npy files', () => {
+  it('round-trips float32 arrays byte-exactly with a 64-byte aligned header', () => {
+    const data = Float32Array.from({ length: 24 }, (_, i) => i / 7 - 1);
+    const bytesOut = formatNpy({ data, shape: [2, 3, 4] });
+    const header = bytesOut[8] as number;
+    assert.equal((10 + header) % 64, 0);
+    const back = parseNpy(bytesOut);
+    assert.deepEqual(back.shape, [2, 3, 4]);
+    assert.deepEqual([...back.data], [...data]);
+  });
+  it('reads the reference files numpy wrote', () => {
+    const x = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
+    assert.deepEqual(x.shape, [1, 3, 224, 224]);
+    // ImageNet-normalised pixels lie within [-2.12, 2.64].
+    assert.ok(x.data.every((v) => v >= -2.12 && v <= 2.65));
+  });
+  it('refuses what is not a C-ordered float .npy, in one line', () => {
+    assert.throws(() => parseNpy(new Uint8Array([1, 2, 3])), /is not a \.npy file/);
+    const fortran = formatNpy({ data: new Float32Array(4), shape: [2, 2] });
+    const at = new TextDecoder('latin1').decode(fortran).indexOf('False');
+    fortran.set(new TextEncoder().encode('True '), at);
+    assert.throws(() => parseNpy(fortran), /Fortran order/);
+    const truncated = formatNpy({ data: new Float32Array(16), shape: [4, 4] }).subarray(0, 100);
+    assert.throws(() => parseNpy(truncated), CamerasError);
+  });
+});
+
+describe('resampling equals PyTorch F.interpolate (align_corners=False)', () => {
+  const cases = JSON.parse(readFileSync(resolve(FIXTURES, 'torch/cases.json'), 'utf8')) as {
+    resize: { mode: string; size: [number, number]; output: string }[];
+  };
+  const input = npy(resolve(FIXTURES, 'torch/resize.input.npy'));
+  for (const c of cases.resize) {
+    it(`${c.mode} 9x11 -> ${c.size.join('x')}`, () => {
+      const expected = npy(resolve(FIXTURES, `torch/${c.output}`));
+      const resize = c.mode === 'bicubic' ? resizeBicubic : resizeBilinear;
+      const ours = resize(input.data, input.shape, c.size[0], c.size[1]);
+      const d = difference(ours, expected.data);
+      assert.ok(d.max <= 2e-6, `max diff ${d.max}`);
+    });
+  }
+});
+
+describe('fusion', () => {
+  it('returns zeros and empty: true where the reference returns NaN', () => {
+    const activation = { data: new Float32Array(2 * 3 * 3).fill(1), shape: [1, 2, 3, 3] };
+    const gradient = { data: new Float32Array(2 * 3 * 3).fill(-1), shape: [1, 2, 3, 3] };
+    const fused = fuseScales([{ activation, gradient }], 8);
+    assert.equal(fused.empty, true);
+    assert.ok(fused.map.every((v) => v === 0));
+  });
+  it('is min-max normalised to [0, 1]', () => {
+    const activation = { data: Float32Array.from({ length: 9 }, (_, i) => i), shape: [1, 1, 3, 3] };
+    const gradient = { data: new Float32Array(9).fill(1), shape: [1, 1, 3, 3] };
+    const fused = fuseScales([{ activation, gradient }], 6);
+    assert.equal(Math.min(...fused.map), 0);
+    assert.equal(Math.max(...fused.map), 1);
+    assert.equal(fused.empty, false);
+  });
+});
+
+describe('layers', () => {
+  const graph = OnnxGraph.fromBytes(bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx')));
+  it('turns exported node names into torch module paths', () => {
+    assert.equal(modulePath('/layer4/layer4.1/conv1/Conv'), 'layer4.1.conv1');
+    assert.equal(modulePath('/layer4/layer4.0/downsample/downsample.0/Conv'), 'layer4.0.downsample.0');
+    assert.equal(modulePath('/features/features.29/Relu'), 'features.29');
+    assert.equal(modulePath('/Flatten'), undefined);
+    assert.equal(modulePath('Conv_12'), undefined);
+  });
+  it('resolves a module to the last tensor it makes that is used outside it', () => {
+    assert.equal(resolveLayer(graph, 'layer4').tensor, '/layer4/layer4.0/relu_1/Relu_output_0');
+    assert.equal(resolveLayer(graph, 'layer2.0.downsample').tensor, '/layer2/layer2.0/downsample/downsample.0/Conv_output_0');
+  });
+  it('resolves tensor and node names as given', () => {
+    assert.equal(resolveLayer(graph, '/layer3/layer3.0/Add_output_0').tensor, '/layer3/layer3.0/Add_output_0');
+    assert.equal(resolveLayer(graph, '/layer3/layer3.0/conv1/Conv').tensor, '/layer3/layer3.0/conv1/Conv_output_0');
+  });
+  it('names the nearest layers for an unknown one', () => {
+    assert.throws(() => resolveLayer(graph, 'layr4'), /unknown layer 'layr4'; nearest valid names: layer4,/);
+  });
+  it('defaults to the input of the global pooling', () => {
+    assert.equal(defaultLayer(graph).name, 'layer4');
+  });
+});
