@@ -200,12 +200,14 @@ describe('extended: CLI image path equals the .npy path on resnet18 (cat_dog.png
 }, () => {
   for (const [cls, layer] of [
     [243, 'layer3'],
+    [243, 'layer4'],
+    [281, 'layer3'],
     [281, 'layer4'],
   ] as const) {
     it(`class ${cls} at ${layer}`, async () => {
       const model = resolve(SHARED_REFERENCE, 'resnet18/model.onnx');
-      const a = join(work, `image-${cls}.npy`);
-      const b = join(work, `tensor-${cls}.npy`);
+      const a = join(work, `image-${cls}-${layer}.npy`);
+      const b = join(work, `tensor-${cls}-${layer}.npy`);
       const common = ['--model', model, '--layer', layer, '--class', String(cls), '--quiet'];
       const first = await cameras([
         'explain',
