@@ -1,7 +1,8 @@
+import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import type { OrtRuntime } from './engine/runtime.js';
 import type { FloatArray } from './io/npy.js';
-import { type CamerasOptions, type CamerasResult, explainCameras, validateImageTensor } from './methods/cameras.js';
+import { type CamerasOptions, type CamerasResult, explainCameras, normaliseFused, validateImageTensor } from './methods/cameras.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
 
@@ -25,10 +26,12 @@ export class Explainer {
   /** Channels the model's input expects, when the model declares them. */
   readonly inputChannels: number | undefined;
   private readonly session: GradientSession;
+  private readonly fusion: FusionEngine;
 
-  private constructor(layer: Layer, session: GradientSession, inputChannels: number | undefined) {
+  private constructor(layer: Layer, session: GradientSession, fusion: FusionEngine, inputChannels: number | undefined) {
     this.layer = layer;
     this.session = session;
+    this.fusion = fusion;
     this.inputChannels = inputChannels;
   }
 
@@ -38,7 +41,8 @@ export class Explainer {
     const input = graph.inputNames[0];
     const channels = input ? graph.declaredShape(input)?.[1] : undefined;
     const session = await GradientSession.create(runtime, graph, [layer.tensor], { threads: config.threads });
-    return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined);
+    const fusion = new FusionEngine(runtime, config.threads);
+    return new Explainer(layer, session, fusion, channels !== undefined && channels > 0 ? channels : undefined);
   }
 
   /** Number of classes, when the model declares it. */
@@ -49,11 +53,14 @@ export class Explainer {
   /** CAMERAS saliency for a normalised NCHW float32 tensor `[1, C, H, W]`. */
   async explain(input: FloatArray, options: CamerasOptions = {}): Promise<CamerasResult> {
     validateImageTensor(input, this.inputChannels);
-    return explainCameras(this.session, input, options);
+    return explainCameras(this.session, input, options, async (scales, size) =>
+      normaliseFused(await this.fusion.fuseSums(scales, size), scales.length, size),
+    );
   }
 
   /** Frees the ONNX Runtime session. */
   async dispose(): Promise<void> {
     await this.session.dispose();
+    await this.fusion.dispose();
   }
 }

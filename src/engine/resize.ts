@@ -120,11 +120,38 @@ export function vertical(
   const { taps, index, weight } = rows;
   for (let y = 0; y < outH; y++) {
     const dst = offset + y * outW;
-    for (let k = 0; k < taps; k++) {
-      const w = weight[y * taps + k] * scale;
-      const src = index[y * taps + k] * outW;
-      if (k === 0 && !accumulate) for (let x = 0; x < outW; x++) out[dst + x] = w * scratch[src + x];
-      else for (let x = 0; x < outW; x++) out[dst + x] += w * scratch[src + x];
+    const t = y * taps;
+    // One pass per output row: every tap read once, the output written (or added to) once.
+    if (taps === 2) {
+      const w0 = (weight[t] as number) * scale;
+      const w1 = (weight[t + 1] as number) * scale;
+      const s0 = (index[t] as number) * outW;
+      const s1 = (index[t + 1] as number) * outW;
+      if (accumulate) for (let x = 0; x < outW; x++) out[dst + x] += w0 * (scratch[s0 + x] as number) + w1 * (scratch[s1 + x] as number);
+      else for (let x = 0; x < outW; x++) out[dst + x] = w0 * (scratch[s0 + x] as number) + w1 * (scratch[s1 + x] as number);
+    } else if (taps === 4) {
+      const w0 = (weight[t] as number) * scale;
+      const w1 = (weight[t + 1] as number) * scale;
+      const w2 = (weight[t + 2] as number) * scale;
+      const w3 = (weight[t + 3] as number) * scale;
+      const s0 = (index[t] as number) * outW;
+      const s1 = (index[t + 1] as number) * outW;
+      const s2 = (index[t + 2] as number) * outW;
+      const s3 = (index[t + 3] as number) * outW;
+      for (let x = 0; x < outW; x++) {
+        const v =
+          w0 * (scratch[s0 + x] as number) +
+          w1 * (scratch[s1 + x] as number) +
+          w2 * (scratch[s2 + x] as number) +
+          w3 * (scratch[s3 + x] as number);
+        out[dst + x] = accumulate ? (out[dst + x] as number) + v : v;
+      }
+    } else {
+      for (let x = 0; x < outW; x++) {
+        let v = 0;
+        for (let k = 0; k < taps; k++) v += (weight[t + k] as number) * scale * (scratch[(index[t + k] as number) * outW + x] as number);
+        out[dst + x] = accumulate ? (out[dst + x] as number) + v : v;
+      }
     }
   }
 }

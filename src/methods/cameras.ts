@@ -69,10 +69,14 @@ interface Scale {
   gradient: FloatArray;
 }
 
+/** Fuses kept scales into a map; `fuseScales` is the plain version, `FusionEngine` the fast one. */
+export type Fuse = (scales: Scale[], size: number) => Promise<SaliencyMap>;
+
 /**
- * Fuses the kept scales: activations and gradients are each resized bilinearly to `size x size` and
- * averaged separately, and the map is ReLU(sum over channels of mean activation x mean gradient),
- * min-max normalised. It runs channel by channel so no `C x size x size` tensor is ever held.
+ * Fuses the kept scales the way the paper states it: activations and gradients are each resized
+ * bilinearly to `size x size` and averaged separately, and the map is ReLU(sum over channels of mean
+ * activation x mean gradient), min-max normalised. Plain JS, channel by channel (no `C x size x size`
+ * tensor is held): the readable reference that the fast `FusionEngine` is tested against.
  */
 export function fuseScales(scales: Scale[], size: number): SaliencyMap {
   const channels = scales[0]?.activation.shape[1] as number;
@@ -105,19 +109,28 @@ export function fuseScales(scales: Scale[], size: number): SaliencyMap {
     });
     for (let p = 0; p < plane; p++) fused[p] += (meanA[p] as number) * (meanG[p] as number);
   }
-  const norm = 1 / (scales.length * scales.length);
+  return normaliseFused(fused, scales.length, size);
+}
+
+/**
+ * From the fused sums over `count` scales to the map: divide by count^2 (the two means), ReLU, min-max.
+ * The reference divides by zero when nothing survives the ReLU and returns NaN; we return zeros and
+ * report the map as empty.
+ */
+export function normaliseFused(fused: Float64Array, count: number, size: number): SaliencyMap {
+  const norm = 1 / (count * count);
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
-  for (let p = 0; p < plane; p++) {
+  const values = new Float64Array(fused.length);
+  for (let p = 0; p < fused.length; p++) {
     const v = Math.max(0, (fused[p] as number) * norm);
-    fused[p] = v;
+    values[p] = v;
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  const map = new Float32Array(plane);
-  // The reference divides by zero here and returns NaN; an empty map is zeros, reported as empty.
+  const map = new Float32Array(fused.length);
   const empty = !(max > min);
-  if (!empty) for (let p = 0; p < plane; p++) map[p] = ((fused[p] as number) - min) / (max - min);
+  if (!empty) for (let p = 0; p < fused.length; p++) map[p] = ((values[p] as number) - min) / (max - min);
   return { map, width: size, height: size, empty };
 }
 
@@ -129,7 +142,7 @@ export async function explainCameras(
   session: GradientSession,
   input: FloatArray,
   options: CamerasOptions = {},
-  targetIndex = 0,
+  fuse: Fuse = async (scales, size) => fuseScales(scales, size),
 ): Promise<CamerasResult> {
   const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
   validateResolutions(resolutions);
@@ -152,13 +165,13 @@ export async function explainCameras(
     probPerResolution[r] = top.probability;
     if (i === 0) firstClass = cls;
     if (cls === firstClass || cls === requested) {
-      const target = pass.targets[targetIndex];
+      const target = pass.targets[0];
       if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
       kept.push({ activation: target.activation, gradient: target.gradient });
       used.push(r);
     }
   }
-  const fused = fuseScales(kept, resolutions[0] as number);
+  const fused = await fuse(kept, resolutions[0] as number);
   return { method: 'cameras', ...fused, classIndex: requested ?? firstClass, classPerResolution, probPerResolution, usedResolutions: used };
 }
 

@@ -1,0 +1,215 @@
+import type { InferenceSession } from 'onnxruntime-common';
+import type { FloatArray } from '../io/npy.js';
+import { OnnxGraph } from '../onnx/graph.js';
+import { DataType, onnx } from '../onnx/proto.js';
+import { bilinearTaps, horizontal, type Taps, vertical } from './resize.js';
+import type { OrtRuntime } from './runtime.js';
+
+export interface FusionScale {
+  activation: FloatArray;
+  gradient: FloatArray;
+}
+
+/** Channels per ONNX Runtime call: bounds the transposed copies to about 35 MB each at 224 px. */
+const CHANNEL_CHUNK = 256;
+
+function transposeMatrix(m: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c] as number;
+  return t;
+}
+
+/** Dense `[inSize, outSize]` matrix of bilinear taps (columns are outputs). */
+function tapMatrix(taps: Taps, inSize: number, outSize: number): Float32Array {
+  const m = new Float32Array(inSize * outSize);
+  for (let o = 0; o < outSize; o++) {
+    for (let k = 0; k < taps.taps; k++)
+      m[(taps.index[o * taps.taps + k] as number) * outSize + o] += taps.weight[o * taps.taps + k] as number;
+  }
+  return m;
+}
+
+/**
+ * CAMERAS' fusion, ReLU(sum_c mean_s(R_s A_s)_c * mean_s(R_s G_s)_c), without ever forming the
+ * `C x size x size` resized tensors. With `R_s = V_s (.) H_s^T` separable, stack every scale's
+ * horizontally resized rows: `X_c = [A_1c H_1^T; ...; A_nc H_n^T]` (`sum h x size`). Then for output
+ * column x the map is `v_y^T M_x v_y` with `M_x = XA(x)^T XG(x)`, a Gram matrix over channels that ONNX
+ * Runtime computes as one batched sgemm, channel chunk by chunk; the few vertical taps of each row then
+ * finish it in JS. Mathematically identical to resizing then multiplying; about 20x faster at ResNet-50's
+ * layer4 and its memory stays below 100 MB.
+ */
+export class FusionEngine {
+  private readonly runtime: OrtRuntime;
+  private readonly threads: number | undefined;
+  private readonly sessions = new Map<string, Promise<InferenceSession>>();
+
+  constructor(runtime: OrtRuntime, threads?: number) {
+    this.runtime = runtime;
+    this.threads = threads;
+  }
+
+  /** The unnormalised fused sum `sum_c (sum_s R_s A_s)_c (sum_s R_s G_s)_c`, row-major size x size. */
+  async fuseSums(scales: FusionScale[], size: number): Promise<Float64Array> {
+    return fuseConstantGradients(scales, size) ?? this.fuseByGram(scales, size);
+  }
+
+  private async fuseByGram(scales: FusionScale[], size: number): Promise<Float64Array> {
+    const geometry = scales.map((s) => {
+      const [, , h, w] = s.activation.shape as [number, number, number, number];
+      return { h, w };
+    });
+    const channels = scales[0]?.activation.shape[1] as number;
+    const stacked = geometry.reduce((sum, g) => sum + g.h, 0);
+    const session = await this.session(geometry, size);
+    let gram: Float32Array = new Float32Array(size * stacked * stacked);
+    const { Tensor } = this.runtime;
+    for (let c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
+      const count = Math.min(CHANNEL_CHUNK, channels - c0);
+      const feeds: Record<string, InstanceType<typeof Tensor>> = { gram_in: new Tensor('float32', gram, [size, stacked, stacked]) };
+      scales.forEach((scale, s) => {
+        const { h, w } = geometry[s] as { h: number; w: number };
+        const slice = (t: FloatArray) => t.data.subarray(c0 * h * w, (c0 + count) * h * w);
+        feeds[`a${s}`] = new Tensor('float32', slice(scale.activation), [1, count, h, w]);
+        feeds[`g${s}`] = new Tensor('float32', slice(scale.gradient), [1, count, h, w]);
+      });
+      const out = await session.run(feeds);
+      gram = out.gram_out?.data as Float32Array;
+    }
+    // fused(y, x) = sum over the vertical taps k, l of row y of V[y, k] V[y, l] M_x[k, l].
+    const perRow = 2 * geometry.length;
+    const index = new Int32Array(size * perRow);
+    const weight = new Float64Array(size * perRow);
+    let offset = 0;
+    geometry.forEach((g, s) => {
+      const taps = bilinearTaps(g.h, size);
+      for (let y = 0; y < size; y++) {
+        for (let k = 0; k < 2; k++) {
+          index[y * perRow + 2 * s + k] = offset + (taps.index[2 * y + k] as number);
+          weight[y * perRow + 2 * s + k] = taps.weight[2 * y + k] as number;
+        }
+      }
+      offset += g.h;
+    });
+    const fused = new Float64Array(size * size);
+    const block = stacked * stacked;
+    for (let y = 0; y < size; y++) {
+      const first = y * perRow;
+      for (let x = 0; x < size; x++) {
+        const base = x * block;
+        let sum = 0;
+        for (let a = first; a < first + perRow; a++) {
+          const row = base + (index[a] as number) * stacked;
+          let inner = 0;
+          for (let b = first; b < first + perRow; b++) inner += (weight[b] as number) * (gram[row + (index[b] as number)] as number);
+          sum += (weight[a] as number) * inner;
+        }
+        fused[y * size + x] = sum;
+      }
+    }
+    return fused;
+  }
+
+  private session(geometry: { h: number; w: number }[], size: number): Promise<InferenceSession> {
+    const key = `${size}:${geometry.map((g) => `${g.h}x${g.w}`).join(',')}`;
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = this.runtime.InferenceSession.create(buildGramModel(geometry, size), {
+        graphOptimizationLevel: 'all',
+        ...(this.threads ? { intraOpNumThreads: this.threads, interOpNumThreads: 1 } : {}),
+      });
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+
+  async dispose(): Promise<void> {
+    for (const session of this.sessions.values()) await (await session).release();
+    this.sessions.clear();
+  }
+}
+
+/**
+ * The per-channel value of each scale's gradient when every gradient plane is constant, as it is when
+ * the target feeds global average pooling and a linear head (ResNet's layer4, Inception's Mixed_7c):
+ * undefined otherwise.
+ */
+function constantGradients(scales: FusionScale[]): Float64Array | undefined {
+  const channels = scales[0]?.gradient.shape[1] as number;
+  const total = new Float64Array(channels);
+  for (const { gradient } of scales) {
+    const [, , h, w] = gradient.shape as [number, number, number, number];
+    const plane = h * w;
+    for (let c = 0; c < channels; c++) {
+      const first = gradient.data[c * plane] as number;
+      for (let p = 1; p < plane; p++) if (gradient.data[c * plane + p] !== first) return undefined;
+      total[c] = (total[c] as number) + first;
+    }
+  }
+  return total;
+}
+
+/**
+ * The fused sum when gradients are constant per channel: resizing a constant plane gives the same
+ * constant (the bilinear weights sum to one), so sum_c Abar_c * Gbar_c = sum_s R_s (sum_c gbar_c A_sc):
+ * one weighted channel sum per scale and one single-plane resize. Exact, and about C times cheaper.
+ */
+export function fuseConstantGradients(scales: FusionScale[], size: number): Float64Array | undefined {
+  const gbar = constantGradients(scales);
+  if (!gbar) return undefined;
+  const fused = new Float64Array(size * size);
+  scales.forEach(({ activation }, s) => {
+    const [, channels, h, w] = activation.shape as [number, number, number, number];
+    const plane = h * w;
+    const weighted = new Float32Array(plane);
+    const sum = new Float64Array(plane);
+    for (let c = 0; c < channels; c++) {
+      const k = gbar[c] as number;
+      if (k === 0) continue;
+      for (let p = 0; p < plane; p++) sum[p] = (sum[p] as number) + k * (activation.data[c * plane + p] as number);
+    }
+    weighted.set(sum);
+    const scratch = new Float64Array(h * size);
+    horizontal(weighted, 0, h, w, bilinearTaps(w, size), size, scratch);
+    vertical(scratch, bilinearTaps(h, size), size, size, fused, 0, 1, s > 0);
+  });
+  return fused;
+}
+
+/** gram_out = gram_in + XA^T XG per output column, for one channel chunk (the channel count is dynamic). */
+function buildGramModel(geometry: { h: number; w: number }[], size: number): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 16 }],
+    graph: { name: 'cameras_fusion', node: [], initializer: [], input: [], output: [] },
+  });
+  const g = new OnnxGraph(model);
+  const stacked = geometry.reduce((sum, s) => sum + s.h, 0);
+  g.addInput('gram_in', DataType.FLOAT, [size, stacked, stacked]);
+  // Horizontal taps as one MatMul per scale that writes the layout the Gram product needs, so only the
+  // small source maps are transposed: XA as [size, h, C] and XG as [size, C, h].
+  const horizontal = (prefix: string, perm: number[], layout: (h: number) => number[]) =>
+    geometry.map(({ h, w }, s) => {
+      const name = `${prefix}${s}`;
+      g.addInput(name, DataType.FLOAT, [1, 'channels', h, w]);
+      const taps = g.addConstant(`h${s}`, transposeMatrix(tapMatrix(bilinearTaps(w, size), w, size), w, size), [size, w]);
+      const [moved] = g.addNode('Transpose', [name], { perm }); // [w, h, C] or [w, C, h]
+      const [flat] = g.addNode('Reshape', [moved as string, g.addConstant('flat', [w, -1], [2], 'int64')]);
+      const [wide] = g.addNode('MatMul', [taps, flat as string]); // [size, h * C]
+      return g.addNode('Reshape', [wide as string, g.addConstant('shape', layout(h), [3], 'int64')])[0] as string;
+    });
+  // The channel count varies by chunk: -1 stands for it.
+  const [left] = g.addNode(
+    'Concat',
+    horizontal('a', [3, 0, 2, 1], (h) => [size, h, -1]),
+    { axis: 1 },
+  ); // [size, sum h, C]
+  const [right] = g.addNode(
+    'Concat',
+    horizontal('g', [3, 0, 1, 2], (h) => [size, -1, h]),
+    { axis: 2 },
+  ); // [size, C, sum h]
+  const [product] = g.addNode('MatMul', [left as string, right as string]); // [size, sum h, sum h]
+  g.addNode('Add', ['gram_in', product as string], {}, { outputs: ['gram_out'] });
+  g.addOutput('gram_out');
+  return g.toBytes();
+}
