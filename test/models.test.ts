@@ -66,8 +66,17 @@ describe('torchvision ResNet from a state dict', () => {
         { name: 'b', dtype: 'BF16', shape: [2], bytes: bf16 },
       ]),
     );
-    assert.deepEqual([...(weights.get('a')?.data ?? [])].map((v) => Math.round(v * 1000) / 1000), [1, -2, 0.333]);
-    assert.deepEqual([...(weights.get('b')?.data ?? [])].map((v) => Math.round(v * 100) / 100), [1, 3.14]);
-    assert.throws(() => parseSafetensors(safetensors([{ name: 'i', dtype: 'I64', shape: [1], bytes: new Uint8Array(8) }])), /tensor i has dtype I64/);
+    assert.deepEqual(
+      [...(weights.get('a')?.data ?? [])].map((v) => Math.round(v * 1000) / 1000),
+      [1, -2, 0.333],
+    );
+    assert.deepEqual(
+      [...(weights.get('b')?.data ?? [])].map((v) => Math.round(v * 100) / 100),
+      [1, 3.14],
+    );
+    assert.throws(
+      () => parseSafetensors(safetensors([{ name: 'i', dtype: 'I64', shape: [1], bytes: new Uint8Array(8) }])),
+      /tensor i has dtype I64/,
+    );
   });
 });

@@ -94,6 +94,43 @@ export class GradientSession {
     };
   }
 
+  /** False once the model has shown it cannot run a batch (its graph bakes in batch 1). */
+  private batching = true;
+
+  /**
+   * Runs several same-sized images: stacked into one batch where the model allows it, else one at a
+   * time. Returns one pass per image (views into the batch's outputs).
+   */
+  async runEach(inputs: FloatArray[], classIndex: number | null): Promise<GradientPass[]> {
+    if (inputs.length === 1 || !this.batching) {
+      const passes: GradientPass[] = [];
+      for (const input of inputs) passes.push(await this.run(input, classIndex));
+      return passes;
+    }
+    const [, ...rest] = (inputs[0] as FloatArray).shape;
+    const each = (inputs[0] as FloatArray).data.length;
+    const stacked = new Float32Array(each * inputs.length);
+    inputs.forEach((input, i) => stacked.set(input.data, i * each));
+    let pass: GradientPass;
+    try {
+      pass = await this.run({ data: stacked, shape: [inputs.length, ...rest] }, classIndex);
+    } catch {
+      this.batching = false;
+      return this.runEach(inputs, classIndex);
+    }
+    const slice = (t: FloatArray, i: number): FloatArray => {
+      const size = t.data.length / inputs.length;
+      return { data: t.data.subarray(i * size, (i + 1) * size), shape: [1, ...t.shape.slice(1)] };
+    };
+    return inputs.map((_, i) => ({
+      logits: slice(pass.logits, i),
+      targets: pass.targets.map((t) => ({
+        activation: t.activation ? slice(t.activation, i) : undefined,
+        gradient: slice(t.gradient, i),
+      })),
+    }));
+  }
+
   async dispose(): Promise<void> {
     await this.session?.release();
     this.session = undefined;

@@ -134,6 +134,12 @@ export function normaliseFused(fused: Float64Array, count: number, size: number)
   return { map, width: size, height: size, empty };
 }
 
+/** Pixels per batched ONNX Runtime call: one image at 924 px, 23 at 224 px (ResNet-50 peaks under 1.5 GiB). */
+export const BATCH_PIXELS = 924 * 924 * 1.4;
+
+/** Images explained together: each holds its activations and gradients at every scale until fused. */
+export const IMAGE_GROUP = 8;
+
 /**
  * CAMERAS (Jalwana et al., CVPR 2021) as the authors' CAMERAS.py computes it: one forward and backward
  * pass per resolution on the bicubic-resized normalised input, the class-consistency rule, then fusion.
@@ -144,35 +150,78 @@ export async function explainCameras(
   options: CamerasOptions = {},
   fuse: Fuse = async (scales, size) => fuseScales(scales, size),
 ): Promise<CamerasResult> {
+  return (await explainCamerasBatch(session, [input], options, fuse))[0] as CamerasResult;
+}
+
+/**
+ * CAMERAS for several images: at each resolution the images are stacked into batches of at most
+ * `batchPixels` pixels (where the model takes a batch), so small scales run many images per call.
+ * Each image's map is the one `explainCameras` gives it alone.
+ */
+export async function explainCamerasBatch(
+  session: GradientSession,
+  inputs: FloatArray[],
+  options: CamerasOptions = {},
+  fuse: Fuse = async (scales, size) => fuseScales(scales, size),
+  batchPixels = BATCH_PIXELS,
+): Promise<CamerasResult[]> {
+  if (inputs.length > IMAGE_GROUP) {
+    const results: CamerasResult[] = [];
+    for (let start = 0; start < inputs.length; start += IMAGE_GROUP) {
+      results.push(...(await explainCamerasBatch(session, inputs.slice(start, start + IMAGE_GROUP), options, fuse, batchPixels)));
+    }
+    return results;
+  }
   const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
   validateResolutions(resolutions);
   const requested = options.classIndex ?? null;
   const classCount = session.classCount;
   if (requested !== null) checkClass(requested, classCount);
-  const [, channels, height, width] = input.shape as [number, number, number, number];
-  const classPerResolution: Record<string, number> = {};
-  const probPerResolution: Record<string, number> = {};
-  const used: number[] = [];
-  const kept: Scale[] = [];
-  let firstClass = -1;
+  const states = inputs.map(() => ({
+    classPerResolution: {} as Record<string, number>,
+    probPerResolution: {} as Record<string, number>,
+    used: [] as number[],
+    kept: [] as Scale[],
+    firstClass: -1,
+  }));
   for (const [i, r] of resolutions.entries()) {
-    const scaled = height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
-    const pass = await session.run(scaled, requested);
-    const top = topOne(pass.logits.data);
-    if (requested !== null && classCount === undefined) checkClass(requested, pass.logits.data.length);
-    const cls = requested ?? top.index;
-    classPerResolution[r] = cls;
-    probPerResolution[r] = top.probability;
-    if (i === 0) firstClass = cls;
-    if (cls === firstClass || cls === requested) {
-      const target = pass.targets[0];
-      if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
-      kept.push({ activation: target.activation, gradient: target.gradient });
-      used.push(r);
+    const perCall = Math.max(1, Math.floor(batchPixels / (r * r)));
+    for (let start = 0; start < inputs.length; start += perCall) {
+      const scaled = inputs.slice(start, start + perCall).map((input) => {
+        const [, channels, height, width] = input.shape as [number, number, number, number];
+        return height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
+      });
+      const passes = await session.runEach(scaled, requested);
+      passes.forEach((pass, k) => {
+        const state = states[start + k] as (typeof states)[number];
+        const top = topOne(pass.logits.data);
+        if (requested !== null && classCount === undefined) checkClass(requested, pass.logits.data.length);
+        const cls = requested ?? top.index;
+        state.classPerResolution[r] = cls;
+        state.probPerResolution[r] = top.probability;
+        if (i === 0) state.firstClass = cls;
+        if (cls === state.firstClass || cls === requested) {
+          const target = pass.targets[0];
+          if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
+          state.kept.push({ activation: target.activation, gradient: target.gradient });
+          state.used.push(r);
+        }
+      });
     }
   }
-  const fused = await fuse(kept, resolutions[0] as number);
-  return { method: 'cameras', ...fused, classIndex: requested ?? firstClass, classPerResolution, probPerResolution, usedResolutions: used };
+  const results: CamerasResult[] = [];
+  for (const state of states) {
+    const fused = await fuse(state.kept, resolutions[0] as number);
+    results.push({
+      method: 'cameras',
+      ...fused,
+      classIndex: requested ?? state.firstClass,
+      classPerResolution: state.classPerResolution,
+      probPerResolution: state.probPerResolution,
+      usedResolutions: state.used,
+    });
+  }
+  return results;
 }
 
 export function checkClass(classIndex: number, classCount: number | undefined): void {

@@ -39,13 +39,18 @@ export function buildResnet(weights: StateDict): Uint8Array {
     const w = need(`${module}.weight`);
     const bias = weights.has(`${module}.bias`) ? [constant(`${module}.bias`)] : [];
     const k = w.shape[2] as number;
-    return g.addNode('Conv', [x, constant(`${module}.weight`), ...bias], {
-      kernel_shape: [k, k],
-      strides: [stride, stride],
-      pads: [padding, padding, padding, padding],
-      dilations: [1, 1],
-      group: 1,
-    }, { name: `${scope}/Conv` })[0] as string;
+    return g.addNode(
+      'Conv',
+      [x, constant(`${module}.weight`), ...bias],
+      {
+        kernel_shape: [k, k],
+        strides: [stride, stride],
+        pads: [padding, padding, padding, padding],
+        dilations: [1, 1],
+        group: 1,
+      },
+      { name: `${scope}/Conv` },
+    )[0] as string;
   };
   const bn = (x: string, scope: string, module: string) =>
     g.addNode(
@@ -108,7 +113,10 @@ export function randomResnetWeights(name: ResnetName, seed = 0, classes = 1000):
   const weights: StateDict = new Map();
   const convWeight = (module: string, out: number, inp: number, k: number) => {
     const std = Math.sqrt(2 / (out * k * k));
-    weights.set(`${module}.weight`, { shape: [out, inp, k, k], data: Float32Array.from({ length: out * inp * k * k }, () => normal() * std) });
+    weights.set(`${module}.weight`, {
+      shape: [out, inp, k, k],
+      data: Float32Array.from({ length: out * inp * k * k }, () => normal() * std),
+    });
   };
   const bnWeights = (module: string, c: number) => {
     weights.set(`${module}.weight`, { shape: [c], data: new Float32Array(c).fill(1) });
@@ -146,7 +154,10 @@ export function randomResnetWeights(name: ResnetName, seed = 0, classes = 1000):
     }
   });
   const bound = 1 / Math.sqrt(inplanes);
-  weights.set('fc.weight', { shape: [classes, inplanes], data: Float32Array.from({ length: classes * inplanes }, () => (uniform() * 2 - 1) * bound) });
+  weights.set('fc.weight', {
+    shape: [classes, inplanes],
+    data: Float32Array.from({ length: classes * inplanes }, () => (uniform() * 2 - 1) * bound),
+  });
   weights.set('fc.bias', { shape: [classes], data: Float32Array.from({ length: classes }, () => (uniform() * 2 - 1) * bound) });
   return weights;
 }

@@ -26,7 +26,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'weights'): StateDi
   if (bytes.length < 8) throw new CamerasError(`${source} is not a .safetensors file (too short)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength <= 0 || 8 + headerLength > bytes.length) throw new CamerasError(`${source} is not a .safetensors file (bad header length)`);
+  if (headerLength <= 0 || 8 + headerLength > bytes.length)
+    throw new CamerasError(`${source} is not a .safetensors file (bad header length)`);
   let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));

@@ -91,6 +91,21 @@ function dependents(graph: OnnxGraph, sources: string[]): Set<string> {
   return reached;
 }
 
+/**
+ * Declares the input's batch dimension dynamic, so images can be stacked; a model whose graph bakes
+ * in batch 1 still runs one image at a time.
+ */
+function relaxBatch(graph: OnnxGraph, input: string): void {
+  for (const value of [...(graph.graph.input ?? []), ...(graph.graph.output ?? [])]) {
+    if (value.name !== input && !graph.outputNames.includes(value.name ?? '')) continue;
+    const first = value.type?.tensorType?.shape?.dim?.[0];
+    if (first) {
+      first.dimValue = null;
+      first.dimParam = 'batch';
+    }
+  }
+}
+
 /** Tensors that `sink` depends on. */
 function ancestors(graph: OnnxGraph, sink: string): Set<string> {
   const reached = new Set([sink]);
@@ -113,6 +128,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   const graph = new OnnxGraph(lifted.model);
   const input = graph.inputNames[0];
   if (!input) throw new CamerasError('the model has no input; export it again');
+  relaxBatch(graph, input);
   const logits = logitsOf(graph, options.output);
   for (const target of options.targets) {
     if (!graph.producers.has(target) && !graph.inputNames.includes(target)) {
