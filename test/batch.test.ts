@@ -16,12 +16,20 @@ function batchOneModel(): Uint8Array {
   });
   const g = new OnnxGraph(model);
   g.addInput('input', DataType.FLOAT, [1, 3, 'h', 'w']);
-  const w = g.addConstant('w', Float32Array.from({ length: 8 * 27 }, (_, i) => Math.sin(i)), [8, 3, 3, 3]);
+  const w = g.addConstant(
+    'w',
+    Float32Array.from({ length: 8 * 27 }, (_, i) => Math.sin(i)),
+    [8, 3, 3, 3],
+  );
   g.addNode('Conv', ['input', w], { pads: [1, 1, 1, 1], strides: [2, 2] }, { outputs: ['features'], name: '/features/Conv' });
   const [relu] = g.addNode('Relu', ['features'], {}, { name: '/relu/Relu' });
   const [pooled] = g.addNode('GlobalAveragePool', [relu as string]);
   const [flat] = g.addNode('Reshape', [pooled as string, g.addConstant('shape', [1, -1], [2], 'int64')]);
-  const fc = g.addConstant('fc', Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(i)), [4, 8]);
+  const fc = g.addConstant(
+    'fc',
+    Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(i)),
+    [4, 8],
+  );
   g.addNode('Gemm', [flat as string, fc], { transB: 1 }, { outputs: ['logits'] });
   g.addOutput('logits');
   return g.toBytes();

@@ -19,7 +19,8 @@ export interface GradientPass {
  */
 export class GradientSession {
   readonly graph: GradientGraph;
-  readonly classCount: number | undefined;
+  /** Classes the model outputs: declared by the model, or learnt from the first pass. */
+  private classes: number | undefined;
   private readonly runtime: OrtRuntime;
   private session: InferenceSession | undefined;
 
@@ -27,7 +28,11 @@ export class GradientSession {
     this.runtime = runtime;
     this.graph = graph;
     this.session = session;
-    this.classCount = classCount;
+    this.classes = classCount;
+  }
+
+  get classCount(): number | undefined {
+    return this.classes;
   }
 
   static async create(runtime: OrtRuntime, model: OnnxGraph, targets: string[], options: SessionOptions = {}): Promise<GradientSession> {
@@ -49,22 +54,15 @@ export class GradientSession {
   async run(input: FloatArray, classIndex: number | null): Promise<GradientPass> {
     if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
     const batch = input.shape[0] as number;
-    const classes = this.classCount ?? 0;
-    let seedShape = [batch, classes];
-    let seed = new Float32Array(batch * classes);
-    if (classIndex !== null) {
-      if (!this.classCount) {
-        // Unknown class count: one forward pass tells it.
-        const probe = await this.run(input, null);
-        seedShape = probe.logits.shape;
-        seed = new Float32Array(probe.logits.data.length);
-      }
-      const k = seedShape[1] as number;
-      for (let b = 0; b < batch; b++) seed[b * k + classIndex] = 1;
-    } else if (!this.classCount) {
-      seedShape = [batch, 1];
-      seed = new Float32Array(batch);
+    if (classIndex !== null && this.classes === undefined) {
+      // The model does not declare its class count: one top-1 pass tells it, once.
+      this.classes = (await this.run(input, null)).logits.shape[1];
     }
+    // With no class given, a zero seed (broadcast over the classes) asks the graph for the top-1.
+    const classes = classIndex === null ? (this.classes ?? 1) : (this.classes as number);
+    const seedShape = [batch, classes];
+    const seed = new Float32Array(batch * classes);
+    if (classIndex !== null) for (let b = 0; b < batch; b++) seed[b * classes + classIndex] = 1;
     const { Tensor } = this.runtime;
     const feeds = {
       [this.graph.input]: new Tensor('float32', input.data, input.shape),
@@ -85,8 +83,10 @@ export class GradientSession {
       value.dispose?.();
       return result;
     };
+    const logits = take(this.graph.logits);
+    this.classes ??= logits.shape[1];
     return {
-      logits: take(this.graph.logits),
+      logits,
       targets: this.graph.targets.map((t) => ({
         activation: t.activation ? take(t.activation) : undefined,
         gradient: take(t.gradient),

@@ -93,7 +93,7 @@ export function buildResnet(weights: StateDict): Uint8Array {
   const [pooled] = g.addNode('GlobalAveragePool', [x], {}, { name: '/avgpool/GlobalAveragePool' });
   const [flat] = g.addNode('Flatten', [pooled as string], { axis: 1 }, { name: '/Flatten' });
   g.addNode('Gemm', [flat as string, constant('fc.weight'), constant('fc.bias')], { transB: 1 }, { name: '/fc/Gemm', outputs: ['logits'] });
-  g.addOutput('logits');
+  g.addOutput('logits', DataType.FLOAT, ['batch', need('fc.weight').shape[0] as number]);
   return g.toBytes();
 }
 

@@ -166,9 +166,10 @@ export class OnnxGraph {
     return (made.node.input ?? []).every((input) => this.isConstant(input));
   }
 
-  addOutput(name: string, elemType = DataType.FLOAT): void {
+  addOutput(name: string, elemType = DataType.FLOAT, dims?: (number | string)[]): void {
     if (this.outputNames.includes(name)) return;
-    this.graph.output?.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType } } }));
+    const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
+    this.graph.output?.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape } } }));
   }
 
   addInput(name: string, elemType: number, dims: (number | string)[]): void {

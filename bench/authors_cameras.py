@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""CAMERAS the authors' way, for the benchmark's baseline: PyTorch, forward plus a full backward()
+per scale with module hooks recording activations and gradients, then the fusion on full
+C x 224 x 224 tensors. Written for this benchmark after the paper's algorithm; not the authors' file.
+
+  python3 authors_cameras.py <resnet18|resnet50> <input.npy> <runs>   -> one JSON line
+"""
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+arch, input_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(2)
+torch.manual_seed(0)
+model = getattr(torchvision.models, arch)().eval()
+image = torch.from_numpy(np.load(input_path))
+resolutions = list(range(224, 1000, 100))
+
+
+def cameras(x, class_index):
+    store = {}
+
+    def keep(module, inputs, output):
+        store['a'] = output.detach()
+        output.register_hook(lambda g: store.__setitem__('g', g.detach()))
+
+    handle = model.layer4.register_forward_hook(keep)
+    features, gradients = [], []
+    for i, r in enumerate(resolutions):
+        scaled = x if i == 0 else F.interpolate(x, (r, r), mode='bicubic', align_corners=False)
+        logits = model(scaled)
+        one_hot = torch.zeros_like(logits)
+        one_hot[0, class_index] = 1
+        model.zero_grad()
+        logits.backward(gradient=one_hot)
+        size = resolutions[0]
+        features.append(F.interpolate(store['a'], (size, size), mode='bilinear', align_corners=False))
+        gradients.append(F.interpolate(store['g'], (size, size), mode='bilinear', align_corners=False))
+    handle.remove()
+    a = torch.stack(features).mean(0)
+    g = torch.stack(gradients).mean(0)
+    saliency = F.relu((a * g).sum(1)).flatten()
+    return (saliency - saliency.min()) / (saliency.max() - saliency.min())
+
+
+cameras(image, 243)  # warm
+times = []
+for _ in range(runs):
+    start = time.perf_counter()
+    cameras(image, 243)
+    times.append(time.perf_counter() - start)
+print(json.dumps({'task': 'authors', 'times': times, 'maxRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  'torch': torch.__version__}))

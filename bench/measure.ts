@@ -1,0 +1,65 @@
+/**
+ * One benchmark task in its own process (so peak RSS is the task's own), printing one JSON line:
+ *   node dist/bench/measure.js <task> <model.onnx> <input.npy> <runs>
+ * Tasks: forward-sum, cameras, input-gradient, throughput.
+ */
+import { readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { resizeBicubic } from '../src/engine/resize.js';
+import { Explainer } from '../src/explainer.js';
+import { parseNpy } from '../src/io/npy.js';
+import { DEFAULT_RESOLUTIONS } from '../src/methods/cameras.js';
+import { buildGradientGraph } from '../src/onnx/autodiff.js';
+
+const [task, modelPath, inputPath, runsText] = process.argv.slice(2) as [string, string, string, string];
+const runs = Number(runsText ?? 3);
+const THREADS = 2;
+const model = new Uint8Array(readFileSync(modelPath));
+const input = parseNpy(new Uint8Array(readFileSync(inputPath)));
+const scaled = DEFAULT_RESOLUTIONS.map((r) =>
+  r === 224 ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, 3, r, r] },
+);
+const sessionOptions = { graphOptimizationLevel: 'all' as const, intraOpNumThreads: THREADS, interOpNumThreads: 1 };
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await f();
+  return (performance.now() - start) / 1000;
+}
+
+async function repeat(f: () => Promise<unknown>, count = runs): Promise<number[]> {
+  await f(); // warm: sessions built, arenas grown
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) times.push(await timed(f));
+  return times;
+}
+
+const result: Record<string, unknown> = { task };
+if (task === 'forward-sum') {
+  const session = await ort.InferenceSession.create(model, sessionOptions);
+  result.times = await repeat(async () => {
+    for (const x of scaled) await session.run({ input: new ort.Tensor('float32', x.data, x.shape) });
+  });
+} else if (task === 'cameras') {
+  const explainer = await Explainer.create(ort, { model, layer: 'layer4', threads: THREADS });
+  result.times = await repeat(() => explainer.explain(input, { classIndex: 243 }));
+} else if (task === 'input-gradient') {
+  const plain = await ort.InferenceSession.create(model, sessionOptions);
+  const graph = buildGradientGraph(model, { targets: ['input'] });
+  const backward = await ort.InferenceSession.create(graph.bytes, sessionOptions);
+  const seed = new Float32Array(1000);
+  seed[243] = 1;
+  const feeds = { input: new ort.Tensor('float32', input.data, input.shape) };
+  result.forward = await repeat(() => plain.run(feeds), runs * 3);
+  result.times = await repeat(() => backward.run({ ...feeds, [graph.seed]: new ort.Tensor('float32', seed, [1, 1000]) }), runs * 3);
+} else if (task === 'throughput') {
+  const explainer = await Explainer.create(ort, { model, layer: 'layer4', threads: THREADS });
+  const images = Array.from({ length: 32 }, (_, i) => ({ data: input.data.map((v, j) => v + 0.01 * Math.sin(i + j)), shape: input.shape }));
+  await explainer.explain(input, {});
+  result.times = [await timed(() => explainer.explainBatch(images, {}))];
+  result.batched = [await timed(() => explainer.explainBatch(images, { batch: true }))];
+} else {
+  throw new Error(`unknown task ${task}`);
+}
+result.maxRssMiB = process.resourceUsage().maxRSS / 1024;
+process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,0 +1,194 @@
+/**
+ * `npm run bench`: CAMERAS speed against the hardware floor (plain forward passes at the same scales)
+ * and against the authors' PyTorch method, on torchvision ResNet-50 and ResNet-18 with seeded random
+ * weights. Each task runs in its own process; medians and peak RSS go to a table and bench/results.json.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadImageTensor, writeNpyFile } from '../src/index.js';
+import { BENCH, ensureModel, MODELS } from './models.js';
+
+const ROOT = resolve(BENCH, '..');
+const PYTHON = '/usr/bin/python3';
+const quick = process.argv.includes('--quick');
+
+interface Measurement {
+  times: number[];
+  maxRssMiB: number | null;
+  [key: string]: unknown;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+function measure(task: string, model: string, input: string, runs: number): Measurement {
+  const out = execFileSync(process.execPath, [resolve(ROOT, 'dist/bench/measure.js'), task, model, input, String(runs)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop() as string) as Measurement;
+}
+
+/** Wall time and peak RSS of whole processes (GNU time reports the RSS). */
+function processRuns(command: string, args: string[], runs: number): Measurement {
+  const scratch = mkdtempSync(join(tmpdir(), 'cameras-bench-'));
+  const times: number[] = [];
+  let rss = 0;
+  const timeTool = existsSync('/usr/bin/time');
+  for (let i = 0; i < runs; i++) {
+    const report = join(scratch, 'rss');
+    const start = performance.now();
+    const run = timeTool
+      ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', report, command, ...args], { encoding: 'utf8' })
+      : spawnSync(command, args, { encoding: 'utf8' });
+    times.push((performance.now() - start) / 1000);
+    if (run.status !== 0) throw new Error(`${command} failed: ${run.stderr}`);
+    if (timeTool) rss = Math.max(rss, Number(readFileSync(report, 'utf8').trim().split('\n').pop()) / 1024);
+  }
+  rmSync(scratch, { recursive: true, force: true });
+  return { times, maxRssMiB: timeTool ? rss : null };
+}
+
+function hasTorch(): boolean {
+  return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+}
+
+const runs = quick ? 1 : 3;
+const input = resolve(MODELS, 'cat_dog.input.npy');
+const photo = resolve(ROOT, 'assets/images/cat_dog.png');
+const rows: { name: string; model: string; seconds: number; rss: number | null; ratio?: string; target?: string }[] = [];
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  cpu: cpus()[0]?.model,
+  cores: cpus().length,
+  threads: 2,
+  node: process.version,
+};
+
+const r50 = ensureModel('resnet50');
+const r18 = ensureModel('resnet18');
+await writeNpyFile(input, await loadImageTensor(photo));
+const torch = hasTorch();
+for (const [name, path] of [
+  ['resnet50', r50],
+  ['resnet18', r18],
+] as const) {
+  const forward = measure('forward-sum', path, input, runs);
+  const cameras = measure('cameras', path, input, runs);
+  const gradient = measure('input-gradient', path, input, runs);
+  const f = median(forward.times);
+  const c = median(cameras.times);
+  rows.push({ name: 'plain forward, 8 scales (floor)', model: name, seconds: f, rss: forward.maxRssMiB });
+  rows.push({
+    name: 'CAMERAS, 8 scales, in process',
+    model: name,
+    seconds: c,
+    rss: cameras.maxRssMiB,
+    ratio: `${(c / f).toFixed(2)} x floor`,
+    target: '<= 1.25',
+  });
+  const g = median(gradient.times);
+  const g0 = median(gradient.forward as number[]);
+  rows.push({
+    name: 'input gradient at 224',
+    model: name,
+    seconds: g,
+    rss: gradient.maxRssMiB,
+    ratio: `${(g / g0).toFixed(2)} x forward`,
+    target: '<= 2.5',
+  });
+  const entry: Record<string, unknown> = { forward, cameras, gradient };
+  if (torch) {
+    const authors = JSON.parse(
+      execFileSync(PYTHON, [resolve(BENCH, 'authors_cameras.py'), name, input, String(quick ? 1 : name === 'resnet50' ? 2 : 3)], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n')
+        .pop() as string,
+    ) as Measurement;
+    const a = median(authors.times);
+    rows.push({
+      name: "authors' method, PyTorch",
+      model: name,
+      seconds: a,
+      rss: authors.maxRssMiB,
+      ratio: `${(c / a).toFixed(2)} ours/theirs`,
+    });
+    entry.authors = authors;
+  }
+  if (name === 'resnet50') {
+    const cli = processRuns(
+      process.execPath,
+      [
+        resolve(ROOT, 'dist/src/cli/main.js'),
+        'explain',
+        photo,
+        '--model',
+        path,
+        '--layer',
+        'layer4',
+        '--class',
+        '243',
+        '--out',
+        join(tmpdir(), 'cameras-bench.png'),
+        '--quiet',
+      ],
+      runs,
+    );
+    const seconds = median(cli.times);
+    const authors = entry.authors as Measurement | undefined;
+    rows.push({
+      name: 'CLI process (start, load, explain, write)',
+      model: name,
+      seconds,
+      rss: cli.maxRssMiB,
+      ratio: authors ? `${(seconds / median(authors.times)).toFixed(2)} x authors` : undefined,
+      target: '<= 4.0 s, <= 0.22, <= 1536 MiB',
+    });
+    entry.cli = cli;
+  } else {
+    const throughput = measure('throughput', path, input, 1);
+    const serial = median(throughput.times);
+    const batched = median(throughput.batched as number[]);
+    rows.push({
+      name: '32 images, one per call',
+      model: name,
+      seconds: serial,
+      rss: throughput.maxRssMiB,
+      ratio: `${(32 / serial).toFixed(2)} images/s`,
+    });
+    rows.push({
+      name: '32 images, stacked per scale',
+      model: name,
+      seconds: batched,
+      rss: throughput.maxRssMiB,
+      ratio: `${(32 / batched).toFixed(2)} images/s`,
+    });
+    entry.throughput = throughput;
+  }
+  results[name] = entry;
+}
+if (!torch)
+  results.note = `${PYTHON} cannot import torch and torchvision: the authors' baseline was skipped (apt-get install python3-torchvision)`;
+
+const header = ['task', 'model', 'median s', 'peak RSS MiB', 'ratio', 'target'];
+const table = rows.map((r) => [
+  r.name,
+  r.model,
+  r.seconds.toFixed(3),
+  r.rss === null ? '?' : r.rss.toFixed(0),
+  r.ratio ?? '',
+  r.target ?? '',
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
+const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
+process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${table.map(line).join('\n')}\n`);
+if (results.note) process.stdout.write(`note: ${results.note}\n`);
+writeFileSync(resolve(BENCH, 'results.json'), `${JSON.stringify({ ...results, table: rows }, null, 2)}\n`);
+process.stdout.write(`wrote ${resolve(BENCH, 'results.json')}\n`);
