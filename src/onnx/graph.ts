@@ -301,6 +301,14 @@ export function tensorValues(tensor: TensorProto): number[] {
   throw new CamerasError(`cannot read tensor ${tensor.name} of ONNX data type ${type}`);
 }
 
+/** A float32 tensor's values as a Float32Array (copied from raw or typed data), without a per-element detour. */
+export function tensorFloats(tensor: TensorProto): Float32Array | undefined {
+  if (tensor.dataType !== DataType.FLOAT) return undefined;
+  const raw = tensor.rawData;
+  if (raw && raw.length > 0) return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  return Float32Array.from(tensor.floatData ?? []);
+}
+
 export function tensorDims(tensor: TensorProto): number[] {
   return (tensor.dims ?? []).map(toNumber);
 }

@@ -1,5 +1,5 @@
-import { floatAttr, intAttr, intsAttr, stringAttr, tensorDims } from '../graph.js';
-import type { NodeProto } from '../proto.js';
+import { floatAttr, intAttr, intsAttr, stringAttr, tensorDims, tensorFloats } from '../graph.js';
+import type { NodeProto, TensorProto } from '../proto.js';
 import { floatScalarTensor, unsupported, type VjpContext } from './context.js';
 import type { VjpRule } from './rule.js';
 
@@ -73,8 +73,60 @@ export const conv: VjpRule = (ctx, node, [dy], wanted) => {
   const kernel = intsAttr(node, 'kernel_shape') ?? (weight ? tensorDims(weight).slice(2) : undefined);
   if (!kernel) throw unsupported(node, 'kernel_shape is not given and the weight is not a constant');
   const win = windowOf(ctx, node, kernel, x, node.output?.[0] as string);
-  return [transposedWindow(ctx, dy, w, x, win, intAttr(node, 'group', 1))];
+  const group = intAttr(node, 'group', 1);
+  return [flippedConvolution(ctx, dy, weight, win, group) ?? transposedWindow(ctx, dy, w, x, win, group)];
 };
+
+/**
+ * For stride 1 the input gradient is itself a correlation: the kernel flipped in space with input and
+ * output channels swapped (per group), padded by d(k-1) - p. It gives the input's extent exactly and
+ * runs on ONNX Runtime's fast Conv kernels, where ConvTranspose took 1.4x the forward time on ResNet-50.
+ * Undefined where it does not apply (strides, size-dependent pads, weights computed at run time).
+ */
+function flippedConvolution(ctx: VjpContext, dy: string, weight: TensorProto | undefined, win: Window, group: number): string | undefined {
+  if (!weight || typeof win.padBegin === 'string' || !win.padEnd || win.strides.some((s) => s !== 1)) return undefined;
+  const values = tensorFloats(weight);
+  const dims = tensorDims(weight);
+  if (!values || dims.length < 3) return undefined;
+  const extent = win.kernel.map((k, i) => (k - 1) * (win.dilations[i] as number));
+  const padBegin = extent.map((e, i) => e - ((win.padBegin as number[])[i] as number));
+  const padEnd = extent.map((e, i) => e - ((win.padEnd as number[])[i] as number));
+  if ([...padBegin, ...padEnd].some((p) => p < 0)) return undefined;
+  const [outChannels, inPerGroup, ...spatial] = dims as [number, number, ...number[]];
+  const outPerGroup = outChannels / group;
+  const area = spatial.reduce((a, b) => a * b, 1);
+  const strides = spatial.map((_, i) => spatial.slice(i + 1).reduce((a, b) => a * b, 1));
+  const flipped = new Float32Array(values.length);
+  // W'[g * inPerGroup + i, o] = flip(W[g * outPerGroup + o, i]).
+  for (let g = 0; g < group; g++) {
+    for (let o = 0; o < outPerGroup; o++) {
+      for (let i = 0; i < inPerGroup; i++) {
+        const from = ((g * outPerGroup + o) * inPerGroup + i) * area;
+        const to = ((g * inPerGroup + i) * outPerGroup + o) * area;
+        for (let p = 0; p < area; p++) {
+          // The mirrored position: every spatial index k becomes size - 1 - k.
+          let q = 0;
+          let rest = p;
+          spatial.forEach((size, axis) => {
+            const stride = strides[axis] as number;
+            const k = Math.floor(rest / stride);
+            rest -= k * stride;
+            q += (size - 1 - k) * stride;
+          });
+          flipped[to + q] = values[from + p] as number;
+        }
+      }
+    }
+  }
+  const kernel = ctx.floatTensor(flipped, [inPerGroup * group, outPerGroup, ...spatial]);
+  return ctx.op('Conv', [dy, kernel], {
+    kernel_shape: win.kernel,
+    strides: win.strides,
+    dilations: win.dilations,
+    pads: [...padBegin, ...padEnd],
+    group,
+  });
+}
 
 export const convTranspose: VjpRule = (ctx, node, [dy], wanted) => {
   if (wanted[1] || wanted[2]) throw unsupported(node, 'its weights depend on the target (no weight gradients)');

@@ -57,12 +57,18 @@ function unary(local: (ctx: VjpContext, x: string, y: string, dy: string, node: 
 
 const masked = (ctx: VjpContext, condition: string, value: string) => ctx.op('Where', [condition, value, ctx.float(0)]);
 
-// ReLU passes the gradient where the input is positive, as PyTorch's threshold_backward does.
-export const relu = unary((ctx, x, _y, dy) => masked(ctx, ctx.op('Greater', [x, ctx.float(0)]), dy));
+// Masks of piecewise-linear activations read the op's output, not its input: the same mask (y > 0 iff
+// x > 0 for ReLU), and ONNX Runtime can still fuse the activation into the convolution before it.
 
-export const leakyRelu = unary((ctx, x, _y, dy, node) =>
-  ctx.op('Where', [ctx.op('Greater', [x, ctx.float(0)]), dy, ctx.op('Mul', [dy, ctx.float(floatAttr(node, 'alpha', 0.01))])]),
-);
+// ReLU passes the gradient where the input is positive, as PyTorch's threshold_backward does.
+export const relu = unary((ctx, _x, y, dy) => masked(ctx, ctx.op('Greater', [y, ctx.float(0)]), dy));
+
+export const leakyRelu = unary((ctx, x, y, dy, node) => {
+  const alpha = floatAttr(node, 'alpha', 0.01);
+  // With a positive slope the output's sign is the input's.
+  const sign = alpha > 0 ? y : x;
+  return ctx.op('Where', [ctx.op('Greater', [sign, ctx.float(0)]), dy, ctx.op('Mul', [dy, ctx.float(alpha)])]);
+});
 
 export const prelu: VjpRule = (ctx, node, [dy], wanted) => {
   if (!dy) return [];
@@ -77,10 +83,12 @@ export const clip: VjpRule = (ctx, node, [dy], wanted) => {
   if (!dy) return [];
   if (wanted[1] || wanted[2]) throw unsupported(node, 'its bounds depend on the target');
   if (!wanted[0]) return [];
-  const [x, low, high] = node.input as [string, string | undefined, string | undefined];
+  const [, low, high] = node.input as [string, string | undefined, string | undefined];
+  // lo < y < hi exactly where lo < x < hi: outside, y sits on a bound.
+  const y = node.output?.[0] as string;
   const conditions: string[] = [];
-  if (low) conditions.push(ctx.op('Greater', [x, low]));
-  if (high) conditions.push(ctx.op('Less', [x, high]));
+  if (low) conditions.push(ctx.op('Greater', [y, low]));
+  if (high) conditions.push(ctx.op('Less', [y, high]));
   if (conditions.length === 0) return [dy];
   const inside = conditions.length === 1 ? conditions[0] : ctx.op('And', conditions);
   return [masked(ctx, inside as string, dy)];
@@ -102,11 +110,10 @@ export const erf = unary((ctx, x, _y, dy) =>
 );
 
 // HardSigmoid: max(0, min(1, alpha x + beta)); the slope alpha inside (0, 1), zero outside.
-export const hardSigmoid = unary((ctx, x, _y, dy, node) => {
+export const hardSigmoid = unary((ctx, _x, y, dy, node) => {
   const alpha = floatAttr(node, 'alpha', 0.2);
-  const beta = floatAttr(node, 'beta', 0.5);
-  const v = ctx.op('Add', [ctx.op('Mul', [x, ctx.float(alpha)]), ctx.float(beta)]);
-  const inside = ctx.op('And', [ctx.op('Greater', [v, ctx.float(0)]), ctx.op('Less', [v, ctx.float(1)])]);
+  // 0 < y < 1 exactly where 0 < alpha x + beta < 1.
+  const inside = ctx.op('And', [ctx.op('Greater', [y, ctx.float(0)]), ctx.op('Less', [y, ctx.float(1)])]);
   return masked(ctx, inside, ctx.op('Mul', [dy, ctx.float(alpha)]));
 });
 
