@@ -3,6 +3,7 @@ import { OnnxGraph } from './graph.js';
 import { raiseOpset } from './opset.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { inferRanks } from './ranks.js';
+import { inferShapes } from './shapes.js';
 import { VjpContext, vjpRules } from './vjp/index.js';
 
 /** The opset gradient graphs are written in: 16 brings ScatterElements with reduction. */
@@ -145,7 +146,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     }
   }
   const ranks = inferRanks(graph);
-  const ctx = new VjpContext(graph, ranks);
+  const ctx = new VjpContext(graph, ranks, inferShapes(graph));
 
   // Seed: an input of the logits' shape; optionally the top-1 one-hot where a row is all zero.
   const seed = graph.freshName('cameras_seed');

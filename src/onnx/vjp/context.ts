@@ -1,6 +1,7 @@
 import { CamerasError, ExitCode } from '../../errors.js';
 import type { AttributeInput, OnnxGraph } from '../graph.js';
 import type { NodeProto } from '../proto.js';
+import { type Dim, sameShape } from '../shapes.js';
 
 /**
  * What a vector-Jacobian rule may do: add nodes to the graph, ask static ranks, and use a few shared
@@ -15,9 +16,18 @@ export class VjpContext {
   /** The lowest ai.onnx opset the emitted nodes need (ScatterElements with reduction asks 16). */
   requiredOpset = 13;
 
-  constructor(graph: OnnxGraph, ranks: Map<string, number>) {
+  /** Symbolic shapes of forward tensors, where the graph tells them. */
+  private readonly forwardShapes: Map<string, Dim[]>;
+
+  constructor(graph: OnnxGraph, ranks: Map<string, number>, forwardShapes: Map<string, Dim[]> = new Map()) {
     this.graph = graph;
     this.ranks = ranks;
+    this.forwardShapes = forwardShapes;
+  }
+
+  /** True when the graph proves the two forward tensors have one shape. */
+  sameShape(a: string, b: string): boolean {
+    return sameShape(this.forwardShapes, a, b);
   }
 
   op(opType: string, inputs: string[], attributes: Record<string, AttributeInput> = {}): string {

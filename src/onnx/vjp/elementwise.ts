@@ -16,6 +16,8 @@ function binary(
   return [a, b].map((operand, i) => {
     const make = local[i];
     if (!wanted[i] || !make) return undefined;
+    // Operands proven to have the output's shape (a residual Add) need nothing summed away.
+    if (ctx.sameShape(operand, y)) return make();
     return ctx.unbroadcast(make(), operand, rankY, ctx.rank(operand, node));
   });
 }
@@ -44,7 +46,10 @@ export const sum: VjpRule = (ctx, node, [dy], wanted) => {
   const y = node.output?.[0] as string;
   const inputs = node.input as string[];
   const rankY = ctx.knownRank(y) ?? Math.max(...inputs.map((x) => ctx.rank(x, node)));
-  return inputs.map((x, i) => (wanted[i] ? ctx.unbroadcast(dy, x, rankY, ctx.rank(x, node)) : undefined));
+  return inputs.map((x, i) => {
+    if (!wanted[i]) return undefined;
+    return ctx.sameShape(x, y) ? dy : ctx.unbroadcast(dy, x, rankY, ctx.rank(x, node));
+  });
 };
 
 /** Unary ops: `local(x, y, dy)` returns dL/dx. */
