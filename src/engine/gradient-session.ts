@@ -110,7 +110,7 @@ export class GradientSession {
     const [, ...rest] = (inputs[0] as FloatArray).shape;
     const each = (inputs[0] as FloatArray).data.length;
     const stacked = new Float32Array(each * inputs.length);
-    inputs.forEach((input, i) => stacked.set(input.data, i * each));
+    for (const [i, input] of inputs.entries()) stacked.set(input.data, i * each);
     let pass: GradientPass;
     try {
       pass = await this.run({ data: stacked, shape: [inputs.length, ...rest] }, classIndex);
