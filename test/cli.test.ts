@@ -21,16 +21,22 @@ interface Run {
   stderr: string;
 }
 
+/** Converted zoo models go to a cache of the tests' own, outside the folder whose files they count. */
+const cache = mkdtempSync(join(tmpdir(), 'cameras-cli-cache-'));
+
 function cameras(args: string[], cwd = ROOT): Promise<Run> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, CAMERAS_CACHE_DIR: cache } }, (error, stdout, stderr) => {
       done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
 
 const work = mkdtempSync(join(tmpdir(), 'cameras-cli-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+after(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(cache, { recursive: true, force: true });
+});
 
 /** A model whose path from the target to the logits has an op without a gradient rule (Elu). */
 function modelWithElu(): string {
@@ -74,6 +80,10 @@ describe('cameras explain', () => {
   it('writes an overlay of the bundled photo with the bundled model and no other flag', async () => {
     const run = await cameras(['explain', PHOTO], work);
     assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      /^class \d \((Drawing|Hentai|Neutral|Porn|Sexy)\) at layer out_relu, fused from 224, 324, 424, 524, 624, 724, 824, 924 px/,
+    );
     const out = join(work, 'cat_dog.cameras.png');
     assert.ok(existsSync(out));
     const meta = await sharp(out).metadata();
@@ -141,17 +151,21 @@ describe('cameras explain', () => {
     rmSync(join(work, 'bad.onnx'));
   });
   it('refuses an unknown layer and lists the nearest valid names', () =>
-    rejects(['explain', PHOTO, '--layer', 'layer5', '--out', 'x.png'], /unknown layer 'layer5'; nearest valid names: layer\d/));
+    rejects(
+      ['explain', PHOTO, '--model', MODEL, '--layer', 'layer5', '--out', 'x.png'],
+      /unknown layer 'layer5'; nearest valid names: layer\d/,
+    ));
   it('refuses a class out of range', () =>
     rejects(
-      ['explain', '--input', INPUT, '--class', '10', '--save-map', 'm.npy'],
+      ['explain', '--input', INPUT, '--model', MODEL, '--class', '10', '--save-map', 'm.npy'],
       /class 10 is out of range: the model has 10 classes \(0-9\)/,
     ));
-  it('refuses a class that is not a number', () =>
+  it('refuses a class name the model does not have, listing its labels', () =>
     rejects(
       ['explain', PHOTO, '--class', 'cat'],
-      /^cameras: error: option '--class <index>' argument 'cat' is invalid\. expected a class index/,
+      /^cameras: error: unknown class 'cat'; give an index or one of: Drawing, Hentai, Neutral, Porn, Sexy$/,
     ));
+  it('refuses an unknown zoo model', () => rejects(['explain', PHOTO, '--model', 'nsfwjs:nope'], /unknown model 'nsfwjs:nope'/));
   it('refuses a tensor of the wrong shape', async () => {
     writeFileSync(join(work, 'flat.npy'), formatNpy({ data: new Float32Array(3 * 224), shape: [1, 3, 224] }));
     await rejects(
@@ -183,6 +197,32 @@ describe('cameras explain', () => {
   it('refuses an image and --input together, and neither', async () => {
     await rejects(['explain', PHOTO, '--input', INPUT], /either an image or --input/);
     await rejects(['explain'], /give an image file or --input/);
+  });
+});
+
+describe('cameras models', () => {
+  it('lists the zoo with its classes, default layers and the default model', async () => {
+    const run = await cameras(['models']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^nsfwjs:mobilenet_v2 .*Drawing, Hentai, Neutral, Porn, Sexy.*layer out_relu, 224 px.*\(default\)$/m);
+    assert.match(run.stdout, /^nsfwjs:inception_v3 .*layer mixed10, 299 px/m);
+  });
+
+  it('explains a class given by its label', async () => {
+    const run = await cameras([
+      'explain',
+      PHOTO,
+      '--class',
+      'neutral',
+      '--resolutions',
+      '224,324',
+      '--json',
+      '--save-map',
+      join(work, 'l.npy'),
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as { class: number }).class, 2);
+    rmSync(join(work, 'l.npy'));
   });
 });
 

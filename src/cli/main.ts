@@ -7,23 +7,18 @@ import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { Explainer } from '../explainer.js';
-import { readModelFile, readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
+import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
-import { normalise, presetByName, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
+import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
 import { DEFAULT_RESOLUTIONS } from '../methods/cameras.js';
+import { classByName, DEFAULT_MODEL_NAME, resolutionsFor, ZOO } from '../models/zoo.js';
+import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
-import { defaultLayer, listLayers } from '../onnx/layers.js';
+import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { overlayPng } from '../render/overlay-node.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-/** The bundled default model (random weights until a pretrained one ships; see assets/README.md). */
-export const DEFAULT_MODEL = resolve(packageRoot, 'assets/models/mini_resnet.onnx');
-
-function parseClass(value: string): number {
-  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a class index, a non-negative integer such as 243');
-  return Number(value);
-}
 
 function parseResolutions(value: string): number[] {
   const parts = value
@@ -55,9 +50,9 @@ interface ExplainFlags {
   input?: string;
   model: string;
   layer?: string;
-  class?: number;
-  resolutions: number[];
-  preprocess: string;
+  class?: string;
+  resolutions?: number[];
+  preprocess?: string;
   saveMap?: string;
   out?: string;
   json?: boolean;
@@ -71,7 +66,20 @@ async function explainCommand(image: string | undefined, flags: ExplainFlags): P
   if (image && flags.input) throw new CamerasError('give either an image or --input, not both');
   const out = flags.out ?? (image && !flags.saveMap && !flags.json ? `${basename(image, extname(image))}.cameras.png` : undefined);
   for (const path of [out, flags.saveMap]) if (path) await checkWritable(path);
-  const preset = presetByName(flags.preprocess);
+  const model = await resolveModel(flags.model);
+  const entry = model.entry;
+  const preset = presetByName(flags.preprocess ?? entry?.preprocess ?? 'torchvision');
+  const size = entry?.inputSize ?? preset.size;
+  let classIndex: number | null = null;
+  if (flags.class !== undefined) {
+    const found = classByName(flags.class, entry?.labels);
+    if (found === undefined) {
+      throw new CamerasError(
+        `unknown class '${flags.class}'; give an index${entry ? ` or one of: ${entry.labels.join(', ')}` : ' (this model has no labels)'}`,
+      );
+    }
+    classIndex = found;
+  }
 
   let tensor: FloatArray;
   let picture: RgbImage | undefined;
@@ -79,16 +87,17 @@ async function explainCommand(image: string | undefined, flags: ExplainFlags): P
     tensor = await readNpyFile(flags.input);
   } else {
     picture = await readImage(image as string);
-    tensor = normalise(resizeLinearUint8(picture, preset.size, preset.size), preset);
+    tensor = preprocess(picture, preset, size);
   }
   const explainer = await Explainer.create(ort, {
-    model: await readModelFile(flags.model),
-    layer: flags.layer,
+    model: model.bytes,
+    layer: flags.layer ?? entry?.layer,
     threads: flags.threads,
-    source: flags.model,
+    source: model.source,
   });
   try {
-    const result = await explainer.explain(tensor, { classIndex: flags.class ?? null, resolutions: flags.resolutions });
+    const resolutions = flags.resolutions ?? (entry ? resolutionsFor(entry.inputSize) : [...DEFAULT_RESOLUTIONS]);
+    const result = await explainer.explain(tensor, { classIndex, resolutions });
     if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: result.map, shape: [result.height, result.width] });
     if (out) await writeFileAtomic(out, await overlayPng(result, picture));
     const seconds = (performance.now() - started) / 1000;
@@ -106,8 +115,9 @@ async function explainCommand(image: string | undefined, flags: ExplainFlags): P
       };
       process.stdout.write(`${JSON.stringify(report)}\n`);
     } else if (!flags.quiet) {
+      const label = entry?.labels[result.classIndex];
       const lines = [
-        `class ${result.classIndex} at layer ${explainer.layer.name}, fused from ${result.usedResolutions.join(', ')} px in ${seconds.toFixed(2)} s`,
+        `class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${explainer.layer.name}, fused from ${result.usedResolutions.join(', ')} px in ${seconds.toFixed(2)} s`,
       ];
       if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
       if (out) lines.push(`wrote ${out}`);
@@ -119,15 +129,17 @@ async function explainCommand(image: string | undefined, flags: ExplainFlags): P
   }
 }
 
-async function layersCommand(flags: { model: string; json?: boolean; size: number }): Promise<void> {
-  const graph = OnnxGraph.fromBytes(await readModelFile(flags.model), flags.model);
+async function layersCommand(flags: { model: string; json?: boolean; size?: number }): Promise<void> {
+  const model = await resolveModel(flags.model);
+  const graph = OnnxGraph.fromBytes(model.bytes, model.source);
+  const size = flags.size ?? model.entry?.inputSize ?? 224;
   const layers = listLayers(graph);
-  const fallback = defaultLayer(graph);
+  const fallback = model.entry ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
   const shapes = await probeShapes(
     ort,
     graph,
     layers.map((l) => l.tensor),
-    flags.size,
+    size,
   );
   const rows = layers.map((l) => ({
     name: l.name,
@@ -141,11 +153,26 @@ async function layersCommand(flags: { model: string; json?: boolean; size: numbe
     return;
   }
   const width = Math.max(...rows.map((r) => r.name.length), 5);
-  process.stdout.write(`${'layer'.padEnd(width)}  shape at ${flags.size} px      op        tensor\n`);
+  process.stdout.write(`${'layer'.padEnd(width)}  shape at ${size} px      op        tensor\n`);
   for (const r of rows) {
     const shape = r.shape ? `[${r.shape.join(', ')}]` : '?';
     process.stdout.write(`${r.name.padEnd(width)}  ${shape.padEnd(20)} ${r.op.padEnd(9)} ${r.tensor}${r.default ? '   (default)' : ''}\n`);
   }
+}
+
+async function modelsCommand(flags: { json?: boolean }): Promise<void> {
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(ZOO)}\n`);
+    return;
+  }
+  const width = Math.max(...ZOO.map((e) => e.name.length));
+  for (const e of ZOO) {
+    const mark = e.name === DEFAULT_MODEL_NAME ? ' (default)' : '';
+    process.stdout.write(
+      `${e.name.padEnd(width)}  ${e.description}; layer ${e.layer}, ${e.inputSize} px, preprocessing ${e.preprocess}${mark}\n`,
+    );
+  }
+  process.stdout.write(`\nConverted to ONNX on first use and kept in ${cacheDir()}. Any .onnx file works as --model too.\n`);
 }
 
 export async function buildProgram(): Promise<Command> {
@@ -162,13 +189,15 @@ export async function buildProgram(): Promise<Command> {
     .description('explain what a classifier looks at in one image, with CAMERAS')
     .argument('[image]', 'JPEG, PNG or WebP photo')
     .option('--input <tensor.npy>', 'a preprocessed float32 NCHW [1,3,H,W] tensor instead of an image')
-    .option('--model <model.onnx>', 'ONNX classifier', DEFAULT_MODEL)
-    .option('--layer <name>', 'target layer: torch module path (layer4), node or tensor name; default: the last before global pooling')
-    .option('--class <index>', 'class to explain; default: the top-1 class', parseClass)
-    .option('--resolutions <list>', 'comma-separated square input sizes; the first is the map size', parseResolutions, [
-      ...DEFAULT_RESOLUTIONS,
-    ])
-    .option('--preprocess <preset>', 'image preprocessing: torchvision (OpenCV bilinear to 224, ImageNet mean/std)', 'torchvision')
+    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
+    .option('--layer <name>', "target layer: module or layer name (layer4, out_relu), node or tensor name; default: the model's")
+    .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
+    .option(
+      '--resolutions <list>',
+      "comma-separated square input sizes, the first is the map size; default: the model's size and 7 more, 100 px apart",
+      parseResolutions,
+    )
+    .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
     .option('--save-map <map.npy>', 'write the map as a float32 .npy')
     .option('--out <overlay.png>', 'write the map over the image as a PNG (default for an image: <name>.cameras.png)')
     .option('--json', 'print one JSON object with the result on stdout')
@@ -179,6 +208,8 @@ export async function buildProgram(): Promise<Command> {
       `
 Examples:
   cameras explain assets/images/cat_dog.png
+  cameras explain photo.jpg --model nsfwjs:inception_v3 --class Neutral
+  cameras explain photo.jpg --model nsfwjs:inception_v3 --class Neutral
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
 
@@ -188,11 +219,17 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
   program
     .command('layers')
     .description('list the layers of a model that can be explained, with their output shapes')
-    .option('--model <model.onnx>', 'ONNX classifier', DEFAULT_MODEL)
-    .option('--size <px>', 'input size used to report shapes', parseThreads, 224)
+    .option('--model <model>', `an .onnx file or a zoo name`, DEFAULT_MODEL_NAME)
+    .option('--size <px>', "input size used to report shapes (default: the model's)", parseThreads)
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  cameras layers --model resnet18.onnx')
+    .addHelpText('after', '\nExamples:\n  cameras layers\n  cameras layers --model resnet18.onnx')
     .action(layersCommand);
+  program
+    .command('models')
+    .description('list the built-in models')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  cameras models')
+    .action(modelsCommand);
   return program;
 }
 

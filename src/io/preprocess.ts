@@ -9,18 +9,26 @@ export interface RgbImage {
 }
 
 export interface PreprocessPreset {
-  /** Square side the image is resized to. */
+  /** Square side the image is resized to (a model entry may override it). */
   size: number;
+  /** Per channel: (value / 255 - mean) / std, in the preset's channel order. */
   mean: readonly [number, number, number];
   std: readonly [number, number, number];
+  /** Channels in BGR order (Caffe-style Keras models). */
+  bgr?: boolean;
 }
 
 /**
  * `torchvision`: what the CAMERAS authors' demo feeds ImageNet models: OpenCV's bilinear resize to 224
- * (half-pixel, no antialiasing, rounded to uint8), /255, ImageNet mean and std.
+ * (half-pixel, no antialiasing, rounded to uint8), /255, ImageNet mean and std. `unit`: /255 (TF.js
+ * models such as nsfwjs). `keras-tf`: /127.5 - 1 (Keras MobileNet, Inception, Xception). `keras-caffe`:
+ * BGR minus the ImageNet means in 0-255 (Keras ResNet50, VGG16). All resize with the same OpenCV kernel.
  */
 export const PRESETS: Readonly<Record<string, PreprocessPreset>> = {
   torchvision: { size: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  unit: { size: 224, mean: [0, 0, 0], std: [1, 1, 1] },
+  'keras-tf': { size: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  'keras-caffe': { size: 224, mean: [103.939 / 255, 116.779 / 255, 123.68 / 255], std: [1 / 255, 1 / 255, 1 / 255], bgr: true },
 };
 
 export function presetByName(name: string): PreprocessPreset {
@@ -99,13 +107,14 @@ export function normalise(image: RgbImage, preset: PreprocessPreset): FloatArray
   for (let c = 0; c < 3; c++) {
     const mean = preset.mean[c] as number;
     const std = preset.std[c] as number;
+    const from = preset.bgr ? 2 - c : c;
     for (let p = 0; p < plane; p++) {
-      data[c * plane + p] = Math.fround(Math.fround((image.data[p * 3 + c] as number) / 255) - mean) / std;
+      data[c * plane + p] = Math.fround(Math.fround((image.data[p * 3 + from] as number) / 255) - mean) / std;
     }
   }
   return { data, shape: [1, 3, image.height, image.width] };
 }
 
-export function preprocess(image: RgbImage, preset: PreprocessPreset): FloatArray {
-  return normalise(resizeLinearUint8(image, preset.size, preset.size), preset);
+export function preprocess(image: RgbImage, preset: PreprocessPreset, size = preset.size): FloatArray {
+  return normalise(resizeLinearUint8(image, size, size), preset);
 }

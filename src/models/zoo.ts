@@ -1,0 +1,58 @@
+/** A model the CLI and library know by name, with what it needs to be explained well. */
+export interface ZooEntry {
+  name: string;
+  description: string;
+  /** Class names by index. */
+  labels: readonly string[];
+  /** The square input side the model was trained at; CAMERAS' resolutions start there. */
+  inputSize: number;
+  /** Preprocessing preset name (see io/preprocess.ts). */
+  preprocess: string;
+  /** Default target layer (a Keras layer name or torch module path). */
+  layer: string;
+}
+
+const NSFW_CLASSES = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
+
+/**
+ * The built-in models. The nsfwjs networks are real pretrained CNNs (ImageNet architectures fine-tuned
+ * by the nsfwjs project to sort images into 5 content classes); they ship inside the `nsfwjs` package
+ * and are converted to ONNX once, into the user's cache.
+ */
+export const ZOO: readonly ZooEntry[] = [
+  {
+    name: 'nsfwjs:mobilenet_v2',
+    description: 'MobileNetV2 (224 px) from nsfwjs 4.4.0: 5 content classes (Drawing, Hentai, Neutral, Porn, Sexy)',
+    labels: NSFW_CLASSES,
+    inputSize: 224,
+    preprocess: 'unit',
+    layer: 'out_relu',
+  },
+  {
+    name: 'nsfwjs:inception_v3',
+    description: "InceptionV3 (299 px, the paper's own architecture) from nsfwjs 4.4.0: the same 5 content classes",
+    labels: NSFW_CLASSES,
+    inputSize: 299,
+    preprocess: 'unit',
+    layer: 'mixed10',
+  },
+];
+
+export const DEFAULT_MODEL_NAME = 'nsfwjs:mobilenet_v2';
+
+export function zooEntry(name: string): ZooEntry | undefined {
+  return ZOO.find((e) => e.name === name);
+}
+
+/** Scales for CAMERAS from a model's input side: its size and 7 more, 100 px apart (the paper's 224..924). */
+export function resolutionsFor(inputSize: number): number[] {
+  return Array.from({ length: 8 }, (_, i) => inputSize + 100 * i);
+}
+
+/** A class by index ("3") or by label, case-insensitively ("tabby cat"); undefined when no label matches. */
+export function classByName(value: string, labels: readonly string[] | undefined): number | undefined {
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const wanted = value.trim().toLowerCase();
+  const index = labels?.findIndex((l) => l.toLowerCase() === wanted) ?? -1;
+  return index >= 0 ? index : undefined;
+}
