@@ -1,5 +1,6 @@
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
+import { resizeBicubic } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
 import type { FloatArray } from './io/npy.js';
 import {
@@ -74,6 +75,17 @@ export class Explainer {
   }
 
   private readonly fuse: Fuse = async (scales, size) => normaliseFused(await this.fusion.fuseSums(scales, size), scales.length, size);
+
+  /** The model's logits for one image, resized (bicubic, as CAMERAS does) to `size` first when given. */
+  async logits(input: FloatArray, size?: number): Promise<Float32Array> {
+    validateImageTensor(input, this.inputChannels);
+    const [, channels, height, width] = input.shape as [number, number, number, number];
+    const scaled =
+      size === undefined || (height === size && width === size)
+        ? input
+        : { data: resizeBicubic(input.data, input.shape, size, size), shape: [1, channels, size, size] };
+    return (await this.session.run(scaled, null)).logits.data;
+  }
 
   /** Frees the ONNX Runtime session. */
   async dispose(): Promise<void> {

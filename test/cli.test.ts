@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -195,7 +195,7 @@ describe('cameras explain', () => {
   it('refuses an output in a folder that does not exist, before any work', () =>
     rejects(['explain', PHOTO, '--out', join(work, 'no/such/dir/x.png')], /cannot write .*x\.png: its folder .* does not exist/));
   it('refuses an image and --input together, and neither', async () => {
-    await rejects(['explain', PHOTO, '--input', INPUT], /either an image or --input/);
+    await rejects(['explain', PHOTO, '--input', INPUT], /give either images or --input, not both/);
     await rejects(['explain'], /give an image file or --input/);
   });
 });
@@ -223,6 +223,112 @@ describe('cameras models', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal((JSON.parse(run.stdout) as { class: number }).class, 2);
     rmSync(join(work, 'l.npy'));
+  });
+});
+
+describe('pictures and many inputs', () => {
+  it('renders a two-class panel of one photo whose two maps differ', async () => {
+    const out = join(work, 'panel.png');
+    const run = await cameras(['explain', PHOTO, '--classes', 'Neutral,Drawing', '--resolutions', '224,324,424', '--out', out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /class 2 \(Neutral\)[\s\S]*class 0 \(Drawing\)/);
+    const meta = await sharp(out).metadata();
+    // Two rows of image | heatmap | overlay, 224 px tiles, titles and a colour bar.
+    assert.equal(meta.width, 8 + 3 * (224 + 8));
+    assert.ok((meta.height as number) > 2 * 224);
+    // The heatmap tiles of the two rows (titles 26 px, gaps 8 px) must differ.
+    const tile = (top: number) => sharp(out).extract({ left: 240, top, width: 224, height: 224 }).raw().toBuffer();
+    const [first, second] = await Promise.all([tile(8 + 26), tile(8 + 26 + 224 + 8 + 26)]);
+    let total = 0;
+    for (let i = 0; i < first.length; i++) total += Math.abs((first[i] as number) - (second[i] as number));
+    assert.ok(total / first.length > 5, `mean pixel difference ${total / first.length}`);
+    rmSync(out);
+  });
+
+  it('explains a folder into one picture per image, with JSON lines', async () => {
+    const folder = join(work, 'photos');
+    const pictures = join(work, 'maps');
+    mkdirSync(folder);
+    mkdirSync(pictures);
+    copyFileSync(PHOTO, join(folder, 'a.png'));
+    await sharp(PHOTO).resize(160, 120).jpeg().toFile(join(folder, 'b.jpg'));
+    const run = await cameras(['explain', folder, '--out-dir', pictures, '--json', '--resolutions', '224,324']);
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; class: number });
+    assert.deepEqual(
+      lines.map((l) => l.image),
+      [join(folder, 'a.png'), join(folder, 'b.jpg')],
+    );
+    assert.deepEqual(readdirSync(pictures).sort(), ['a.cameras.png', 'b.cameras.png']);
+    assert.deepEqual(
+      [(await sharp(join(pictures, 'b.cameras.png')).metadata()).width, (await sharp(join(pictures, 'b.cameras.png')).metadata()).height],
+      [160, 120],
+    );
+    rmSync(folder, { recursive: true });
+    rmSync(pictures, { recursive: true });
+  });
+
+  it('compares two models side by side', async () => {
+    const out = join(work, 'models.png');
+    const run = await cameras([
+      'explain',
+      PHOTO,
+      '--models',
+      'nsfwjs:mobilenet_v2,nsfwjs:inception_v3',
+      '--resolutions',
+      '299,399',
+      '--out',
+      out,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /out_relu of nsfwjs:mobilenet_v2[\s\S]*mixed10 of nsfwjs:inception_v3/);
+    assert.ok(((await sharp(out).metadata()).height as number) > 2 * 224);
+    rmSync(out);
+  });
+
+  it('refuses an image over the pixel limit, naming the limit', async () => {
+    const big = join(work, 'big.png');
+    await sharp({ create: { width: 1200, height: 1000, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+      .png()
+      .toFile(big);
+    const run = await new Promise<Run>((done) => {
+      execFile(
+        process.execPath,
+        [CLI, 'explain', big, '--out', join(work, 'x.png')],
+        { cwd: work, env: { ...process.env, CAMERAS_CACHE_DIR: cache, CAMERAS_MAX_PIXELS: '1000000' } },
+        (error, stdout, stderr) => done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    rmSync(big);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^cameras: error: image .*big\.png is larger than the limit of 1 megapixels; downscale it first/);
+    assert.ok(!existsSync(join(work, 'x.png')));
+  });
+
+  it('refuses a TF.js model with a layer it cannot convert, naming the layer', async () => {
+    const folder = join(work, 'tfjs');
+    mkdirSync(folder);
+    const json = {
+      modelTopology: {
+        class_name: 'Sequential',
+        config: {
+          name: 's',
+          layers: [
+            { class_name: 'InputLayer', config: { name: 'in', batch_input_shape: [null, 8, 8, 3] } },
+            { class_name: 'UpSampling2D', config: { name: 'grow', size: [2, 2] } },
+          ],
+        },
+      },
+      weightsManifest: [{ paths: [], weights: [] }],
+    };
+    writeFileSync(join(folder, 'model.json'), JSON.stringify(json));
+    const run = await cameras(['explain', PHOTO, '--model', join(folder, 'model.json'), '--out', join(work, 'x.png')]);
+    rmSync(folder, { recursive: true });
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^cameras: error: the TF\.js model has a layer we cannot convert: UpSampling2D 'grow'/);
   });
 });
 

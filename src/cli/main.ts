@@ -1,22 +1,17 @@
 #!/usr/bin/env node
-import { access, constants, readFile, realpath } from 'node:fs/promises';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { Explainer } from '../explainer.js';
-import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
-import { readImage } from '../io/image-node.js';
-import type { FloatArray } from '../io/npy.js';
-import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
-import { DEFAULT_RESOLUTIONS } from '../methods/cameras.js';
-import { classByName, DEFAULT_MODEL_NAME, resolutionsFor, ZOO } from '../models/zoo.js';
+import { DEFAULT_MODEL_NAME, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
-import { overlayPng } from '../render/overlay-node.js';
+import { COLORMAPS_NAMES } from '../render/colormap.js';
+import { explainCommand } from './explain.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -32,101 +27,24 @@ function parseResolutions(value: string): number[] {
   });
 }
 
+function parseList(value: string): string[] {
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (parts.length === 0) throw new InvalidArgumentError('the list is empty');
+  return parts;
+}
+
+function parseOpacity(value: string): number {
+  const v = Number(value);
+  if (!(v >= 0 && v <= 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
+  return v;
+}
+
 function parseThreads(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
   return Number(value);
-}
-
-/** Fails before any work when an output could not be written. */
-async function checkWritable(path: string): Promise<void> {
-  try {
-    await access(dirname(resolve(path)), constants.W_OK);
-  } catch {
-    throw new CamerasError(`cannot write ${path}: its folder ${dirname(resolve(path))} does not exist or is not writable`);
-  }
-}
-
-interface ExplainFlags {
-  input?: string;
-  model: string;
-  layer?: string;
-  class?: string;
-  resolutions?: number[];
-  preprocess?: string;
-  saveMap?: string;
-  out?: string;
-  json?: boolean;
-  threads?: number;
-  quiet?: boolean;
-}
-
-async function explainCommand(image: string | undefined, flags: ExplainFlags): Promise<void> {
-  const started = performance.now();
-  if (!image && !flags.input) throw new CamerasError('give an image file or --input <tensor.npy>');
-  if (image && flags.input) throw new CamerasError('give either an image or --input, not both');
-  const out = flags.out ?? (image && !flags.saveMap && !flags.json ? `${basename(image, extname(image))}.cameras.png` : undefined);
-  for (const path of [out, flags.saveMap]) if (path) await checkWritable(path);
-  const model = await resolveModel(flags.model);
-  const entry = model.entry;
-  const preset = presetByName(flags.preprocess ?? entry?.preprocess ?? 'torchvision');
-  const size = entry?.inputSize ?? preset.size;
-  let classIndex: number | null = null;
-  if (flags.class !== undefined) {
-    const found = classByName(flags.class, entry?.labels);
-    if (found === undefined) {
-      throw new CamerasError(
-        `unknown class '${flags.class}'; give an index${entry ? ` or one of: ${entry.labels.join(', ')}` : ' (this model has no labels)'}`,
-      );
-    }
-    classIndex = found;
-  }
-
-  let tensor: FloatArray;
-  let picture: RgbImage | undefined;
-  if (flags.input) {
-    tensor = await readNpyFile(flags.input);
-  } else {
-    picture = await readImage(image as string);
-    tensor = preprocess(picture, preset, size);
-  }
-  const explainer = await Explainer.create(ort, {
-    model: model.bytes,
-    layer: flags.layer ?? entry?.layer,
-    threads: flags.threads,
-    source: model.source,
-  });
-  try {
-    const resolutions = flags.resolutions ?? (entry ? resolutionsFor(entry.inputSize) : [...DEFAULT_RESOLUTIONS]);
-    const result = await explainer.explain(tensor, { classIndex, resolutions });
-    if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: result.map, shape: [result.height, result.width] });
-    if (out) await writeFileAtomic(out, await overlayPng(result, picture));
-    const seconds = (performance.now() - started) / 1000;
-    if (flags.json) {
-      const report = {
-        model: flags.model,
-        layer: explainer.layer.name,
-        method: result.method,
-        class: result.classIndex,
-        classPerResolution: result.classPerResolution,
-        probPerResolution: result.probPerResolution,
-        usedResolutions: result.usedResolutions,
-        empty: result.empty,
-        seconds: Math.round(seconds * 1000) / 1000,
-      };
-      process.stdout.write(`${JSON.stringify(report)}\n`);
-    } else if (!flags.quiet) {
-      const label = entry?.labels[result.classIndex];
-      const lines = [
-        `class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${explainer.layer.name}, fused from ${result.usedResolutions.join(', ')} px in ${seconds.toFixed(2)} s`,
-      ];
-      if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
-      if (out) lines.push(`wrote ${out}`);
-      if (flags.saveMap) lines.push(`wrote ${flags.saveMap}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-    }
-  } finally {
-    await explainer.dispose();
-  }
 }
 
 async function layersCommand(flags: { model: string; json?: boolean; size?: number }): Promise<void> {
@@ -187,7 +105,7 @@ export async function buildProgram(): Promise<Command> {
   program
     .command('explain')
     .description('explain what a classifier looks at in one image, with CAMERAS')
-    .argument('[image]', 'JPEG, PNG or WebP photo')
+    .argument('[images...]', 'JPEG, PNG or WebP photos, folders of them, or patterns such as photos/*.jpg')
     .option('--input <tensor.npy>', 'a preprocessed float32 NCHW [1,3,H,W] tensor instead of an image')
     .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
     .option('--layer <name>', "target layer: module or layer name (layer4, out_relu), node or tensor name; default: the model's")
@@ -198,8 +116,21 @@ export async function buildProgram(): Promise<Command> {
       parseResolutions,
     )
     .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
+    .option(
+      '--models <list>',
+      'explain with several models side by side in one panel, e.g. nsfwjs:mobilenet_v2,nsfwjs:inception_v3',
+      parseList,
+    )
+    .option('--classes <list>', 'explain several classes (indices or labels) into one panel', parseList)
+    .option('--top <k>', 'explain the k most likely classes into one panel', parseThreads)
+    .option('--panel', 'write image | heatmap | overlay with the class name and probability')
+    .option('--scales', 'add the map of each resolution alone to the panel')
+    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
+    .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)
+    .option('--colorbar', 'add a colour bar under the overlay')
+    .option('--out-dir <folder>', 'where pictures of several images go (default: the current folder)')
     .option('--save-map <map.npy>', 'write the map as a float32 .npy')
-    .option('--out <overlay.png>', 'write the map over the image as a PNG (default for an image: <name>.cameras.png)')
+    .option('--out <picture.png>', 'write the picture as a PNG (default for an image: <name>.cameras.png)')
     .option('--json', 'print one JSON object with the result on stdout')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
@@ -209,7 +140,13 @@ export async function buildProgram(): Promise<Command> {
 Examples:
   cameras explain assets/images/cat_dog.png
   cameras explain photo.jpg --model nsfwjs:inception_v3 --class Neutral
+  cameras explain photo.jpg --top 2 --scales --out panel.png
+  cameras explain photo.jpg --models nsfwjs:mobilenet_v2,nsfwjs:inception_v3
+  cameras explain photos/ --out-dir maps/
   cameras explain photo.jpg --model nsfwjs:inception_v3 --class Neutral
+  cameras explain photo.jpg --top 2 --scales --out panel.png
+  cameras explain photo.jpg --models nsfwjs:mobilenet_v2,nsfwjs:inception_v3
+  cameras explain photos/ --out-dir maps/
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
 

@@ -3,8 +3,14 @@ import sharp from 'sharp';
 import { CamerasError } from '../errors.js';
 import type { RgbImage } from './preprocess.js';
 
-/** Largest image we decode: 100 megapixels (about 300 MB of RGB), beyond which memory, not quality, decides. */
-export const MAX_PIXELS = 100_000_000;
+/**
+ * Largest image we decode: 100 megapixels (about 300 MB of RGB), beyond which memory, not quality,
+ * decides; CAMERAS_MAX_PIXELS lowers or raises it.
+ */
+export function maxPixels(): number {
+  const set = Number(process.env.CAMERAS_MAX_PIXELS);
+  return set > 0 ? set : 100_000_000;
+}
 
 /**
  * Decodes a JPEG, PNG or WebP file to RGB bytes, turned upright by its EXIF orientation (as OpenCV's
@@ -20,7 +26,7 @@ export async function readImage(path: string): Promise<RgbImage> {
     );
   }
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS })
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels() })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -31,7 +37,9 @@ export async function readImage(path: string): Promise<RgbImage> {
   } catch (error) {
     const message = (error as Error).message;
     if (/pixel limit/i.test(message)) {
-      throw new CamerasError(`image ${path} is larger than ${MAX_PIXELS / 1e6} megapixels; downscale it first`);
+      throw new CamerasError(
+        `image ${path} is larger than the limit of ${maxPixels() / 1e6} megapixels; downscale it first (or raise CAMERAS_MAX_PIXELS)`,
+      );
     }
     throw new CamerasError(`cannot decode image ${path} (${message.split('\n')[0]}); use a JPEG, PNG or WebP file`);
   }

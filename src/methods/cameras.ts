@@ -11,6 +11,10 @@ export interface CamerasOptions {
   classIndex?: number | null;
   /** Square input sizes; the first is also the size of the map. */
   resolutions?: readonly number[];
+  /** Also return the map of each fused resolution alone (`scaleMaps`), to show what each scale adds. */
+  perScale?: boolean;
+  /** Called after each resolution's pass (for progress bars). */
+  onScale?: (resolution: number) => void;
 }
 
 export interface SaliencyMap {
@@ -32,6 +36,19 @@ export interface CamerasResult extends SaliencyMap {
   probPerResolution: Record<string, number>;
   /** Resolutions whose activations and gradients were fused (the class-consistency rule). */
   usedResolutions: number[];
+  /** Softmax probability of the explained class at the first resolution. */
+  classProbability: number;
+  /** With `perScale`: the map of each used resolution on its own. */
+  scaleMaps?: { resolution: number; map: SaliencyMap }[];
+}
+
+/** Softmax probability of class `index` in one row of logits. */
+export function probabilityOf(logits: Float32Array, index: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logits) if (v > max) max = v;
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  return Math.exp((logits[index] as number) - max) / total;
 }
 
 /** Top-1 index and softmax probability of one row of logits. */
@@ -183,6 +200,7 @@ export async function explainCamerasBatch(
     used: [] as number[],
     kept: [] as Scale[],
     firstClass: -1,
+    classProbability: 0,
   }));
   for (const [i, r] of resolutions.entries()) {
     const perCall = Math.max(1, Math.floor(batchPixels / (r * r)));
@@ -192,6 +210,7 @@ export async function explainCamerasBatch(
         return height === r && width === r ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, channels, r, r] };
       });
       const passes = await session.runEach(scaled, requested);
+      options.onScale?.(r);
       passes.forEach((pass, k) => {
         const state = states[start + k] as (typeof states)[number];
         const top = topOne(pass.logits.data);
@@ -199,7 +218,10 @@ export async function explainCamerasBatch(
         const cls = requested ?? top.index;
         state.classPerResolution[r] = cls;
         state.probPerResolution[r] = top.probability;
-        if (i === 0) state.firstClass = cls;
+        if (i === 0) {
+          state.firstClass = cls;
+          state.classProbability = probabilityOf(pass.logits.data, cls);
+        }
         if (cls === state.firstClass || cls === requested) {
           const target = pass.targets[0];
           if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
@@ -211,7 +233,11 @@ export async function explainCamerasBatch(
   }
   const results: CamerasResult[] = [];
   for (const state of states) {
-    const fused = await fuse(state.kept, resolutions[0] as number);
+    const size = resolutions[0] as number;
+    const fused = await fuse(state.kept, size);
+    const scaleMaps = options.perScale
+      ? await Promise.all(state.kept.map(async (scale, k) => ({ resolution: state.used[k] as number, map: await fuse([scale], size) })))
+      : undefined;
     results.push({
       method: 'cameras',
       ...fused,
@@ -219,6 +245,8 @@ export async function explainCamerasBatch(
       classPerResolution: state.classPerResolution,
       probPerResolution: state.probPerResolution,
       usedResolutions: state.used,
+      classProbability: state.classProbability,
+      ...(scaleMaps ? { scaleMaps } : {}),
     });
   }
   return results;

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CamerasError } from '../errors.js';
 import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from './tfjs.js';
 import { ZOO, type ZooEntry, zooEntry } from './zoo.js';
@@ -13,13 +13,25 @@ export function cacheDir(): string {
 
 interface NsfwjsModel {
   modelJson: () => Promise<{ default?: unknown }>;
-  weightBundles: (() => Promise<{ default?: unknown }>)[];
 }
 
 const NSFWJS_EXPORTS: Record<string, [string, string]> = {
   'nsfwjs:mobilenet_v2': ['nsfwjs/models/mobilenet_v2', 'MobileNetV2Model'],
   'nsfwjs:inception_v3': ['nsfwjs/models/inception_v3', 'InceptionV3Model'],
 };
+
+/** The longest double-quoted literal in a file (a scan: a regex over megabytes overflows the stack). */
+function longestStringLiteral(text: string): string | undefined {
+  let best: [number, number] | undefined;
+  for (let start = text.indexOf('"'); start >= 0; ) {
+    const end = text.indexOf('"', start + 1);
+    if (end < 0) break;
+    if (!best || end - start > best[1] - best[0]) best = [start + 1, end];
+    start = text.indexOf('"', end + 1);
+  }
+  const literal = best ? text.slice(best[0], best[1]) : undefined;
+  return literal && literal.length > 1000 && /^[A-Za-z0-9+/]+={0,2}$/.test(literal.slice(-64)) ? literal : undefined;
+}
 
 /** Reads an nsfwjs model from the installed package and converts it to ONNX. */
 async function convertNsfwjs(name: string): Promise<Uint8Array> {
@@ -33,10 +45,15 @@ async function convertNsfwjs(name: string): Promise<Uint8Array> {
   }
   const unwrap = (m: { default?: unknown }) => m.default ?? m;
   const json = unwrap(await model.modelJson()) as TfjsModelJson;
+  // Each shard is a UMD module around one base64 string literal. Requiring it makes V8 parse megabytes of
+  // source (35 s for InceptionV3's six); reading the literal out of the file takes milliseconds.
+  const folder = join(dirname(require.resolve(specifier)), '..', '..', 'models', name.split(':')[1] as string);
   const shards: Uint8Array[] = [];
-  for (const bundle of model.weightBundles) {
-    const text = unwrap(await bundle()) as string;
-    shards.push(new Uint8Array(Buffer.from(text, 'base64')));
+  for (const path of json.weightsManifest.flatMap((group) => group.paths)) {
+    const text = await readFile(join(folder, `${path}.min.js`), 'utf8');
+    const literal = longestStringLiteral(text);
+    if (!literal) throw new CamerasError(`nsfwjs weight file ${path} is not in the expected form; reinstall nsfwjs@4.4.0`);
+    shards.push(new Uint8Array(Buffer.from(literal, 'base64')));
   }
   return convertTfjsModel(json, decodeTfjsWeights(json, shards));
 }
@@ -61,10 +78,32 @@ export async function loadZooModel(entry: ZooEntry): Promise<Uint8Array> {
   return bytes;
 }
 
-/** A model by zoo name or .onnx path, with its zoo entry when it has one. */
+/** A TF.js layers model from its model.json and the weight files beside it, converted to ONNX. */
+export async function convertTfjsFile(path: string): Promise<Uint8Array> {
+  let json: TfjsModelJson;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8')) as TfjsModelJson;
+  } catch (error) {
+    throw new CamerasError(`cannot read TF.js model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (!json.modelTopology || !json.weightsManifest)
+    throw new CamerasError(`${path} is not a TF.js layers model (no modelTopology or weightsManifest)`);
+  const shards: Uint8Array[] = [];
+  for (const shard of json.weightsManifest.flatMap((group) => group.paths)) {
+    try {
+      shards.push(new Uint8Array(await readFile(join(dirname(path), shard))));
+    } catch {
+      throw new CamerasError(`the weight file ${shard} of ${path} is missing; keep it beside model.json`);
+    }
+  }
+  return convertTfjsModel(json, decodeTfjsWeights(json, shards));
+}
+
+/** A model by zoo name, .onnx path or TF.js model.json path, with its zoo entry when it has one. */
 export async function resolveModel(spec: string): Promise<{ bytes: Uint8Array; entry?: ZooEntry; source: string }> {
   const entry = zooEntry(spec);
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
+  if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
   if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {
     throw new CamerasError(
       `unknown model '${spec}'; give an .onnx file or one of: ${ZOO.map((e) => e.name).join(', ')} (see 'cameras models')`,

@@ -1,8 +1,10 @@
 /**
  * Colour maps for saliency pictures. Turbo (Google's rainbow replacement) from its published polynomial
- * fit; jet as MATLAB defines it.
+ * fit; jet as MATLAB defines it; viridis and inferno interpolated between matplotlib's ten evenly spaced
+ * samples of each.
  */
-export type ColormapName = 'turbo' | 'jet';
+export const COLORMAPS_NAMES = ['turbo', 'jet', 'viridis', 'inferno'] as const;
+export type ColormapName = (typeof COLORMAPS_NAMES)[number];
 
 function clamp01(v: number): number {
   return v < 0 ? 0 : Math.min(v, 1);
@@ -25,7 +27,22 @@ function jet(t: number): [number, number, number] {
   return [clamp01(1.5 - Math.abs(4 * x - 3)), clamp01(1.5 - Math.abs(4 * x - 2)), clamp01(1.5 - Math.abs(4 * x - 1))];
 }
 
-const COLORMAPS: Record<ColormapName, (t: number) => [number, number, number]> = { turbo, jet };
+function stops(hex: string[]): (t: number) => [number, number, number] {
+  const colours = hex.map((h) => [1, 3, 5].map((i) => Number.parseInt(h.slice(i, i + 2), 16) / 255) as [number, number, number]);
+  return (t) => {
+    const x = clamp01(t) * (colours.length - 1);
+    const i = Math.min(Math.floor(x), colours.length - 2);
+    const f = x - i;
+    const a = colours[i] as [number, number, number];
+    const b = colours[i + 1] as [number, number, number];
+    return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
+  };
+}
+
+const viridis = stops(['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725']);
+const inferno = stops(['#000004', '#1b0c41', '#4a0c6b', '#781c6d', '#a52c60', '#cf4446', '#ed6925', '#fb9b06', '#f7d13d', '#fcffa4']);
+
+const COLORMAPS: Record<ColormapName, (t: number) => [number, number, number]> = { turbo, jet, viridis, inferno };
 
 /** A 256-entry RGB lookup table. */
 export function colormapTable(name: ColormapName): Uint8Array {

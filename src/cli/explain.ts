@@ -1,0 +1,241 @@
+import { access, constants, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import * as ort from 'onnxruntime-node';
+import { CamerasError } from '../errors.js';
+import { Explainer } from '../explainer.js';
+import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
+import { readImage } from '../io/image-node.js';
+import type { FloatArray } from '../io/npy.js';
+import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
+import { type CamerasResult, DEFAULT_RESOLUTIONS } from '../methods/cameras.js';
+import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
+import { resolveModel } from '../models/zoo-node.js';
+import type { ColormapName } from '../render/colormap.js';
+import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
+
+export interface ExplainFlags {
+  input?: string;
+  model: string;
+  models?: string[];
+  layer?: string;
+  class?: string;
+  classes?: string[];
+  top?: number;
+  resolutions?: number[];
+  preprocess?: string;
+  saveMap?: string;
+  out?: string;
+  outDir?: string;
+  json?: boolean;
+  threads?: number;
+  quiet?: boolean;
+  panel?: boolean;
+  scales?: boolean;
+  colormap?: ColormapName;
+  opacity?: number;
+  colorbar?: boolean;
+}
+
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+/** Files, folders (their images, sorted) and simple globs (`photos/*.jpg`) to image paths. */
+export async function expandImages(specs: string[]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const spec of specs) {
+    if (spec.includes('*') || spec.includes('?')) {
+      const folder = dirname(spec);
+      const pattern = new RegExp(
+        `^${basename(spec)
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+        'i',
+      );
+      const names = await readdir(folder).catch(() => {
+        throw new CamerasError(`cannot read folder ${folder} of pattern ${spec}; check the path`);
+      });
+      const matched = names.filter((n) => pattern.test(n)).sort();
+      if (matched.length === 0) throw new CamerasError(`no file matches ${spec}`);
+      paths.push(...matched.map((n) => join(folder, n)));
+      continue;
+    }
+    const info = await stat(spec).catch(() => undefined);
+    if (info?.isDirectory()) {
+      const names = (await readdir(spec)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort();
+      if (names.length === 0) throw new CamerasError(`folder ${spec} has no JPEG, PNG or WebP image`);
+      paths.push(...names.map((n) => join(spec, n)));
+    } else {
+      paths.push(spec);
+    }
+  }
+  return paths;
+}
+
+/** Fails before any work when an output could not be written. */
+export async function checkWritable(path: string): Promise<void> {
+  try {
+    await access(dirname(resolve(path)), constants.W_OK);
+  } catch {
+    throw new CamerasError(`cannot write ${path}: its folder ${dirname(resolve(path))} does not exist or is not writable`);
+  }
+}
+
+interface LoadedModel {
+  spec: string;
+  entry?: ZooEntry;
+  explainer: Explainer;
+  resolutions: number[];
+  preset: ReturnType<typeof presetByName>;
+  size: number;
+}
+
+function classIndex(value: string, model: LoadedModel): number {
+  const found = classByName(value, model.entry?.labels);
+  if (found === undefined) {
+    const labels = model.entry ? ` or one of: ${model.entry.labels.join(', ')}` : ' (this model has no labels)';
+    throw new CamerasError(`unknown class '${value}'; give an index${labels}`);
+  }
+  return found;
+}
+
+/** The classes to explain for one input: --classes, --top k, --class, or the top-1 class. */
+async function classesFor(flags: ExplainFlags, model: LoadedModel, tensor: FloatArray): Promise<(number | null)[]> {
+  if (flags.classes) return flags.classes.map((c) => classIndex(c, model));
+  if (flags.top) {
+    const logits = await model.explainer.logits(tensor, model.resolutions[0]);
+    return [...logits.keys()].sort((a, b) => (logits[b] as number) - (logits[a] as number)).slice(0, flags.top);
+  }
+  return [flags.class === undefined ? null : classIndex(flags.class, model)];
+}
+
+function describe(model: LoadedModel, result: CamerasResult, multipleModels: boolean): string {
+  const label = model.entry?.labels[result.classIndex];
+  const cls = `class ${result.classIndex}${label ? ` (${label})` : ''}`;
+  return `${multipleModels ? `${model.spec}: ` : ''}${cls}, p = ${result.classProbability.toFixed(3)}${result.empty ? ', empty map' : ''}`;
+}
+
+export async function explainCommand(images: string[], flags: ExplainFlags): Promise<void> {
+  const started = performance.now();
+  if (images.length === 0 && !flags.input) throw new CamerasError('give an image file or --input <tensor.npy>');
+  if (images.length > 0 && flags.input) throw new CamerasError('give either images or --input, not both');
+  if (flags.opacity !== undefined && !(flags.opacity >= 0 && flags.opacity <= 1))
+    throw new CamerasError('--opacity must be between 0 and 1');
+  const paths = await expandImages(images);
+  const many = paths.length > 1;
+  if (many && (flags.out || flags.saveMap))
+    throw new CamerasError('--out and --save-map name one file: with several images, use --out-dir');
+  if (flags.input && (flags.models?.length ?? 0) > 1)
+    throw new CamerasError('--models needs an image: each model preprocesses it its own way');
+  const modelSpecs = flags.models ?? [flags.model];
+  const panel = !!(flags.panel || flags.scales || flags.classes || flags.top || modelSpecs.length > 1);
+  const outputFor = (path: string | undefined): string | undefined => {
+    if (flags.out) return flags.out;
+    if (!path || (!many && (flags.saveMap || flags.json))) return undefined;
+    return join(flags.outDir ?? '.', `${basename(path, extname(path))}.cameras.png`);
+  };
+  if (flags.outDir) await checkWritable(join(flags.outDir, 'x'));
+  for (const path of [outputFor(paths[0]), flags.saveMap]) if (path) await checkWritable(path);
+
+  const models: LoadedModel[] = [];
+  for (const spec of modelSpecs) {
+    const model = await resolveModel(spec);
+    const preset = presetByName(flags.preprocess ?? model.entry?.preprocess ?? 'torchvision');
+    const explainer = await Explainer.create(ort, {
+      model: model.bytes,
+      layer: (modelSpecs.length > 1 ? undefined : flags.layer) ?? model.entry?.layer,
+      threads: flags.threads,
+      source: model.source,
+    });
+    models.push({
+      spec,
+      entry: model.entry,
+      explainer,
+      preset,
+      size: model.entry?.inputSize ?? preset.size,
+      resolutions: flags.resolutions ?? (model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
+    });
+  }
+  const showProgress = !flags.quiet && !flags.json && process.stderr.isTTY;
+  const bar = showProgress
+    ? new SingleBar({ format: 'explaining {bar} {value}/{total} scales | {image}', hideCursor: true, clearOnComplete: true })
+    : undefined;
+  const perJob = models.reduce((n, m) => n + m.resolutions.length, 0) * (flags.classes?.length ?? flags.top ?? 1);
+  bar?.start(perJob * Math.max(paths.length, 1), 0, { image: '' });
+  try {
+    for (const path of paths.length > 0 ? paths : [undefined]) {
+      const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
+      const rows: PanelRow[] = [];
+      const results: { model: LoadedModel; result: CamerasResult }[] = [];
+      for (const model of models) {
+        const tensor = picture ? preprocess(picture, model.preset, model.size) : await readNpyFile(flags.input as string);
+        for (const cls of await classesFor(flags, model, tensor)) {
+          bar?.update({ image: path ? basename(path) : 'tensor' });
+          const result = await model.explainer.explain(tensor, {
+            classIndex: cls,
+            resolutions: model.resolutions,
+            perScale: flags.scales,
+            onScale: () => bar?.increment(),
+          });
+          results.push({ model, result });
+          if (picture)
+            rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
+        }
+      }
+      const first = results[0] as { model: LoadedModel; result: CamerasResult };
+      const out = outputFor(path);
+      if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
+      if (out) {
+        const picture_options = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
+        const png =
+          panel && picture ? await renderPanel(rows, picture_options) : await overlayWithBar(first.result, picture, picture_options);
+        await writeFileAtomic(out, png);
+      }
+      bar?.stop();
+      report(flags, results, path, out, many, (performance.now() - started) / 1000);
+    }
+  } finally {
+    bar?.stop();
+    for (const model of models) await model.explainer.dispose();
+  }
+}
+
+function report(
+  flags: ExplainFlags,
+  results: { model: LoadedModel; result: CamerasResult }[],
+  path: string | undefined,
+  out: string | undefined,
+  many: boolean,
+  seconds: number,
+): void {
+  if (flags.json) {
+    for (const { model, result } of results) {
+      const line = {
+        ...(many ? { image: path } : {}),
+        model: model.spec,
+        layer: model.explainer.layer.name,
+        method: result.method,
+        class: result.classIndex,
+        classPerResolution: result.classPerResolution,
+        probPerResolution: result.probPerResolution,
+        usedResolutions: result.usedResolutions,
+        empty: result.empty,
+        seconds: Math.round(seconds * 1000) / 1000,
+      };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+    }
+    return;
+  }
+  if (flags.quiet) return;
+  const lines: string[] = [];
+  for (const { model, result } of results) {
+    const label = model.entry?.labels[result.classIndex];
+    lines.push(
+      `${many ? `${path}: ` : ''}class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${model.explainer.layer.name}${results.length > 1 || flags.models ? ` of ${model.spec}` : ''}, fused from ${result.usedResolutions.join(', ')} px in ${seconds.toFixed(2)} s`,
+    );
+    if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
+  }
+  if (out) lines.push(`wrote ${out}`);
+  if (flags.saveMap) lines.push(`wrote ${flags.saveMap}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
