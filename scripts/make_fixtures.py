@@ -151,3 +151,63 @@ save('old11.grad.input.npy', oi.grad.numpy())
 with open(os.path.join(OUT, 'cases.json'), 'w') as f:
     json.dump({'torch': torch.__version__, 'resize': resize_cases, 'zoo': zoo_cases}, f, indent=1)
 print('wrote', OUT)
+
+
+# 4. torchvision architectures at narrow widths (same code paths, small weights) for the builders:
+#    state dicts as .safetensors and the logits at 224 and at 320 px (adaptive pooling at a size it does
+#    not divide).
+import struct
+import torchvision
+
+
+def save_safetensors(path, state):
+    header, blobs, offset = {}, [], 0
+    for name, tensor in state.items():
+        data = tensor.detach().contiguous().numpy().astype('<f4').tobytes()
+        header[name] = {'dtype': 'F32', 'shape': list(tensor.shape), 'data_offsets': [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    text = json.dumps(header).encode()
+    text += b' ' * ((8 - len(text) % 8) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
+
+
+def randomise_batchnorm(model):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+
+
+narrow = {
+    'vgg16': lambda: torchvision.models.vgg.VGG(torchvision.models.vgg.make_layers(
+        [4, 4, 'M', 8, 8, 'M', 8, 8, 8, 'M', 16, 16, 16, 'M', 16, 16, 16, 'M']), num_classes=10, init_weights=True),
+    'densenet121': lambda: torchvision.models.DenseNet(growth_rate=4, block_config=(6, 12, 24, 16), num_init_features=8, bn_size=2, num_classes=10),
+}
+torchvision_cases = []
+for arch, make in narrow.items():
+    torch.manual_seed(11)
+    model = make().eval()
+    if arch == 'vgg16':
+        # Narrow classifier: the torchvision class hard-codes 4096 hidden units; keep its structure.
+        model.classifier = nn.Sequential(nn.Linear(16 * 7 * 7, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 10))
+        model.eval()
+    randomise_batchnorm(model)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
+    save_safetensors(os.path.join(OUT, f'{arch}.safetensors'), state)
+    for size in [224, 320]:
+        # An input both sides can compute (test/models.test.ts): sin(0.37 i) over NCHW, in float32.
+        x = torch.sin(torch.arange(3 * size * size, dtype=torch.float64) * 0.37).float().reshape(1, 3, size, size)
+        save(f'{arch}.{size}.logits.npy', model(x).detach().numpy())
+    torchvision_cases.append(arch)
+
+categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta['categories']
+with open(os.path.join(os.path.dirname(__file__), '..', 'assets', 'labels', 'imagenet.json'), 'w') as f:
+    json.dump(categories, f)
+
+with open(os.path.join(OUT, 'cases.json'), 'w') as f:
+    json.dump({'torch': torch.__version__, 'resize': resize_cases, 'zoo': zoo_cases, 'torchvision': torchvision_cases}, f, indent=1)
+print('wrote torchvision fixtures')

@@ -332,6 +332,36 @@ describe('pictures and many inputs', () => {
   });
 });
 
+describe('torchvision weights', () => {
+  it('builds torchvision:vgg16 from a state dict and names ImageNet classes', async () => {
+    const weights = resolve(FIXTURES, 'torch/vgg16.safetensors');
+    const run = await cameras([
+      'explain',
+      PHOTO,
+      '--model',
+      'torchvision:vgg16',
+      '--weights',
+      weights,
+      '--class',
+      'tiger shark',
+      '--resolutions',
+      '224,320',
+      '--quiet',
+      '--save-map',
+      join(work, 'v.npy'),
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(npy(join(work, 'v.npy')).shape, [224, 224]);
+    rmSync(join(work, 'v.npy'));
+  });
+
+  it('asks for --weights when a torchvision model has none', () =>
+    rejects(
+      ['explain', PHOTO, '--model', 'torchvision:resnet50'],
+      /torchvision:resnet50 is built from your weights: add --weights resnet50\.safetensors/,
+    ));
+});
+
 describe('cameras layers', () => {
   it('lists module paths with shapes and marks the default', async () => {
     const run = await cameras(['layers', '--model', MODEL]);

@@ -18,6 +18,7 @@ export interface ExplainFlags {
   input?: string;
   model: string;
   models?: string[];
+  weights?: string;
   layer?: string;
   class?: string;
   classes?: string[];
@@ -139,7 +140,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
 
   const models: LoadedModel[] = [];
   for (const spec of modelSpecs) {
-    const model = await resolveModel(spec);
+    const model = await resolveModel(spec, flags.weights);
     const preset = presetByName(flags.preprocess ?? model.entry?.preprocess ?? 'torchvision');
     const explainer = await Explainer.create(ort, {
       model: model.bytes,

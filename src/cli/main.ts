@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { DEFAULT_MODEL_NAME, ZOO } from '../models/zoo.js';
+import { DEFAULT_MODEL_NAME, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
@@ -47,8 +47,8 @@ function parseThreads(value: string): number {
   return Number(value);
 }
 
-async function layersCommand(flags: { model: string; json?: boolean; size?: number }): Promise<void> {
-  const model = await resolveModel(flags.model);
+async function layersCommand(flags: { model: string; weights?: string; json?: boolean; size?: number }): Promise<void> {
+  const model = await resolveModel(flags.model, flags.weights);
   const graph = OnnxGraph.fromBytes(model.bytes, model.source);
   const size = flags.size ?? model.entry?.inputSize ?? 224;
   const layers = listLayers(graph);
@@ -79,18 +79,21 @@ async function layersCommand(flags: { model: string; json?: boolean; size?: numb
 }
 
 async function modelsCommand(flags: { json?: boolean }): Promise<void> {
+  const all = [...ZOO, ...TORCHVISION];
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify(ZOO)}\n`);
+    process.stdout.write(`${JSON.stringify(all)}\n`);
     return;
   }
-  const width = Math.max(...ZOO.map((e) => e.name.length));
-  for (const e of ZOO) {
+  const width = Math.max(...all.map((e) => e.name.length));
+  for (const e of all) {
     const mark = e.name === DEFAULT_MODEL_NAME ? ' (default)' : '';
     process.stdout.write(
       `${e.name.padEnd(width)}  ${e.description}; layer ${e.layer}, ${e.inputSize} px, preprocessing ${e.preprocess}${mark}\n`,
     );
   }
-  process.stdout.write(`\nConverted to ONNX on first use and kept in ${cacheDir()}. Any .onnx file works as --model too.\n`);
+  process.stdout.write(
+    `\nnsfwjs models convert to ONNX on first use and stay in ${cacheDir()}; torchvision models build from --weights.\nAny .onnx file, or a TF.js model.json with its weight files, works as --model too.\n`,
+  );
 }
 
 export async function buildProgram(): Promise<Command> {
@@ -116,6 +119,7 @@ export async function buildProgram(): Promise<Command> {
       parseResolutions,
     )
     .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
       '--models <list>',
       'explain with several models side by side in one panel, e.g. nsfwjs:mobilenet_v2,nsfwjs:inception_v3',
@@ -157,6 +161,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .command('layers')
     .description('list the layers of a model that can be explained, with their output shapes')
     .option('--model <model>', `an .onnx file or a zoo name`, DEFAULT_MODEL_NAME)
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
     .option('--size <px>', "input size used to report shapes (default: the model's)", parseThreads)
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  cameras layers\n  cameras layers --model resnet18.onnx')

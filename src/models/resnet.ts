@@ -1,7 +1,5 @@
-import { CamerasError } from '../errors.js';
-import { OnnxGraph } from '../onnx/graph.js';
-import { DataType, onnx } from '../onnx/proto.js';
-import type { StateDict, Weight } from './safetensors.js';
+import type { StateDict } from './safetensors.js';
+import { TorchGraphBuilder } from './torch-builder.js';
 
 /** torchvision's ResNet family: block type and blocks per stage. */
 export const RESNETS = {
@@ -15,86 +13,33 @@ export const RESNETS = {
 export type ResnetName = keyof typeof RESNETS;
 
 /**
- * Builds torchvision's ResNet (v1.5: the stride on the 3x3 conv of a bottleneck) as ONNX from a
- * state dict, inferring depth, widths and classes from the tensor names and shapes. Node names carry
- * the torch module scope (`/layer4/layer4.1/conv1/Conv`) so `--layer layer4` works as on a
- * torch.onnx.export; BatchNormalization stays an op (ONNX Runtime folds it into the convolutions).
+ * torchvision's ResNet (v1.5: the stride on the 3x3 conv of a bottleneck) as ONNX from a state dict,
+ * with depth, widths and classes read from the tensor names and shapes. BatchNormalization stays an op
+ * (ONNX Runtime folds it into the convolutions).
  */
 export function buildResnet(weights: StateDict): Uint8Array {
-  const need = (name: string): Weight => {
-    const w = weights.get(name);
-    if (!w) throw new CamerasError(`the state dict has no ${name}; is it a torchvision ResNet?`);
-    return w;
-  };
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 16 }],
-    producerName: 'cameras-saliency',
-    graph: { name: 'resnet', node: [], initializer: [], input: [], output: [] },
-  });
-  const g = new OnnxGraph(model);
-  g.addInput('input', DataType.FLOAT, ['batch', 3, 'height', 'width']);
-  const constant = (name: string) => g.addConstant(name, need(name).data, need(name).shape);
-  const conv = (x: string, scope: string, module: string, stride: number, padding: number) => {
-    const w = need(`${module}.weight`);
-    const bias = weights.has(`${module}.bias`) ? [constant(`${module}.bias`)] : [];
-    const k = w.shape[2] as number;
-    return g.addNode(
-      'Conv',
-      [x, constant(`${module}.weight`), ...bias],
-      {
-        kernel_shape: [k, k],
-        strides: [stride, stride],
-        pads: [padding, padding, padding, padding],
-        dilations: [1, 1],
-        group: 1,
-      },
-      { name: `${scope}/Conv` },
-    )[0] as string;
-  };
-  const bn = (x: string, scope: string, module: string) =>
-    g.addNode(
-      'BatchNormalization',
-      [x, ...['weight', 'bias', 'running_mean', 'running_var'].map((p) => constant(`${module}.${p}`))],
-      { epsilon: { float: 1e-5 } },
-      { name: `${scope}/BatchNormalization` },
-    )[0] as string;
-  const relu = (x: string, scope: string) => g.addNode('Relu', [x], {}, { name: `${scope}/Relu` })[0] as string;
-
-  let x = relu(bn(conv('input', '/conv1', 'conv1', 2, 3), '/bn1', 'bn1'), '/relu');
-  x = g.addNode('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, { name: '/maxpool/MaxPool' })[0] as string;
-  const bottleneck = weights.has('layer1.0.conv3.weight');
+  const b = new TorchGraphBuilder(weights, 'resnet');
+  let x = b.maxPool(b.relu(b.batchNorm(b.conv('input', 'conv1', { stride: 2, padding: 3 }), 'bn1'), 'relu'), 'maxpool', 3, 2, 1);
+  const bottleneck = b.has('layer1.0.conv3.weight');
   for (let stage = 1; stage <= 4; stage++) {
-    for (let b = 0; weights.has(`layer${stage}.${b}.conv1.weight`); b++) {
-      const module = `layer${stage}.${b}`;
-      const scope = `/layer${stage}/${module}`;
-      const stride = stage > 1 && b === 0 ? 2 : 1;
-      const identity = x;
+    for (let i = 0; b.has(`layer${stage}.${i}.conv1.weight`); i++) {
+      const m = `layer${stage}.${i}`;
+      const stride = stage > 1 && i === 0 ? 2 : 1;
       let y: string;
       if (bottleneck) {
-        y = relu(bn(conv(x, `${scope}/conv1`, `${module}.conv1`, 1, 0), `${scope}/bn1`, `${module}.bn1`), `${scope}/relu`);
-        y = relu(bn(conv(y, `${scope}/conv2`, `${module}.conv2`, stride, 1), `${scope}/bn2`, `${module}.bn2`), `${scope}/relu_1`);
-        y = bn(conv(y, `${scope}/conv3`, `${module}.conv3`, 1, 0), `${scope}/bn3`, `${module}.bn3`);
+        y = b.relu(b.batchNorm(b.conv(x, `${m}.conv1`), `${m}.bn1`), `${m}.relu`);
+        y = b.relu(b.batchNorm(b.conv(y, `${m}.conv2`, { stride, padding: 1 }), `${m}.bn2`), `${m}.relu_1`);
+        y = b.batchNorm(b.conv(y, `${m}.conv3`), `${m}.bn3`);
       } else {
-        y = relu(bn(conv(x, `${scope}/conv1`, `${module}.conv1`, stride, 1), `${scope}/bn1`, `${module}.bn1`), `${scope}/relu`);
-        y = bn(conv(y, `${scope}/conv2`, `${module}.conv2`, 1, 1), `${scope}/bn2`, `${module}.bn2`);
+        y = b.relu(b.batchNorm(b.conv(x, `${m}.conv1`, { stride, padding: 1 }), `${m}.bn1`), `${m}.relu`);
+        y = b.batchNorm(b.conv(y, `${m}.conv2`, { padding: 1 }), `${m}.bn2`);
       }
-      const shortcut = weights.has(`${module}.downsample.0.weight`)
-        ? bn(
-            conv(identity, `${scope}/downsample/downsample.0`, `${module}.downsample.0`, stride, 0),
-            `${scope}/downsample/downsample.1`,
-            `${module}.downsample.1`,
-          )
-        : identity;
-      const [sum] = g.addNode('Add', [y, shortcut], {}, { name: `${scope}/Add` });
-      x = relu(sum as string, `${scope}/relu_${bottleneck ? 2 : 1}`);
+      const shortcut = b.has(`${m}.downsample.0.weight`) ? b.batchNorm(b.conv(x, `${m}.downsample.0`, { stride }), `${m}.downsample.1`) : x;
+      x = b.relu(b.node(m, 'Add', [y, shortcut]), `${m}.relu_${bottleneck ? 2 : 1}`);
     }
   }
-  const [pooled] = g.addNode('GlobalAveragePool', [x], {}, { name: '/avgpool/GlobalAveragePool' });
-  const [flat] = g.addNode('Flatten', [pooled as string], { axis: 1 }, { name: '/Flatten' });
-  g.addNode('Gemm', [flat as string, constant('fc.weight'), constant('fc.bias')], { transB: 1 }, { name: '/fc/Gemm', outputs: ['logits'] });
-  g.addOutput('logits', DataType.FLOAT, ['batch', need('fc.weight').shape[0] as number]);
-  return g.toBytes();
+  const pooled = b.node('avgpool', 'GlobalAveragePool', [x]);
+  return b.finish(b.linear(b.flatten(pooled), 'fc'), b.need('fc.weight').shape[0] as number);
 }
 
 /**
@@ -130,9 +75,9 @@ export function randomResnetWeights(name: ResnetName, seed = 0, classes = 1000):
   let inplanes = 64;
   layers.forEach((blocks, i) => {
     const planes = 64 * 2 ** i;
-    for (let b = 0; b < blocks; b++) {
-      const module = `layer${i + 1}.${b}`;
-      const stride = i > 0 && b === 0 ? 2 : 1;
+    for (let k = 0; k < blocks; k++) {
+      const module = `layer${i + 1}.${k}`;
+      const stride = i > 0 && k === 0 ? 2 : 1;
       if (bottleneck) {
         convWeight(`${module}.conv1`, planes, inplanes, 1);
         bnWeights(`${module}.bn1`, planes);

@@ -3,7 +3,10 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CamerasError } from '../errors.js';
+import { buildResnet } from './resnet.js';
+import { parseSafetensors } from './safetensors.js';
 import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from './tfjs.js';
+import { buildDensenet, buildVgg } from './vgg-densenet.js';
 import { ZOO, type ZooEntry, zooEntry } from './zoo.js';
 
 /** Where converted models are kept: $CAMERAS_CACHE_DIR, else $XDG_CACHE_HOME/cameras-saliency, else ~/.cache/cameras-saliency. */
@@ -99,9 +102,36 @@ export async function convertTfjsFile(path: string): Promise<Uint8Array> {
   return convertTfjsModel(json, decodeTfjsWeights(json, shards));
 }
 
+/** ImageNet's 1000 class names (from torchvision's weight metadata), shipped in assets/labels. */
+export async function imagenetLabels(): Promise<string[]> {
+  return JSON.parse(await readFile(new URL('../../../assets/labels/imagenet.json', import.meta.url), 'utf8')) as string[];
+}
+
+/** A torchvision architecture built from the user's state dict. */
+async function buildTorchvision(entry: ZooEntry, weightsPath: string | undefined): Promise<Uint8Array> {
+  const arch = entry.name.split(':')[1] as string;
+  if (!weightsPath) {
+    throw new CamerasError(
+      `${entry.name} is built from your weights: add --weights ${arch}.safetensors (its torchvision state dict saved with safetensors)`,
+    );
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(weightsPath));
+  } catch (error) {
+    throw new CamerasError(
+      `cannot read weights ${weightsPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
+  }
+  const state = parseSafetensors(bytes, weightsPath);
+  return arch.startsWith('resnet') ? buildResnet(state) : arch === 'vgg16' ? buildVgg(state) : buildDensenet(state);
+}
+
 /** A model by zoo name, .onnx path or TF.js model.json path, with its zoo entry when it has one. */
-export async function resolveModel(spec: string): Promise<{ bytes: Uint8Array; entry?: ZooEntry; source: string }> {
+export async function resolveModel(spec: string, weights?: string): Promise<{ bytes: Uint8Array; entry?: ZooEntry; source: string }> {
   const entry = zooEntry(spec);
+  if (entry?.needsWeights)
+    return { bytes: await buildTorchvision(entry, weights), entry: { ...entry, labels: await imagenetLabels() }, source: spec };
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
   if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
   if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {

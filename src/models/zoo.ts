@@ -1,6 +1,8 @@
 /** A model the CLI and library know by name, with what it needs to be explained well. */
 export interface ZooEntry {
   name: string;
+  /** Models built from a state dict the user supplies (`--weights file.safetensors`). */
+  needsWeights?: boolean;
   description: string;
   /** Class names by index. */
   labels: readonly string[];
@@ -38,10 +40,44 @@ export const ZOO: readonly ZooEntry[] = [
   },
 ];
 
+/**
+ * torchvision architectures built from a `.safetensors` state dict (`--weights`), with ImageNet's labels
+ * (assets/labels/imagenet.json) and the target layers CAMERAS papers use.
+ */
+export const TORCHVISION: readonly ZooEntry[] = [
+  ...(['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const).map((arch) => ({
+    name: `torchvision:${arch}`,
+    description: `torchvision ${arch} from your ImageNet weights (--weights ${arch}.safetensors)`,
+    needsWeights: true,
+    labels: [] as string[],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'layer4',
+  })),
+  {
+    name: 'torchvision:vgg16',
+    description: 'torchvision vgg16 from your ImageNet weights (--weights vgg16.safetensors)',
+    needsWeights: true,
+    labels: [],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features.29',
+  },
+  {
+    name: 'torchvision:densenet121',
+    description: 'torchvision densenet121 from your ImageNet weights (--weights densenet121.safetensors)',
+    needsWeights: true,
+    labels: [],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features',
+  },
+];
+
 export const DEFAULT_MODEL_NAME = 'nsfwjs:mobilenet_v2';
 
 export function zooEntry(name: string): ZooEntry | undefined {
-  return ZOO.find((e) => e.name === name);
+  return ZOO.find((e) => e.name === name) ?? TORCHVISION.find((e) => e.name === name);
 }
 
 /** Scales for CAMERAS from a model's input side: its size and 7 more, 100 px apart (the paper's 224..924). */

@@ -120,7 +120,7 @@ export class OnnxGraph {
     const node = onnx.NodeProto.create({
       opType,
       name,
-      input: inputs,
+      input: [...inputs],
       output: outputs,
       attribute: Object.entries(attributes).map(([key, value]) => makeAttribute(key, value)),
     });

@@ -32,8 +32,11 @@ export function inferRanks(graph: OnnxGraph): Map<string, number> {
         break;
       }
       case 'Shape':
+      case 'Range':
+        set(1);
+        break;
       case 'NonZero':
-        set(node.opType === 'Shape' ? 1 : 2);
+        set(2);
         break;
       case 'Size':
         set(0);

@@ -32,7 +32,7 @@ export const matMul: VjpRule = (ctx, node, [dy], wanted) => {
   const rankA = ctx.rank(a, node);
   const rankB = ctx.rank(b, node);
   const rankY = Math.max(rankA, rankB);
-  if (rankA < 2) throw unsupported(node, 'a 1-D left operand');
+  if (rankA < 2 && (wanted[0] || wanted[1])) throw unsupported(node, 'a 1-D left operand');
   const swap = (name: string, rank: number) =>
     ctx.op('Transpose', [name], {
       perm: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2],
