@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -360,6 +362,46 @@ describe('torchvision weights', () => {
       ['explain', PHOTO, '--model', 'torchvision:resnet50'],
       /torchvision:resnet50 is built from your weights: add --weights resnet50\.safetensors/,
     ));
+});
+
+describe('models by URL', () => {
+  it('downloads an .onnx URL once into the cache, then works without the server', async () => {
+    const served = readFileSync(MODEL);
+    let requests = 0;
+    const server = createServer((request, response) => {
+      requests++;
+      if (request.url !== '/models/mini.onnx') {
+        response.writeHead(404).end();
+        return;
+      }
+      response.writeHead(200, { 'content-length': served.length }).end(served);
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/models/mini.onnx`;
+    const args = ['explain', '--input', INPUT, '--model', url, '--layer', 'layer4', '--resolutions', '224,352', '--json'];
+    const first = await cameras(args);
+    assert.equal(first.code, 0, first.stderr);
+    const missing = await cameras(['explain', '--input', INPUT, '--model', url.replace('mini', 'absent'), '--json']);
+    await new Promise<void>((done) => server.close(() => done()));
+    const second = await cameras(args);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(requests, 2, 'one download, one 404');
+    assert.equal((JSON.parse(second.stdout) as { class: number }).class, (JSON.parse(first.stdout) as { class: number }).class);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^cameras: error: cannot download http:\/\/127\.0\.0\.1:\d+\/models\/absent\.onnx \(HTTP 404\)/);
+  });
+
+  it('refuses an unreachable URL in one line', async () => {
+    // A port that was just free: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((done) => probe.close(() => done()));
+    await rejects(
+      ['explain', PHOTO, '--model', `http://127.0.0.1:${port}/nothing.onnx`, '--out', 'x.png'],
+      /^cameras: error: cannot download http:\/\/127\.0\.0\.1:\d+\/nothing\.onnx \(ECONNREFUSED\)/,
+    );
+  });
 });
 
 describe('cameras layers', () => {

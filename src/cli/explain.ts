@@ -144,7 +144,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     const preset = presetByName(flags.preprocess ?? model.entry?.preprocess ?? 'torchvision');
     const explainer = await Explainer.create(ort, {
       model: model.bytes,
-      layer: (modelSpecs.length > 1 ? undefined : flags.layer) ?? model.entry?.layer,
+      layer: (modelSpecs.length > 1 ? undefined : flags.layer) ?? (model.entry?.layer || undefined),
       threads: flags.threads,
       source: model.source,
     });

@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { DEFAULT_MODEL_NAME, TORCHVISION, ZOO } from '../models/zoo.js';
+import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
@@ -52,7 +52,7 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
   const graph = OnnxGraph.fromBytes(model.bytes, model.source);
   const size = flags.size ?? model.entry?.inputSize ?? 224;
   const layers = listLayers(graph);
-  const fallback = model.entry ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
+  const fallback = model.entry?.layer ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
   const shapes = await probeShapes(
     ort,
     graph,
@@ -79,7 +79,7 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
 }
 
 async function modelsCommand(flags: { json?: boolean }): Promise<void> {
-  const all = [...ZOO, ...TORCHVISION];
+  const all = [...ZOO, ...TORCHVISION, ...ONLINE];
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(all)}\n`);
     return;
@@ -88,11 +88,11 @@ async function modelsCommand(flags: { json?: boolean }): Promise<void> {
   for (const e of all) {
     const mark = e.name === DEFAULT_MODEL_NAME ? ' (default)' : '';
     process.stdout.write(
-      `${e.name.padEnd(width)}  ${e.description}; layer ${e.layer}, ${e.inputSize} px, preprocessing ${e.preprocess}${mark}\n`,
+      `${e.name.padEnd(width)}  ${e.description}; layer ${e.layer || 'before the global pooling'}, ${e.inputSize} px, preprocessing ${e.preprocess}${mark}\n`,
     );
   }
   process.stdout.write(
-    `\nnsfwjs models convert to ONNX on first use and stay in ${cacheDir()}; torchvision models build from --weights.\nAny .onnx file, or a TF.js model.json with its weight files, works as --model too.\n`,
+    `\nnsfwjs models convert to ONNX and onnx: models download on first use, and stay in ${cacheDir()};\ntorchvision models build from --weights.\nAny .onnx file or URL, or a TF.js model.json with its weight files, works as --model too.\n`,
   );
 }
 

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CamerasError } from '../errors.js';
+import { downloadOnce } from './download-node.js';
 import { buildResnet } from './resnet.js';
 import { parseSafetensors } from './safetensors.js';
 import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from './tfjs.js';
@@ -132,7 +133,16 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
   const entry = zooEntry(spec);
   if (entry?.needsWeights)
     return { bytes: await buildTorchvision(entry, weights), entry: { ...entry, labels: await imagenetLabels() }, source: spec };
+  if (entry?.url) {
+    const bytes = await downloadOnce(entry.url, join(cacheDir(), 'downloads'));
+    return { bytes, entry: { ...entry, labels: entry.labels.length ? entry.labels : await imagenetLabels() }, source: spec };
+  }
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
+  if (/^https?:\/\//.test(spec)) {
+    if (!spec.endsWith('.onnx'))
+      throw new CamerasError(`${spec}: only .onnx files download by URL; download other formats yourself and pass the file`);
+    return { bytes: await downloadOnce(spec, join(cacheDir(), 'downloads')), source: spec };
+  }
   if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
   if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {
     throw new CamerasError(

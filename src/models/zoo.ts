@@ -3,6 +3,8 @@ export interface ZooEntry {
   name: string;
   /** Models built from a state dict the user supplies (`--weights file.safetensors`). */
   needsWeights?: boolean;
+  /** Models downloaded once into the cache. */
+  url?: string;
   description: string;
   /** Class names by index. */
   labels: readonly string[];
@@ -10,7 +12,7 @@ export interface ZooEntry {
   inputSize: number;
   /** Preprocessing preset name (see io/preprocess.ts). */
   preprocess: string;
-  /** Default target layer (a Keras layer name or torch module path). */
+  /** Default target layer (a Keras layer name or torch module path); empty: the input of the global pooling. */
   layer: string;
 }
 
@@ -74,10 +76,36 @@ export const TORCHVISION: readonly ZooEntry[] = [
   },
 ];
 
+/**
+ * ImageNet classifiers from the ONNX model zoo, downloaded on first use (the address may move; any
+ * .onnx URL or file works as --model too). Their node names carry no torch scopes: the default layer
+ * is the input of the global pooling.
+ */
+export const ONLINE: readonly ZooEntry[] = [
+  {
+    name: 'onnx:resnet50-v1-7',
+    description: 'ResNet-50 v1 (ImageNet, 1000 classes) from the ONNX model zoo, downloaded on first use',
+    url: 'https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-7.onnx',
+    labels: [],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: '',
+  },
+  {
+    name: 'onnx:mobilenetv2-7',
+    description: 'MobileNetV2 (ImageNet, 1000 classes) from the ONNX model zoo, downloaded on first use',
+    url: 'https://github.com/onnx/models/raw/main/validated/vision/classification/mobilenet/model/mobilenetv2-7.onnx',
+    labels: [],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: '',
+  },
+];
+
 export const DEFAULT_MODEL_NAME = 'nsfwjs:mobilenet_v2';
 
 export function zooEntry(name: string): ZooEntry | undefined {
-  return ZOO.find((e) => e.name === name) ?? TORCHVISION.find((e) => e.name === name);
+  return [...ZOO, ...TORCHVISION, ...ONLINE].find((e) => e.name === name);
 }
 
 /** Scales for CAMERAS from a model's input side: its size and 7 more, 100 px apart (the paper's 224..924). */
