@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CamerasError } from '../errors.js';
 import { downloadOnce } from './download-node.js';
+import { buildInception } from './inception.js';
 import { buildResnet } from './resnet.js';
 import { parseSafetensors } from './safetensors.js';
 import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from './tfjs.js';
@@ -125,7 +126,10 @@ async function buildTorchvision(entry: ZooEntry, weightsPath: string | undefined
     );
   }
   const state = parseSafetensors(bytes, weightsPath);
-  return arch.startsWith('resnet') ? buildResnet(state) : arch === 'vgg16' ? buildVgg(state) : buildDensenet(state);
+  if (arch.startsWith('resnet')) return buildResnet(state);
+  if (arch === 'vgg16') return buildVgg(state);
+  if (arch === 'inception_v3') return buildInception(state, { transformInput: true });
+  return buildDensenet(state);
 }
 
 /** A model by zoo name, .onnx path or TF.js model.json path, with its zoo entry when it has one. */

@@ -66,6 +66,16 @@ export const TORCHVISION: readonly ZooEntry[] = [
     layer: 'features.29',
   },
   {
+    name: 'torchvision:inception_v3',
+    description:
+      "torchvision inception_v3, the paper's own architecture, from your ImageNet weights (--weights inception_v3.safetensors; transform_input on, as torchvision sets it for them)",
+    needsWeights: true,
+    labels: [],
+    inputSize: 299,
+    preprocess: 'torchvision',
+    layer: 'Mixed_7c',
+  },
+  {
     name: 'torchvision:densenet121',
     description: 'torchvision densenet121 from your ImageNet weights (--weights densenet121.safetensors)',
     needsWeights: true,
