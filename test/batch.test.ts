@@ -4,17 +4,12 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { Explainer } from '../src/explainer.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
-import { DataType, onnx } from '../src/onnx/proto.js';
+import { DataType } from '../src/onnx/proto.js';
 import { bytes, FIXTURES, npy, ROOT } from './helpers.js';
 
 /** A classifier whose graph bakes in batch 1 (Reshape to [1, -1]), as some exporters write it. */
 function batchOneModel(): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: { name: 'b1', node: [], initializer: [], input: [], output: [] },
-  });
-  const g = new OnnxGraph(model);
+  const g = OnnxGraph.empty('b1', 13);
   g.addInput('input', DataType.FLOAT, [1, 3, 'h', 'w']);
   const w = g.addConstant(
     'w',

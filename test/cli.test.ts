@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { formatNpy } from '../src/io/npy.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
-import { DataType, onnx } from '../src/onnx/proto.js';
+import { DataType } from '../src/onnx/proto.js';
 import { difference, FIXTURES, hasShared, npy, ROOT, SHARED, SHARED_REFERENCE } from './helpers.js';
 
 const CLI = resolve(ROOT, 'dist/src/cli/main.js');
@@ -26,11 +26,16 @@ interface Run {
 /** Converted zoo models go to a cache of the tests' own, outside the folder whose files they count. */
 const cache = mkdtempSync(join(tmpdir(), 'cameras-cli-cache-'));
 
-function cameras(args: string[], cwd = ROOT): Promise<Run> {
+function cameras(args: string[], cwd = ROOT, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, CAMERAS_CACHE_DIR: cache } }, (error, stdout, stderr) => {
-      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd, env: { ...process.env, CAMERAS_CACHE_DIR: cache, ...env } },
+      (error, stdout, stderr) => {
+        done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -42,12 +47,7 @@ after(() => {
 
 /** A model whose path from the target to the logits has an op without a gradient rule (Elu). */
 function modelWithElu(): string {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: { name: 'elu', node: [], initializer: [], input: [], output: [] },
-  });
-  const g = new OnnxGraph(model);
+  const g = OnnxGraph.empty('elu', 13);
   g.addInput('input', DataType.FLOAT, [1, 3, 'h', 'w']);
   const w = g.addConstant('w', new Float32Array(4 * 3 * 9).fill(0.1), [4, 3, 3, 3]);
   const [features] = g.addNode('Conv', ['input', w], { pads: [1, 1, 1, 1] }, { outputs: ['features'], name: '/features/Conv' });
@@ -296,14 +296,7 @@ describe('pictures and many inputs', () => {
     await sharp({ create: { width: 1200, height: 1000, channels: 3, background: { r: 9, g: 9, b: 9 } } })
       .png()
       .toFile(big);
-    const run = await new Promise<Run>((done) => {
-      execFile(
-        process.execPath,
-        [CLI, 'explain', big, '--out', join(work, 'x.png')],
-        { cwd: work, env: { ...process.env, CAMERAS_CACHE_DIR: cache, CAMERAS_MAX_PIXELS: '1000000' } },
-        (error, stdout, stderr) => done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+    const run = await cameras(['explain', big, '--out', join(work, 'x.png')], work, { CAMERAS_MAX_PIXELS: '1000000' });
     rmSync(big);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /^cameras: error: image .*big\.png is larger than the limit of 1 megapixels; downscale it first/);

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import sharp from 'sharp';
 import { resizeBicubic, resizeBilinear } from '../src/engine/resize.js';
 import { CamerasError } from '../src/errors.js';
+import { readImage } from '../src/io/image-node.js';
 import { formatNpy, parseNpy } from '../src/io/npy.js';
 import { fuseScales } from '../src/methods/cameras.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
@@ -68,6 +71,29 @@ describe('fusion', () => {
     assert.equal(Math.min(...fused.map), 0);
     assert.equal(Math.max(...fused.map), 1);
     assert.equal(fused.empty, false);
+  });
+});
+
+describe('image decoding', () => {
+  it('turns a photo upright by its EXIF orientation and reads WebP', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-images-'));
+    try {
+      const pixels = Buffer.alloc(40 * 20 * 3, 200);
+      // Stored 40 wide and 20 high, tagged "rotate 90 degrees clockwise to display" (orientation 6).
+      await sharp(pixels, { raw: { width: 40, height: 20, channels: 3 } })
+        .jpeg()
+        .withMetadata({ orientation: 6 })
+        .toFile(join(folder, 'rotated.jpg'));
+      const upright = await readImage(join(folder, 'rotated.jpg'));
+      assert.deepEqual([upright.width, upright.height], [20, 40]);
+      await sharp(pixels, { raw: { width: 40, height: 20, channels: 3 } })
+        .webp({ lossless: true })
+        .toFile(join(folder, 'photo.webp'));
+      const webp = await readImage(join(folder, 'photo.webp'));
+      assert.deepEqual([webp.width, webp.height, webp.data[0]], [40, 20, 200]);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,25 +15,24 @@ import { explainCommand } from './explain.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-function parseResolutions(value: string): number[] {
+function splitList(value: string, empty: string): string[] {
   const parts = value
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  if (parts.length === 0) throw new InvalidArgumentError('the resolution list is empty; give sizes such as 224,324,424');
-  return parts.map((s) => {
+  if (parts.length === 0) throw new InvalidArgumentError(empty);
+  return parts;
+}
+
+function parseResolutions(value: string): number[] {
+  return splitList(value, 'the resolution list is empty; give sizes such as 224,324,424').map((s) => {
     if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`'${s}' is not a size; give integers such as 224,324,424`);
     return Number(s);
   });
 }
 
 function parseList(value: string): string[] {
-  const parts = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (parts.length === 0) throw new InvalidArgumentError('the list is empty');
-  return parts;
+  return splitList(value, 'the list is empty');
 }
 
 function parseOpacity(value: string): number {
@@ -153,6 +152,9 @@ Examples:
   cameras explain photos/ --out-dir maps/
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
+
+The default model, nsfwjs:mobilenet_v2, is a pretrained MobileNetV2 that sorts images into 5 content
+classes (Drawing, Hentai, Neutral, Porn, Sexy), not ImageNet's 1000: bring an ImageNet model with --model.
 
 Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model op without a gradient rule.`,
     )

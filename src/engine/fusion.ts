@@ -1,7 +1,7 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import type { FloatArray } from '../io/npy.js';
 import { OnnxGraph } from '../onnx/graph.js';
-import { DataType, onnx } from '../onnx/proto.js';
+import { DataType } from '../onnx/proto.js';
 import { bilinearTaps, horizontal, type Taps, vertical } from './resize.js';
 import type { OrtRuntime } from './runtime.js';
 
@@ -177,12 +177,7 @@ export function fuseConstantGradients(scales: FusionScale[], size: number): Floa
 
 /** gram_out = gram_in + XA^T XG per output column, for one channel chunk (the channel count is dynamic). */
 function buildGramModel(geometry: { h: number; w: number }[], size: number): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 16 }],
-    graph: { name: 'cameras_fusion', node: [], initializer: [], input: [], output: [] },
-  });
-  const g = new OnnxGraph(model);
+  const g = OnnxGraph.empty('cameras_fusion');
   const stacked = geometry.reduce((sum, s) => sum + s.h, 0);
   g.addInput('gram_in', DataType.FLOAT, [size, stacked, stacked]);
   // Horizontal taps as one MatMul per scale that writes the layout the Gram product needs, so only the

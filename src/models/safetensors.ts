@@ -8,7 +8,8 @@ export interface Weight {
 
 export type StateDict = Map<string, Weight>;
 
-function halfToFloat(bits: number): number {
+/** An IEEE 754 half-precision value from its 16 bits. */
+export function halfToFloat(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exponent = (bits >> 10) & 0x1f;
   const fraction = bits & 0x3ff;

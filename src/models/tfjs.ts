@@ -1,7 +1,7 @@
 import { CamerasError } from '../errors.js';
 import { type AttributeInput, OnnxGraph } from '../onnx/graph.js';
-import { DataType, onnx } from '../onnx/proto.js';
-import type { StateDict } from './safetensors.js';
+import { DataType } from '../onnx/proto.js';
+import { halfToFloat, type StateDict } from './safetensors.js';
 
 /** The parts of a TF.js layers-model JSON (`model.json`) we read. */
 export interface TfjsModelJson {
@@ -62,15 +62,6 @@ export function decodeTfjsWeights(model: TfjsModelJson, shards: Uint8Array[]): S
   return weights;
 }
 
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
 const pair = (v: unknown, fallback: number): [number, number] =>
   Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : v === undefined || v === null ? [fallback, fallback] : [Number(v), Number(v)];
 
@@ -93,13 +84,7 @@ export function convertTfjsModel(model: TfjsModelJson, weights: StateDict): Uint
   const keras = model.modelTopology.model_config ?? (model.modelTopology as KerasModel);
   const layers = Array.isArray(keras.config) ? keras.config : keras.config.layers;
   const sequential = keras.class_name === 'Sequential';
-  const onnxModel = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 16 }],
-    producerName: 'cameras-saliency tfjs converter',
-    graph: { name: 'tfjs', node: [], initializer: [], input: [], output: [] },
-  });
-  const g = new OnnxGraph(onnxModel);
+  const g = OnnxGraph.empty('tfjs');
   const tensors = new Map<string, Tensor>();
   let last: Tensor | undefined;
 

@@ -1,6 +1,6 @@
 import { CamerasError } from '../errors.js';
 import { type AttributeInput, OnnxGraph } from '../onnx/graph.js';
-import { DataType, onnx } from '../onnx/proto.js';
+import { DataType } from '../onnx/proto.js';
 import type { StateDict, Weight } from './safetensors.js';
 
 /** The exported scope of a module path, as torch.onnx.export writes it: `layer4.1.conv1` -> `/layer4/layer4.1/conv1`. */
@@ -23,13 +23,7 @@ export class TorchGraphBuilder {
 
   constructor(weights: StateDict, name: string) {
     this.weights = weights;
-    const model = onnx.ModelProto.create({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 16 }],
-      producerName: 'cameras-saliency',
-      graph: { name, node: [], initializer: [], input: [], output: [] },
-    });
-    this.graph = new OnnxGraph(model);
+    this.graph = OnnxGraph.empty(name);
     this.graph.addInput('input', DataType.FLOAT, ['batch', 3, 'height', 'width']);
   }
 

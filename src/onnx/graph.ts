@@ -48,6 +48,18 @@ export class OnnxGraph {
     for (const node of this.graph.node) this.index(node);
   }
 
+  /** A model with an empty graph, opset 16 unless told. */
+  static empty(name: string, opset = 16): OnnxGraph {
+    return new OnnxGraph(
+      onnx.ModelProto.create({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: opset }],
+        producerName: 'cameras-saliency',
+        graph: { name, node: [], initializer: [], input: [], output: [] },
+      }),
+    );
+  }
+
   static fromBytes(bytes: Uint8Array, source?: string): OnnxGraph {
     return new OnnxGraph(decodeModel(bytes, source));
   }
