@@ -2,7 +2,9 @@ import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { resizeBicubic } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
+import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
+import { CAM_METHODS, explainCam } from './methods/cam.js';
 import {
   BATCH_PIXELS,
   type CamerasOptions,
@@ -71,6 +73,14 @@ export class Explainer {
    */
   async explainBatch(inputs: FloatArray[], options: CamerasOptions & { batch?: boolean } = {}): Promise<CamerasResult[]> {
     for (const input of inputs) validateImageTensor(input, this.inputChannels);
+    const method = options.method ?? 'cameras';
+    if (method !== 'cameras') {
+      if (!(CAM_METHODS as readonly string[]).includes(method))
+        throw new CamerasError(`unknown method '${method}'; choose one of: cameras, ${CAM_METHODS.join(', ')}`);
+      const results: CamerasResult[] = [];
+      for (const input of inputs) results.push(await explainCam(this.session, input, method, options.classIndex ?? null));
+      return results;
+    }
     return explainCamerasBatch(this.session, inputs, options, this.fuse, options.batch ? BATCH_PIXELS : 0);
   }
 

@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
+import { CAM_METHODS } from '../methods/cam.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
@@ -118,6 +119,11 @@ export async function buildProgram(): Promise<Command> {
       parseResolutions,
     )
     .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
+    .addOption(
+      new Option('--method <name>', 'cameras, or a single-scale CAM method computed as pytorch-grad-cam does')
+        .choices(['cameras', ...CAM_METHODS])
+        .default('cameras'),
+    )
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
       '--models <list>',

@@ -2,6 +2,7 @@ import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTaps, horizontal, resizeBicubic, type Taps, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
+import type { CamMethod } from './cam.js';
 
 /** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
 export const DEFAULT_RESOLUTIONS: readonly number[] = [224, 324, 424, 524, 624, 724, 824, 924];
@@ -15,6 +16,12 @@ export interface CamerasOptions {
   perScale?: boolean;
   /** Called after each resolution's pass (for progress bars). */
   onScale?: (resolution: number) => void;
+  /**
+   * `cameras` (default), or a single-scale CAM method computed as pytorch-grad-cam does (ReLU, scale,
+   * bilinear resize to the input's size, scale): gradcam, gradcampp, hirescam, xgradcam, layercam,
+   * gradcam_elementwise. Those ignore `resolutions`.
+   */
+  method?: MethodName;
 }
 
 export interface SaliencyMap {
@@ -26,8 +33,11 @@ export interface SaliencyMap {
   empty: boolean;
 }
 
+/** Every method behind `Explainer.explain`. */
+export type MethodName = 'cameras' | CamMethod;
+
 export interface CamerasResult extends SaliencyMap {
-  method: 'cameras';
+  method: MethodName;
   /** The class explained. */
   classIndex: number;
   /** The class used at each resolution (the given class, or that scale's top-1). */

@@ -1,0 +1,120 @@
+import type { GradientSession } from '../engine/gradient-session.js';
+import { bilinearTaps, horizontal, vertical } from '../engine/resize.js';
+import { CamerasError } from '../errors.js';
+import type { FloatArray } from '../io/npy.js';
+import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
+
+/** The single-scale CAM methods, as pytorch-grad-cam defines them. */
+export const CAM_METHODS = ['gradcam', 'gradcampp', 'hirescam', 'xgradcam', 'layercam', 'gradcam_elementwise'] as const;
+export type CamMethod = (typeof CAM_METHODS)[number];
+
+/**
+ * The raw map of a CAM method from one image's activations A and gradients G (`[C, H, W]`), before
+ * ReLU and scaling: per channel weights times activations, summed over channels, or element-wise forms.
+ */
+export function camImage(
+  method: CamMethod,
+  activation: Float32Array,
+  gradient: Float32Array,
+  channels: number,
+  plane: number,
+): Float64Array {
+  const cam = new Float64Array(plane);
+  const channelWeighted = (weight: (c: number) => number) => {
+    for (let c = 0; c < channels; c++) {
+      const w = weight(c);
+      for (let p = 0; p < plane; p++) cam[p] = (cam[p] as number) + w * (activation[c * plane + p] as number);
+    }
+  };
+  const sum = (data: Float32Array, c: number, f: (v: number, p: number) => number = (v) => v) => {
+    let s = 0;
+    for (let p = 0; p < plane; p++) s += f(data[c * plane + p] as number, p);
+    return s;
+  };
+  switch (method) {
+    case 'gradcam':
+      // Weights: the gradients' spatial mean.
+      channelWeighted((c) => sum(gradient, c) / plane);
+      break;
+    case 'xgradcam':
+      // Weights: sum(G * A) / (sum(A) + 1e-7), Fu et al. 2020.
+      channelWeighted((c) => sum(gradient, c, (g, p) => g * (activation[c * plane + p] as number)) / (sum(activation, c) + 1e-7));
+      break;
+    case 'gradcampp':
+      // Grad-CAM++ (Chattopadhay et al.) with exponential-free alphas: G^2 / (2 G^2 + sum(A) G^3 + 1e-6), zero where G is zero.
+      channelWeighted((c) => {
+        const total = sum(activation, c);
+        return sum(gradient, c, (g) => {
+          if (g === 0) return 0;
+          const g2 = g * g;
+          const alpha = g2 / (2 * g2 + total * g2 * g + 1e-6);
+          return Math.max(g, 0) * alpha;
+        });
+      });
+      break;
+    default:
+      for (let c = 0; c < channels; c++) {
+        for (let p = 0; p < plane; p++) {
+          const a = activation[c * plane + p] as number;
+          const g = gradient[c * plane + p] as number;
+          const v = method === 'hirescam' ? g * a : method === 'layercam' ? Math.max(g, 0) * a : Math.max(g * a, 0);
+          cam[p] = (cam[p] as number) + v;
+        }
+      }
+  }
+  return cam;
+}
+
+/** pytorch-grad-cam's scaling: minus the minimum, over (1e-7 + the maximum). */
+function scale(values: Float64Array | Float32Array): Float32Array {
+  let min = Number.POSITIVE_INFINITY;
+  for (const v of values) if (v < min) min = v;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of values) if (v - min > max) max = v - min;
+  return Float32Array.from(values, (v) => (v - min) / (1e-7 + max));
+}
+
+/**
+ * ReLU, scale, bilinear resize (half-pixel, as cv2.resize) to `size`, scale again: the order
+ * pytorch-grad-cam uses, so maps compare with its outputs.
+ */
+export function postprocessCam(cam: Float64Array, height: number, width: number, size: number): SaliencyMap {
+  for (let p = 0; p < cam.length; p++) cam[p] = Math.max(0, cam[p] as number);
+  let max = 0;
+  for (const v of cam) if (v > max) max = v;
+  const scaled = scale(cam);
+  const scratch = new Float64Array(height * size);
+  const resized = new Float64Array(size * size);
+  horizontal(scaled, 0, height, width, bilinearTaps(width, size), size, scratch);
+  vertical(scratch, bilinearTaps(height, size), size, size, resized, 0, 1, false);
+  return { map: scale(resized), width: size, height: size, empty: !(max > 0) };
+}
+
+/** A single-scale CAM method on one image at its own size: one forward and backward pass. */
+export async function explainCam(
+  session: GradientSession,
+  input: FloatArray,
+  method: CamMethod,
+  classIndex: number | null,
+): Promise<CamerasResult> {
+  if (classIndex !== null) checkClass(classIndex, session.classCount);
+  const [, , height, width] = input.shape as [number, number, number, number];
+  if (height !== width) throw new CamerasError(`${method} needs a square input; got ${height} x ${width}`);
+  const pass = await session.run(input, classIndex);
+  const target = pass.targets[0];
+  if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
+  const [, channels, h, w] = target.activation.shape as [number, number, number, number];
+  const top = topOne(pass.logits.data);
+  const cls = classIndex ?? top.index;
+  const raw = camImage(method, target.activation.data, target.gradient.data, channels, h * w);
+  const saliency = postprocessCam(raw, h, w, height);
+  return {
+    ...saliency,
+    method,
+    classIndex: cls,
+    classPerResolution: { [height]: cls },
+    probPerResolution: { [height]: top.probability },
+    usedResolutions: [height],
+    classProbability: probabilityOf(pass.logits.data, cls),
+  };
+}

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { Explainer } from '../src/explainer.js';
+import { CAM_METHODS, type CamMethod } from '../src/methods/cam.js';
+import { bytes, difference, FIXTURES, hasShared, npy, ROOT, SHARED_REFERENCE } from './helpers.js';
+
+interface BaselineMap {
+  input: string;
+  layer: string;
+  class: number;
+  method: string;
+  map: string;
+}
+
+/** Every gradient-based CAM map of a baselines.json equals pytorch-grad-cam's within 2e-3. */
+function checkBaselines(folder: string, model: string, label: string): void {
+  const maps = (JSON.parse(readFileSync(resolve(folder, 'baselines.json'), 'utf8')) as { maps: BaselineMap[] }).maps.filter((m) =>
+    (CAM_METHODS as readonly string[]).includes(m.method),
+  );
+  const explainers = new Map<string, Promise<Explainer>>();
+  after(async () => {
+    for (const e of explainers.values()) await (await e).dispose();
+  });
+  for (const m of maps) {
+    it(`${label}: ${m.method} ${m.layer} ${m.input} class ${m.class}`, async () => {
+      let explainer = explainers.get(m.layer);
+      if (!explainer) {
+        explainer = Explainer.create(ort, { model: bytes(model), layer: m.layer, threads: 2 });
+        explainers.set(m.layer, explainer);
+      }
+      const result = await (await explainer).explain(npy(resolve(folder, m.input)), { method: m.method as CamMethod, classIndex: m.class });
+      assert.equal(result.method, m.method);
+      const d = difference(result.map, npy(resolve(folder, m.map)).data);
+      assert.ok(d.max <= 2e-3, `max |map - pytorch-grad-cam| = ${d.max}`);
+    });
+  }
+}
+
+describe('CAM baselines equal pytorch-grad-cam (committed mini_resnet subset)', () => {
+  checkBaselines(resolve(FIXTURES, 'mini_resnet'), resolve(ROOT, 'assets/models/mini_resnet.onnx'), 'mini_resnet');
+});
+
+for (const arch of ['mini_resnet', 'resnet18']) {
+  describe(`extended: every gradient-based CAM map of ${arch} equals pytorch-grad-cam`, {
+    skip: hasShared ? false : '../shared not found',
+  }, () => {
+    if (hasShared) checkBaselines(resolve(SHARED_REFERENCE, arch), resolve(SHARED_REFERENCE, arch, 'model.onnx'), arch);
+  });
+}
