@@ -4,7 +4,7 @@ import { resizeBicubic } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
-import { CAM_METHODS, explainCam } from './methods/cam.js';
+import { CAM_METHODS, type CamMethod, explainCam } from './methods/cam.js';
 import {
   BATCH_PIXELS,
   type CamerasOptions,
@@ -14,8 +14,12 @@ import {
   normaliseFused,
   validateImageTensor,
 } from './methods/cameras.js';
+import { explainInputGradient, INPUT_GRADIENT_METHODS, type InputGradientMethod } from './methods/input-gradient.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
+
+/** Every method `explain` takes. */
+export const METHODS = ['cameras', ...CAM_METHODS, ...INPUT_GRADIENT_METHODS] as const;
 
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
@@ -38,12 +42,25 @@ export class Explainer {
   readonly inputChannels: number | undefined;
   private readonly session: GradientSession;
   private readonly fusion: FusionEngine;
+  /** Built on first use: the session that differentiates with respect to the input pixels. */
+  private inputSession: Promise<GradientSession> | undefined;
 
-  private constructor(layer: Layer, session: GradientSession, fusion: FusionEngine, inputChannels: number | undefined) {
+  private constructor(
+    layer: Layer,
+    session: GradientSession,
+    fusion: FusionEngine,
+    inputChannels: number | undefined,
+    private readonly makeInputSession: () => Promise<GradientSession>,
+  ) {
     this.layer = layer;
     this.session = session;
     this.fusion = fusion;
     this.inputChannels = inputChannels;
+  }
+
+  private inputGradients(): Promise<GradientSession> {
+    this.inputSession ??= this.makeInputSession();
+    return this.inputSession;
   }
 
   static async create(runtime: OrtRuntime, config: ExplainerConfig): Promise<Explainer> {
@@ -53,7 +70,8 @@ export class Explainer {
     const channels = input ? graph.declaredShape(input)?.[1] : undefined;
     const session = await GradientSession.create(runtime, graph, [layer.tensor], { threads: config.threads });
     const fusion = new FusionEngine(runtime, config.threads);
-    return new Explainer(layer, session, fusion, channels !== undefined && channels > 0 ? channels : undefined);
+    const makeInputSession = () => GradientSession.create(runtime, graph, [graph.inputNames[0] as string], { threads: config.threads });
+    return new Explainer(layer, session, fusion, channels !== undefined && channels > 0 ? channels : undefined, makeInputSession);
   }
 
   /** Number of classes, when the model declares it. */
@@ -75,10 +93,16 @@ export class Explainer {
     for (const input of inputs) validateImageTensor(input, this.inputChannels);
     const method = options.method ?? 'cameras';
     if (method !== 'cameras') {
-      if (!(CAM_METHODS as readonly string[]).includes(method))
-        throw new CamerasError(`unknown method '${method}'; choose one of: cameras, ${CAM_METHODS.join(', ')}`);
       const results: CamerasResult[] = [];
-      for (const input of inputs) results.push(await explainCam(this.session, input, method, options.classIndex ?? null));
+      for (const input of inputs) {
+        if ((CAM_METHODS as readonly string[]).includes(method)) {
+          results.push(await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null));
+        } else if ((INPUT_GRADIENT_METHODS as readonly string[]).includes(method)) {
+          results.push(await explainInputGradient(await this.inputGradients(), input, method as InputGradientMethod, options));
+        } else {
+          throw new CamerasError(`unknown method '${method}'; choose one of: ${METHODS.join(', ')}`);
+        }
+      }
       return results;
     }
     return explainCamerasBatch(this.session, inputs, options, this.fuse, options.batch ? BATCH_PIXELS : 0);
@@ -101,5 +125,6 @@ export class Explainer {
   async dispose(): Promise<void> {
     await this.session.dispose();
     await this.fusion.dispose();
+    if (this.inputSession) await (await this.inputSession).dispose();
   }
 }

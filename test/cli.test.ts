@@ -397,6 +397,43 @@ describe('models by URL', () => {
   });
 });
 
+describe('cameras compare', () => {
+  it('writes a grid with one non-uniform heat tile per method', async () => {
+    // The issue's photo when ../shared is there, else the bundled one.
+    const photo = existsSync(resolve(SHARED, 'images/dog.jpg')) ? resolve(SHARED, 'images/dog.jpg') : PHOTO;
+    const methods = [
+      'cameras',
+      'gradcam',
+      'gradcampp',
+      'hirescam',
+      'xgradcam',
+      'layercam',
+      'gradcam_elementwise',
+      'normgrad',
+      'gradient',
+      'gradient_x_input',
+      'smoothgrad',
+      'integrated_gradients',
+    ];
+    const out = join(work, 'compare.png');
+    const run = await cameras(['compare', photo, '--methods', methods.join(','), '--out', out]);
+    assert.equal(run.code, 0, run.stderr);
+    const meta = await sharp(photo).metadata();
+    const tileWidth = Math.round((224 * (meta.width as number)) / (meta.height as number));
+    for (const [row, method] of methods.entries()) {
+      const top = 8 + 26 + row * (224 + 8 + 26);
+      const stats = await sharp(out)
+        .extract({ left: 8 + tileWidth + 8, top, width: tileWidth, height: 224 })
+        .stats();
+      assert.ok(
+        stats.channels.some((c) => c.stdev > 8),
+        `${method}: the heat tile is uniform`,
+      );
+    }
+    rmSync(out);
+  });
+});
+
 describe('cameras layers', () => {
   it('lists module paths with shapes and marks the default', async () => {
     const run = await cameras(['layers', '--model', MODEL]);

@@ -3,7 +3,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { CamerasError } from '../errors.js';
-import { Explainer } from '../explainer.js';
+import { Explainer, METHODS } from '../explainer.js';
 import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
@@ -241,4 +241,64 @@ function report(
   if (out) lines.push(`wrote ${out}`);
   if (flags.saveMap) lines.push(`wrote ${flags.saveMap}`);
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export interface CompareFlags {
+  model: string;
+  weights?: string;
+  layer?: string;
+  class?: string;
+  methods: string[];
+  out?: string;
+  colormap?: ColormapName;
+  opacity?: number;
+  threads?: number;
+  quiet?: boolean;
+}
+
+/** One picture with a row per method on one photo, each titled with its class and time. */
+export async function compareCommand(image: string, flags: CompareFlags): Promise<void> {
+  for (const method of flags.methods) {
+    if (!(METHODS as readonly string[]).includes(method))
+      throw new CamerasError(`unknown method '${method}'; choose from: ${METHODS.join(', ')}`);
+  }
+  const out = flags.out ?? `${basename(image, extname(image))}.compare.png`;
+  await checkWritable(out);
+  const model = await resolveModel(flags.model, flags.weights);
+  const preset = presetByName(model.entry?.preprocess ?? 'torchvision');
+  const picture = await readImage(image);
+  const tensor = preprocess(picture, preset, model.entry?.inputSize ?? preset.size);
+  const explainer = await Explainer.create(ort, {
+    model: model.bytes,
+    layer: flags.layer ?? (model.entry?.layer || undefined),
+    threads: flags.threads,
+    source: model.source,
+  });
+  const loaded: LoadedModel = {
+    spec: flags.model,
+    entry: model.entry,
+    explainer,
+    preset,
+    size: model.entry?.inputSize ?? preset.size,
+    resolutions: model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS],
+  };
+  try {
+    const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, loaded);
+    const rows: PanelRow[] = [];
+    for (const method of flags.methods) {
+      const started = performance.now();
+      const result = await explainer.explain(tensor, {
+        method: method as MethodName,
+        classIndex: classIndexOrTop,
+        resolutions: loaded.resolutions,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      rows.push({ title: `${method}: ${describe(loaded, result, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
+      if (!flags.quiet) process.stdout.write(`${method}: ${seconds.toFixed(2)} s${result.empty ? ' (empty map)' : ''}\n`);
+    }
+    await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity }));
+    if (!flags.quiet) process.stdout.write(`wrote ${out}\n`);
+  } finally {
+    await explainer.dispose();
+  }
 }

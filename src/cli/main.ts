@@ -6,13 +6,13 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { CAM_METHODS } from '../methods/cam.js';
+import { METHODS } from '../explainer.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
-import { explainCommand } from './explain.js';
+import { compareCommand, explainCommand } from './explain.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -120,8 +120,8 @@ export async function buildProgram(): Promise<Command> {
     )
     .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
     .addOption(
-      new Option('--method <name>', 'cameras, or a single-scale CAM method computed as pytorch-grad-cam does')
-        .choices(['cameras', ...CAM_METHODS])
+      new Option('--method <name>', 'cameras, a single-scale CAM method (as pytorch-grad-cam computes it) or an input-gradient method')
+        .choices([...METHODS])
         .default('cameras'),
     )
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
@@ -174,6 +174,33 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  cameras layers\n  cameras layers --model resnet18.onnx')
     .action(layersCommand);
+  program
+    .command('compare')
+    .description('explain one photo with several methods into one picture, with their timings')
+    .argument('<image>', 'JPEG, PNG or WebP photo')
+    .option('--methods <list>', 'methods to compare', parseList, [
+      'cameras',
+      'gradcam',
+      'gradcampp',
+      'layercam',
+      'normgrad',
+      'gradient',
+      'smoothgrad',
+    ])
+    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
+    .option('--layer <name>', "target layer for the CAM methods; default: the model's")
+    .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
+    .option('--out <picture.png>', 'where the grid goes (default: <name>.compare.png)')
+    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
+    .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText(
+      'after',
+      `\nExample:\n  cameras compare photo.jpg --methods cameras,gradcam,integrated_gradients\n\nMethods: ${METHODS.join(', ')}`,
+    )
+    .action(compareCommand);
   program
     .command('models')
     .description('list the built-in models')

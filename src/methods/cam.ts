@@ -5,7 +5,7 @@ import type { FloatArray } from '../io/npy.js';
 import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
 
 /** The single-scale CAM methods, as pytorch-grad-cam defines them. */
-export const CAM_METHODS = ['gradcam', 'gradcampp', 'hirescam', 'xgradcam', 'layercam', 'gradcam_elementwise'] as const;
+export const CAM_METHODS = ['gradcam', 'gradcampp', 'hirescam', 'xgradcam', 'layercam', 'gradcam_elementwise', 'normgrad'] as const;
 export type CamMethod = (typeof CAM_METHODS)[number];
 
 /**
@@ -51,6 +51,19 @@ export function camImage(
           return Math.max(g, 0) * alpha;
         });
       });
+      break;
+    case 'normgrad':
+      // NormGrad (Rebuffi et al. 2020), single layer: |A_p| |G_p|, the norm of the weight gradient a 1x1
+      // convolution at position p would receive.
+      for (let p = 0; p < plane; p++) {
+        let a2 = 0;
+        let g2 = 0;
+        for (let c = 0; c < channels; c++) {
+          a2 += (activation[c * plane + p] as number) ** 2;
+          g2 += (gradient[c * plane + p] as number) ** 2;
+        }
+        cam[p] = Math.sqrt(a2 * g2);
+      }
       break;
     default:
       for (let c = 0; c < channels; c++) {

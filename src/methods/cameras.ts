@@ -3,6 +3,7 @@ import { bilinearTaps, horizontal, resizeBicubic, type Taps, vertical } from '..
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import type { CamMethod } from './cam.js';
+import type { InputGradientMethod } from './input-gradient.js';
 
 /** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
 export const DEFAULT_RESOLUTIONS: readonly number[] = [224, 324, 424, 524, 624, 724, 824, 924];
@@ -22,6 +23,9 @@ export interface CamerasOptions {
    * gradcam_elementwise. Those ignore `resolutions`.
    */
   method?: MethodName;
+  /** SmoothGrad samples or Integrated Gradients steps; SmoothGrad's noise seed. */
+  samples?: number;
+  seed?: number;
 }
 
 export interface SaliencyMap {
@@ -34,7 +38,7 @@ export interface SaliencyMap {
 }
 
 /** Every method behind `Explainer.explain`. */
-export type MethodName = 'cameras' | CamMethod;
+export type MethodName = 'cameras' | CamMethod | InputGradientMethod;
 
 export interface CamerasResult extends SaliencyMap {
   method: MethodName;
