@@ -110,6 +110,14 @@ export class Explainer {
 
   private readonly fuse: Fuse = async (scales, size) => normaliseFused(await this.fusion.fuseSums(scales, size), scales.length, size);
 
+  /** The target layer's activation for one image at its own size (one forward pass). */
+  async layerActivation(input: FloatArray): Promise<FloatArray> {
+    validateImageTensor(input, this.inputChannels);
+    const activation = (await this.session.run(input, null)).targets[0]?.activation;
+    if (!activation) throw new CamerasError('the target is the model input, which has no activation');
+    return activation;
+  }
+
   /** The model's logits for one image, resized (bicubic, as CAMERAS does) to `size` first when given. */
   async logits(input: FloatArray, size?: number): Promise<Float32Array> {
     validateImageTensor(input, this.inputChannels);

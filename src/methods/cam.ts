@@ -5,8 +5,63 @@ import type { FloatArray } from '../io/npy.js';
 import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
 
 /** The single-scale CAM methods, as pytorch-grad-cam defines them. */
-export const CAM_METHODS = ['gradcam', 'gradcampp', 'hirescam', 'xgradcam', 'layercam', 'gradcam_elementwise', 'normgrad'] as const;
+export const CAM_METHODS = [
+  'gradcam',
+  'gradcampp',
+  'hirescam',
+  'xgradcam',
+  'layercam',
+  'gradcam_elementwise',
+  'normgrad',
+  'eigencam',
+] as const;
 export type CamMethod = (typeof CAM_METHODS)[number];
+
+/**
+ * EigenCAM's projection (Muhammad and Yeasin 2020, as pytorch-grad-cam computes it): the activations as
+ * `[positions, channels]`, centred per channel, projected on their first right singular vector (found by
+ * power iteration). An SVD leaves that vector's sign open and LAPACK does not fix it; we orient it so the
+ * projection correlates positively with the mean activation map, so the heat sits where the layer fires.
+ */
+export function eigenProjection(activation: Float32Array, channels: number, plane: number): Float64Array {
+  const x = new Float64Array(plane * channels);
+  const meanMap = new Float64Array(plane);
+  for (let c = 0; c < channels; c++) {
+    let mean = 0;
+    for (let p = 0; p < plane; p++) mean += activation[c * plane + p] as number;
+    mean /= plane;
+    for (let p = 0; p < plane; p++) {
+      x[p * channels + c] = (activation[c * plane + p] as number) - mean;
+      meanMap[p] = (meanMap[p] as number) + (activation[c * plane + p] as number) / channels;
+    }
+  }
+  const project = (v: Float64Array) => {
+    const u = new Float64Array(plane);
+    for (let p = 0; p < plane; p++) {
+      let s = 0;
+      for (let c = 0; c < channels; c++) s += (x[p * channels + c] as number) * (v[c] as number);
+      u[p] = s;
+    }
+    return u;
+  };
+  let v = Float64Array.from({ length: channels }, (_, i) => Math.sin(i + 1));
+  for (let iteration = 0; iteration < 300; iteration++) {
+    const u = project(v);
+    const next = new Float64Array(channels);
+    for (let p = 0; p < plane; p++)
+      for (let c = 0; c < channels; c++) next[c] = (next[c] as number) + (x[p * channels + c] as number) * (u[p] as number);
+    const norm = Math.hypot(...next) || 1;
+    const previous = v;
+    v = next.map((t) => t / norm);
+    let change = 0;
+    for (let c = 0; c < channels; c++) change = Math.max(change, Math.abs((v[c] as number) - (previous[c] as number)));
+    if (change < 1e-12) break;
+  }
+  const projection = project(v);
+  let correlation = 0;
+  for (let p = 0; p < plane; p++) correlation += (projection[p] as number) * (meanMap[p] as number);
+  return correlation < 0 ? projection.map((t) => -t) : projection;
+}
 
 /**
  * The raw map of a CAM method from one image's activations A and gradients G (`[C, H, W]`), before
@@ -52,6 +107,8 @@ export function camImage(
         });
       });
       break;
+    case 'eigencam':
+      return eigenProjection(activation, channels, plane);
     case 'normgrad':
       // NormGrad (Rebuffi et al. 2020), single layer: |A_p| |G_p|, the norm of the weight gradient a 1x1
       // convolution at position p would receive.
