@@ -15,11 +15,12 @@ import {
   validateImageTensor,
 } from './methods/cameras.js';
 import { explainInputGradient, INPUT_GRADIENT_METHODS, type InputGradientMethod } from './methods/input-gradient.js';
+import { explainScoreCam } from './methods/score-cam.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
 
 /** Every method `explain` takes. */
-export const METHODS = ['cameras', ...CAM_METHODS, ...INPUT_GRADIENT_METHODS] as const;
+export const METHODS = ['cameras', ...CAM_METHODS, 'scorecam', ...INPUT_GRADIENT_METHODS] as const;
 
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
@@ -97,6 +98,8 @@ export class Explainer {
       for (const input of inputs) {
         if ((CAM_METHODS as readonly string[]).includes(method)) {
           results.push(await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null));
+        } else if (method === 'scorecam') {
+          results.push(await explainScoreCam(this.session, input, options.classIndex ?? null));
         } else if ((INPUT_GRADIENT_METHODS as readonly string[]).includes(method)) {
           results.push(await explainInputGradient(await this.inputGradients(), input, method as InputGradientMethod, options));
         } else {

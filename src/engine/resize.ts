@@ -37,6 +37,23 @@ export function bilinearTaps(inSize: number, outSize: number): Taps {
   return { taps: 2, index, weight };
 }
 
+/** Bilinear taps with `align_corners=True` (torch's UpsamplingBilinear2d): corners map to corners. */
+export function bilinearTapsAlignCorners(inSize: number, outSize: number): Taps {
+  const index = new Int32Array(outSize * 2);
+  const weight = new Float64Array(outSize * 2);
+  const scale = outSize > 1 ? (inSize - 1) / (outSize - 1) : 0;
+  for (let o = 0; o < outSize; o++) {
+    const src = o * scale;
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const i1 = Math.min(i0 + 1, inSize - 1);
+    index[2 * o] = i0;
+    index[2 * o + 1] = i1;
+    weight[2 * o] = 1 - (src - i0);
+    weight[2 * o + 1] = src - i0;
+  }
+  return { taps: 2, index, weight };
+}
+
 /** Keys' cubic convolution with PyTorch's a = -0.75. */
 function cubicWeights(t: number, a = -0.75): [number, number, number, number] {
   const near = (x: number) => ((a + 2) * x - (a + 3)) * x * x + 1;
