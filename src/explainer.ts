@@ -1,9 +1,11 @@
+import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { resizeBicubic } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
+import { explainAblationCam } from './methods/ablation-cam.js';
 import { CAM_METHODS, type CamMethod, explainCam } from './methods/cam.js';
 import {
   BATCH_PIXELS,
@@ -17,10 +19,11 @@ import {
 import { explainInputGradient, INPUT_GRADIENT_METHODS, type InputGradientMethod } from './methods/input-gradient.js';
 import { explainScoreCam } from './methods/score-cam.js';
 import { OnnxGraph } from './onnx/graph.js';
+import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
 
 /** Every method `explain` takes. */
-export const METHODS = ['cameras', ...CAM_METHODS, 'scorecam', ...INPUT_GRADIENT_METHODS] as const;
+export const METHODS = ['cameras', ...CAM_METHODS, 'scorecam', 'ablationcam', ...INPUT_GRADIENT_METHODS] as const;
 
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
@@ -52,11 +55,25 @@ export class Explainer {
     fusion: FusionEngine,
     inputChannels: number | undefined,
     private readonly makeInputSession: () => Promise<GradientSession>,
+    private readonly runtime: OrtRuntime,
+    private readonly modelBytes: Uint8Array,
   ) {
     this.layer = layer;
     this.session = session;
     this.fusion = fusion;
     this.inputChannels = inputChannels;
+  }
+
+  private headSession: Promise<{ session: InferenceSession; input: string; logits: string }> | undefined;
+
+  /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
+  private head(): Promise<{ session: InferenceSession; input: string; logits: string }> {
+    this.headSession ??= (async () => {
+      const head = buildHeadModel(this.modelBytes, this.layer.tensor);
+      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all' });
+      return { session, input: this.layer.tensor, logits: head.logits };
+    })();
+    return this.headSession;
   }
 
   private inputGradients(): Promise<GradientSession> {
@@ -72,7 +89,15 @@ export class Explainer {
     const session = await GradientSession.create(runtime, graph, [layer.tensor], { threads: config.threads });
     const fusion = new FusionEngine(runtime, config.threads);
     const makeInputSession = () => GradientSession.create(runtime, graph, [graph.inputNames[0] as string], { threads: config.threads });
-    return new Explainer(layer, session, fusion, channels !== undefined && channels > 0 ? channels : undefined, makeInputSession);
+    return new Explainer(
+      layer,
+      session,
+      fusion,
+      channels !== undefined && channels > 0 ? channels : undefined,
+      makeInputSession,
+      runtime,
+      config.model,
+    );
   }
 
   /** Number of classes, when the model declares it. */
@@ -98,6 +123,8 @@ export class Explainer {
       for (const input of inputs) {
         if ((CAM_METHODS as readonly string[]).includes(method)) {
           results.push(await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null));
+        } else if (method === 'ablationcam') {
+          results.push(await explainAblationCam(this.runtime, this.session, await this.head(), input, options.classIndex ?? null));
         } else if (method === 'scorecam') {
           results.push(await explainScoreCam(this.session, input, options.classIndex ?? null));
         } else if ((INPUT_GRADIENT_METHODS as readonly string[]).includes(method)) {
@@ -137,5 +164,6 @@ export class Explainer {
     await this.session.dispose();
     await this.fusion.dispose();
     if (this.inputSession) await (await this.inputSession).dispose();
+    if (this.headSession) await (await this.headSession).session.release();
   }
 }

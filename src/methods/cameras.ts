@@ -38,7 +38,7 @@ export interface SaliencyMap {
 }
 
 /** Every method behind `Explainer.explain`. */
-export type MethodName = 'cameras' | CamMethod | InputGradientMethod | 'scorecam';
+export type MethodName = 'cameras' | CamMethod | InputGradientMethod | 'scorecam' | 'ablationcam';
 
 export interface CamerasResult extends SaliencyMap {
   method: MethodName;

@@ -1,0 +1,46 @@
+import { CamerasError } from '../errors.js';
+import { logitsOf } from './autodiff.js';
+import { OnnxGraph } from './graph.js';
+import { DataType, type NodeProto } from './proto.js';
+
+/**
+ * The part of a model from tensor `target` to its logits, as a model whose input is `target`: what
+ * perturbation methods (Ablation-CAM) run with edited activations. Refused when the head also needs other
+ * activations of the model (a skip connection around the target).
+ */
+export function buildHeadModel(bytes: Uint8Array, target: string): { bytes: Uint8Array; logits: string } {
+  const graph = OnnxGraph.fromBytes(bytes);
+  const logits = logitsOf(graph);
+  const needed = new Set([logits]);
+  const keep: NodeProto[] = [];
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i] as NodeProto;
+    if (!(node.output ?? []).some((name) => needed.has(name))) continue;
+    keep.unshift(node);
+    for (const input of node.input ?? []) if (input && input !== target && !graph.initializers.has(input)) needed.add(input);
+  }
+  const made = new Set(keep.flatMap((n) => n.output ?? []));
+  for (const name of needed) {
+    if (name !== logits && !made.has(name)) {
+      throw new CamerasError(
+        `the layers after '${target}' also read '${name}', so the head cannot run from the layer alone; choose a block's output`,
+      );
+    }
+  }
+  if (!made.has(logits) || !keep.some((n) => (n.input ?? []).includes(target))) {
+    throw new CamerasError(`'${target}' does not feed the logits`);
+  }
+  const head = OnnxGraph.empty('head', graph.opset);
+  const shape = (graph.declaredShape(target) ?? []).length || 4;
+  head.addInput(
+    target,
+    DataType.FLOAT,
+    Array.from({ length: shape }, (_, i) => `d${i}`),
+  );
+  const used = new Set(keep.flatMap((n) => n.input ?? []));
+  for (const [name, init] of graph.initializers) if (used.has(name)) head.graph.initializer?.push(init);
+  head.graph.node = keep;
+  // Batches of edited activations go through: the output's batch is not the model's declared 1.
+  head.addOutput(logits);
+  return { bytes: head.toBytes(), logits };
+}
