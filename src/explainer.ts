@@ -11,6 +11,7 @@ import {
   BATCH_PIXELS,
   type CamerasOptions,
   type CamerasResult,
+  DEFAULT_RESOLUTIONS,
   explainCamerasBatch,
   type Fuse,
   normaliseFused,
@@ -122,7 +123,12 @@ export class Explainer {
       const results: CamerasResult[] = [];
       for (const input of inputs) {
         if ((CAM_METHODS as readonly string[]).includes(method)) {
-          results.push(await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null));
+          results.push(
+            await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null, {
+              postprocess: options.postprocess,
+              resolutions: options.multiScale ? (options.resolutions ?? DEFAULT_RESOLUTIONS) : undefined,
+            }),
+          );
         } else if (method === 'ablationcam') {
           results.push(await explainAblationCam(this.runtime, this.session, await this.head(), input, options.classIndex ?? null));
         } else if (method === 'scorecam') {

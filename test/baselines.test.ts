@@ -69,3 +69,26 @@ for (const arch of ['mini_resnet', 'resnet18']) {
     if (hasShared) checkBaselines(resolve(SHARED_REFERENCE, arch), resolve(SHARED_REFERENCE, arch, 'model.onnx'), arch);
   });
 }
+
+describe('CAM method options', () => {
+  const explainer = Explainer.create(ort, { model: bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx')), layer: 'layer3', threads: 2 });
+  const input = npy(resolve(FIXTURES, 'mini_resnet/dog.input.npy'));
+  after(async () => (await explainer).dispose());
+
+  it('multi-scale at one resolution is the single-scale map; at three it fuses them', async () => {
+    const e = await explainer;
+    const single = await e.explain(input, { method: 'gradcam', classIndex: 5 });
+    const one = await e.explain(input, { method: 'gradcam', classIndex: 5, multiScale: true, resolutions: [224] });
+    assert.deepEqual([...one.map], [...single.map]);
+    const three = await e.explain(input, { method: 'gradcam', classIndex: 5, multiScale: true, resolutions: [224, 352, 480] });
+    assert.deepEqual(three.usedResolutions, [224, 352, 480]);
+    assert.equal(three.empty, false);
+    assert.ok(difference(three.map, single.map).max > 0.01, 'the other scales change the map');
+  });
+
+  it('resize-first scales to exactly [0, 1] after resizing', async () => {
+    const result = await (await explainer).explain(input, { method: 'layercam', classIndex: 5, postprocess: 'resize-first' });
+    assert.equal(Math.max(...result.map), 1);
+    assert.equal(Math.min(...result.map), 0);
+  });
+});

@@ -8,6 +8,7 @@ import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
 import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
+import type { CamPostprocess } from '../methods/cam.js';
 import { type CamerasResult, DEFAULT_RESOLUTIONS, type MethodName } from '../methods/cameras.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
@@ -18,6 +19,8 @@ export interface ExplainFlags {
   input?: string;
   model: string;
   method?: MethodName;
+  postprocess?: CamPostprocess;
+  multiScale?: boolean;
   models?: string[];
   weights?: string;
   layer?: string;
@@ -176,6 +179,8 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
           const result = await model.explainer.explain(tensor, {
             classIndex: cls,
             method: flags.method,
+            postprocess: flags.postprocess,
+            multiScale: flags.multiScale,
             resolutions: model.resolutions,
             perScale: flags.scales,
             onScale: () => bar?.increment(),
@@ -234,7 +239,7 @@ function report(
   for (const { model, result } of results) {
     const label = model.entry?.labels[result.classIndex];
     lines.push(
-      `${many ? `${path}: ` : ''}class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${model.explainer.layer.name}${results.length > 1 || flags.models ? ` of ${model.spec}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions[0]} px`} in ${seconds.toFixed(2)} s`,
+      `${many ? `${path}: ` : ''}class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${model.explainer.layer.name}${results.length > 1 || flags.models ? ` of ${model.spec}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
     );
     if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
   }

@@ -124,6 +124,12 @@ export async function buildProgram(): Promise<Command> {
         .choices([...METHODS])
         .default('cameras'),
     )
+    .addOption(
+      new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (exact comparisons) or resize-first")
+        .choices(['pytorch-grad-cam', 'resize-first'])
+        .default('pytorch-grad-cam'),
+    )
+    .option('--multi-scale', 'CAM methods: average the raw maps of every resolution (CAMERAS-style) before scaling')
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
       '--models <list>',

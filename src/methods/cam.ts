@@ -1,5 +1,5 @@
 import type { GradientSession } from '../engine/gradient-session.js';
-import { bilinearTaps, horizontal, vertical } from '../engine/resize.js';
+import { bilinearTaps, horizontal, resizeBicubic, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
@@ -144,11 +144,42 @@ function scale(values: Float64Array | Float32Array): Float32Array {
   return Float32Array.from(values, (v) => (v - min) / (1e-7 + max));
 }
 
+/** How a CAM method's raw map becomes the picture: pytorch-grad-cam's order (default), or resized first. */
+export type CamPostprocess = 'pytorch-grad-cam' | 'resize-first';
+
 /**
  * ReLU, scale, bilinear resize (half-pixel, as cv2.resize) to `size`, scale again: the order
- * pytorch-grad-cam uses, so maps compare with its outputs.
+ * pytorch-grad-cam uses, so maps compare with its outputs. `resize-first` resizes the raw map, then
+ * applies ReLU and min-max, as CAMERAS does: the zero level is placed before interpolation blurs it.
  */
-export function postprocessCam(cam: Float64Array, height: number, width: number, size: number): SaliencyMap {
+export function postprocessCam(
+  cam: Float64Array,
+  height: number,
+  width: number,
+  size: number,
+  mode: CamPostprocess = 'pytorch-grad-cam',
+): SaliencyMap {
+  if (mode === 'resize-first') {
+    const scratch = new Float64Array(height * size);
+    const resized = new Float64Array(size * size);
+    horizontal(Float32Array.from(cam), 0, height, width, bilinearTaps(width, size), size, scratch);
+    vertical(scratch, bilinearTaps(height, size), size, size, resized, 0, 1, false);
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let p = 0; p < resized.length; p++) {
+      const v = Math.max(0, resized[p] as number);
+      resized[p] = v;
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+    }
+    const empty = !(max > min);
+    return {
+      map: empty ? new Float32Array(resized.length) : Float32Array.from(resized, (v) => (v - min) / (max - min)),
+      width: size,
+      height: size,
+      empty,
+    };
+  }
   for (let p = 0; p < cam.length; p++) cam[p] = Math.max(0, cam[p] as number);
   let max = 0;
   for (const v of cam) if (v > max) max = v;
@@ -160,31 +191,63 @@ export function postprocessCam(cam: Float64Array, height: number, width: number,
   return { map: scale(resized), width: size, height: size, empty: !(max > 0) };
 }
 
-/** A single-scale CAM method on one image at its own size: one forward and backward pass. */
+/**
+ * A CAM method on one image at its own size: one forward and backward pass. With `resolutions`, the
+ * multi-scale variant (gradient CAM methods only): the raw map of each scale, on the bicubic-resized input,
+ * resized to the first resolution and averaged before the post-processing, CAMERAS' recipe applied to maps.
+ */
 export async function explainCam(
   session: GradientSession,
   input: FloatArray,
   method: CamMethod,
   classIndex: number | null,
+  options: { postprocess?: CamPostprocess; resolutions?: readonly number[] } = {},
 ): Promise<CamerasResult> {
   if (classIndex !== null) checkClass(classIndex, session.classCount);
-  const [, , height, width] = input.shape as [number, number, number, number];
+  const [, inChannels, height, width] = input.shape as [number, number, number, number];
   if (height !== width) throw new CamerasError(`${method} needs a square input; got ${height} x ${width}`);
-  const pass = await session.run(input, classIndex);
-  const target = pass.targets[0];
-  if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
-  const [, channels, h, w] = target.activation.shape as [number, number, number, number];
-  const top = topOne(pass.logits.data);
-  const cls = classIndex ?? top.index;
-  const raw = camImage(method, target.activation.data, target.gradient.data, channels, h * w);
-  const saliency = postprocessCam(raw, h, w, height);
+  const resolutions = options.resolutions ?? [height];
+  const size = resolutions[0] as number;
+  const sum = new Float64Array(size * size);
+  let first: { cls: number; top: { index: number; probability: number }; probability: number } | undefined;
+  const classPerResolution: Record<string, number> = {};
+  const probPerResolution: Record<string, number> = {};
+  let h = 0;
+  let w = 0;
+  let single: Float64Array | undefined;
+  for (const r of resolutions) {
+    const scaled = r === height ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, inChannels, r, r] };
+    const pass = await session.run(scaled, classIndex ?? first?.cls ?? null);
+    const target = pass.targets[0];
+    if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
+    const [, channels, th, tw] = target.activation.shape as [number, number, number, number];
+    const top = topOne(pass.logits.data);
+    const cls = classIndex ?? first?.cls ?? top.index;
+    first ??= { cls, top, probability: probabilityOf(pass.logits.data, cls) };
+    classPerResolution[r] = cls;
+    probPerResolution[r] = top.probability;
+    const raw = camImage(method, target.activation.data, target.gradient.data, channels, th * tw);
+    if (resolutions.length === 1) {
+      single = raw;
+      [h, w] = [th, tw];
+      break;
+    }
+    // The raw map at the first resolution's size, averaged over scales.
+    const scratch = new Float64Array(th * size);
+    horizontal(Float32Array.from(raw), 0, th, tw, bilinearTaps(tw, size), size, scratch);
+    vertical(scratch, bilinearTaps(th, size), size, size, sum, 0, 1 / resolutions.length, r !== resolutions[0]);
+  }
+  const saliency = single
+    ? postprocessCam(single, h, w, size, options.postprocess)
+    : postprocessCam(sum, size, size, size, options.postprocess);
+  const chosen = first as { cls: number; top: { index: number; probability: number }; probability: number };
   return {
     ...saliency,
     method,
-    classIndex: cls,
-    classPerResolution: { [height]: cls },
-    probPerResolution: { [height]: top.probability },
-    usedResolutions: [height],
-    classProbability: probabilityOf(pass.logits.data, cls),
+    classIndex: chosen.cls,
+    classPerResolution,
+    probPerResolution,
+    usedResolutions: [...resolutions],
+    classProbability: chosen.probability,
   };
 }

@@ -2,7 +2,7 @@ import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTaps, horizontal, resizeBicubic, type Taps, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import type { CamMethod } from './cam.js';
+import type { CamMethod, CamPostprocess } from './cam.js';
 import type { InputGradientMethod } from './input-gradient.js';
 
 /** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
@@ -26,6 +26,10 @@ export interface CamerasOptions {
   /** SmoothGrad samples or Integrated Gradients steps; SmoothGrad's noise seed. */
   samples?: number;
   seed?: number;
+  /** CAM methods: pytorch-grad-cam's post-processing (default) or resize first; see methods/cam.ts. */
+  postprocess?: CamPostprocess;
+  /** CAM methods: run at every resolution (the multi-scale variant) instead of the input's size alone. */
+  multiScale?: boolean;
 }
 
 export interface SaliencyMap {
