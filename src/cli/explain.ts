@@ -194,9 +194,9 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
       const out = outputFor(path);
       if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
       if (out) {
-        const picture_options = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
+        const pictureOptions = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
         const png =
-          panel && picture ? await renderPanel(rows, picture_options) : await overlayWithBar(first.result, picture, picture_options);
+          panel && picture ? await renderPanel(rows, pictureOptions) : await overlayWithBar(first.result, picture, pictureOptions);
         await writeFileAtomic(out, png);
       }
       bar?.stop();

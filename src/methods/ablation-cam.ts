@@ -1,10 +1,9 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import type { GradientSession } from '../engine/gradient-session.js';
 import type { OrtRuntime } from '../engine/runtime.js';
-import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { postprocessCam } from './cam.js';
-import { type CamerasResult, checkClass, probabilityOf, topOne } from './cameras.js';
+import { layerPass, postprocessCam, singleScaleResult, weightedChannels } from './cam.js';
+import type { CamerasResult } from './cameras.js';
 
 /**
  * Ablation-CAM (Desai and Ramaswamy 2020) as pytorch-grad-cam computes it: each channel of the layer in turn
@@ -19,17 +18,9 @@ export async function explainAblationCam(
   classIndex: number | null,
   batch = 32,
 ): Promise<CamerasResult> {
-  if (classIndex !== null) checkClass(classIndex, session.classCount);
-  const [, , height, width] = input.shape as [number, number, number, number];
-  if (height !== width) throw new CamerasError(`ablationcam needs a square input; got ${height} x ${width}`);
-  const pass = await session.run(input, classIndex);
-  const activation = pass.targets[0]?.activation;
-  if (!activation) throw new CamerasError('ablationcam needs an intermediate layer as target, not the input');
-  const [, channels, h, w] = activation.shape as [number, number, number, number];
+  const { activation, logits, channels, h, w, size, cls } = await layerPass(session, input, 'ablationcam', classIndex);
   const plane = h * w;
-  const top = topOne(pass.logits.data);
-  const cls = classIndex ?? top.index;
-  const original = pass.logits.data[cls] as number;
+  const original = logits[cls] as number;
   let min = Number.POSITIVE_INFINITY;
   for (const v of activation.data) min = Math.min(min, v);
   const ablated = min === 0 ? 0 : min - 1e7;
@@ -42,21 +33,15 @@ export async function explainAblationCam(
       data.fill(ablated, (k * channels + c0 + k) * plane, (k * channels + c0 + k + 1) * plane);
     }
     const out = await head.session.run({ [head.input]: new runtime.Tensor('float32', data, [count, channels, h, w]) });
-    const logits = out[head.logits]?.data as Float32Array;
-    const classes = logits.length / count;
-    for (let k = 0; k < count; k++) weights[c0 + k] = (original - (logits[k * classes + cls] as number)) / original;
+    const ablatedLogits = out[head.logits]?.data as Float32Array;
+    const classes = ablatedLogits.length / count;
+    for (let k = 0; k < count; k++) weights[c0 + k] = (original - (ablatedLogits[k * classes + cls] as number)) / original;
   }
-  const cam = new Float64Array(plane);
-  for (let c = 0; c < channels; c++) {
-    for (let p = 0; p < plane; p++) cam[p] = (cam[p] as number) + (weights[c] as number) * (activation.data[c * plane + p] as number);
-  }
-  return {
-    ...postprocessCam(cam, h, w, height),
-    method: 'ablationcam',
-    classIndex: cls,
-    classPerResolution: { [height]: cls },
-    probPerResolution: { [height]: top.probability },
-    usedResolutions: [height],
-    classProbability: probabilityOf(pass.logits.data, cls),
-  };
+  return singleScaleResult(
+    postprocessCam(weightedChannels(weights, activation.data, channels, plane), h, w, size),
+    'ablationcam',
+    cls,
+    logits,
+    size,
+  );
 }

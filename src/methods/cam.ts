@@ -2,7 +2,7 @@ import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTaps, horizontal, resizeBicubic, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
+import { type CamerasResult, checkClass, type MethodName, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
 
 /** The single-scale CAM methods, as pytorch-grad-cam defines them. */
 export const CAM_METHODS = [
@@ -16,6 +16,58 @@ export const CAM_METHODS = [
   'eigencam',
 ] as const;
 export type CamMethod = (typeof CAM_METHODS)[number];
+
+/** sum_c weight_c * A_c over one image's `[C, H, W]` activations. */
+export function weightedChannels(weights: ArrayLike<number>, activation: Float32Array, channels: number, plane: number): Float64Array {
+  const cam = new Float64Array(plane);
+  for (let c = 0; c < channels; c++) {
+    const w = weights[c] as number;
+    for (let p = 0; p < plane; p++) cam[p] = (cam[p] as number) + w * (activation[c * plane + p] as number);
+  }
+  return cam;
+}
+
+/** The one pass a single-scale layer method starts from: the target's activation and gradient and the class. */
+export async function layerPass(session: GradientSession, input: FloatArray, method: string, classIndex: number | null) {
+  if (classIndex !== null) checkClass(classIndex, session.classCount);
+  const [, , height, width] = input.shape as [number, number, number, number];
+  if (height !== width) throw new CamerasError(`${method} needs a square input; got ${height} x ${width}`);
+  const pass = await session.run(input, classIndex);
+  const target = pass.targets[0];
+  if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
+  const [, channels, h, w] = target.activation.shape as [number, number, number, number];
+  const top = topOne(pass.logits.data);
+  return {
+    activation: target.activation,
+    gradient: target.gradient,
+    logits: pass.logits.data,
+    channels,
+    h,
+    w,
+    size: height,
+    top,
+    cls: classIndex ?? top.index,
+  };
+}
+
+/** The result of a method computed at one size for class `cls`. */
+export function singleScaleResult(
+  saliency: SaliencyMap,
+  method: MethodName,
+  cls: number,
+  logits: Float32Array,
+  size: number,
+): CamerasResult {
+  return {
+    ...saliency,
+    method,
+    classIndex: cls,
+    classPerResolution: { [size]: cls },
+    probPerResolution: { [size]: topOne(logits).probability },
+    usedResolutions: [size],
+    classProbability: probabilityOf(logits, cls),
+  };
+}
 
 /**
  * EigenCAM's projection (Muhammad and Yeasin 2020, as pytorch-grad-cam computes it): the activations as
@@ -74,12 +126,14 @@ export function camImage(
   channels: number,
   plane: number,
 ): Float64Array {
-  const cam = new Float64Array(plane);
+  let cam: Float64Array = new Float64Array(plane);
   const channelWeighted = (weight: (c: number) => number) => {
-    for (let c = 0; c < channels; c++) {
-      const w = weight(c);
-      for (let p = 0; p < plane; p++) cam[p] = (cam[p] as number) + w * (activation[c * plane + p] as number);
-    }
+    cam = weightedChannels(
+      Float64Array.from({ length: channels }, (_, c) => weight(c)),
+      activation,
+      channels,
+      plane,
+    );
   };
   const sum = (data: Float32Array, c: number, f: (v: number, p: number) => number = (v) => v) => {
     let s = 0;

@@ -1,7 +1,8 @@
 import type { GradientSession } from '../engine/gradient-session.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { type CamerasResult, checkClass, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
+import { singleScaleResult } from './cam.js';
+import { type CamerasResult, checkClass, type SaliencyMap, topOne } from './cameras.js';
 
 /** Methods that differentiate the class score with respect to the input pixels. */
 export const INPUT_GRADIENT_METHODS = ['gradient', 'gradient_x_input', 'smoothgrad', 'integrated_gradients'] as const;
@@ -137,13 +138,7 @@ export async function explainInputGradient(
       throw new CamerasError(`unknown input-gradient method ${String(method)}`);
   }
   return {
-    ...minMax(values, width, height),
-    method,
-    classIndex: cls,
-    classPerResolution: { [height]: cls },
-    probPerResolution: { [height]: top.probability },
-    usedResolutions: [height],
-    classProbability: probabilityOf(first.logits.data, cls),
+    ...singleScaleResult(minMax(values, width, height), method, cls, first.logits.data, height),
     ...(completenessError === undefined ? {} : { completenessError }),
   };
 }

@@ -1,9 +1,8 @@
 import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTapsAlignCorners, resamplePlanes } from '../engine/resize.js';
-import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { postprocessCam } from './cam.js';
-import { type CamerasResult, checkClass, probabilityOf, topOne } from './cameras.js';
+import { layerPass, postprocessCam, singleScaleResult, weightedChannels } from './cam.js';
+import type { CamerasResult } from './cameras.js';
 
 /**
  * Score-CAM (Wang et al. 2020) as pytorch-grad-cam computes it: each activation channel, upsampled to the
@@ -16,15 +15,8 @@ export async function explainScoreCam(
   classIndex: number | null,
   batch = 16,
 ): Promise<CamerasResult> {
-  if (classIndex !== null) checkClass(classIndex, session.classCount);
+  const { activation, logits, channels, h, w, size, cls } = await layerPass(session, input, 'scorecam', classIndex);
   const [, inChannels, height, width] = input.shape as [number, number, number, number];
-  if (height !== width) throw new CamerasError(`scorecam needs a square input; got ${height} x ${width}`);
-  const pass = await session.run(input, classIndex);
-  const activation = pass.targets[0]?.activation;
-  if (!activation) throw new CamerasError('scorecam needs an intermediate layer as target, not the input');
-  const [, channels, h, w] = activation.shape as [number, number, number, number];
-  const top = topOne(pass.logits.data);
-  const cls = classIndex ?? top.index;
   const upsampled = resamplePlanes(
     activation.data,
     channels,
@@ -63,18 +55,12 @@ export async function explainScoreCam(
   for (const s of scores) max = Math.max(max, s);
   let total = 0;
   for (const s of scores) total += Math.exp(s - max);
-  const cam = new Float64Array(h * w);
-  for (let c = 0; c < channels; c++) {
-    const weight = Math.exp((scores[c] as number) - max) / total;
-    for (let p = 0; p < h * w; p++) cam[p] = (cam[p] as number) + weight * (activation.data[c * h * w + p] as number);
-  }
-  return {
-    ...postprocessCam(cam, h, w, height),
-    method: 'scorecam',
-    classIndex: cls,
-    classPerResolution: { [height]: cls },
-    probPerResolution: { [height]: top.probability },
-    usedResolutions: [height],
-    classProbability: probabilityOf(pass.logits.data, cls),
-  };
+  const weights = Float64Array.from(scores, (s) => Math.exp(s - max) / total);
+  return singleScaleResult(
+    postprocessCam(weightedChannels(weights, activation.data, channels, h * w), h, w, size),
+    'scorecam',
+    cls,
+    logits,
+    size,
+  );
 }

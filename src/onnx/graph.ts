@@ -168,16 +168,6 @@ export class OnnxGraph {
     return undefined;
   }
 
-  /** True when the tensor's value is fixed at export time: weights, constants, and ops on them alone. */
-  isConstant(name: string): boolean {
-    if (!name) return true;
-    if (this.initializers.has(name)) return true;
-    const made = this.producers.get(name);
-    if (!made) return false;
-    if (made.node.opType === 'Constant') return true;
-    return (made.node.input ?? []).every((input) => this.isConstant(input));
-  }
-
   addOutput(name: string, elemType = DataType.FLOAT, dims?: (number | string)[]): void {
     if (this.outputNames.includes(name)) return;
     const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
