@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,12 @@ async function rejects(args: string[], pattern: RegExp, code = 2): Promise<void>
     'no file written',
   );
 }
+
+describe('the installed command', () => {
+  it('is executable, so the npm bin link runs it', () => {
+    assert.ok((statSync(CLI).mode & 0o111) !== 0, `${CLI} is not executable`);
+  });
+});
 
 describe('cameras explain', () => {
   it('writes an overlay of the bundled photo with the bundled model and no other flag', async () => {
