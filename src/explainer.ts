@@ -126,6 +126,7 @@ export class Explainer {
           results.push(
             await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null, {
               postprocess: options.postprocess,
+              eigenSign: options.eigenSign,
               resolutions: options.multiScale ? (options.resolutions ?? DEFAULT_RESOLUTIONS) : undefined,
             }),
           );

@@ -146,6 +146,22 @@ describe('cameras explain', () => {
     rmSync(map);
   });
 
+  it("computes EigenCAM with numpy's sign (pytorch-grad-cam's map) or, on request, along the mean activation", async () => {
+    const golden = npy(resolve(FIXTURES, 'mini_resnet/baselines/cat_dog.layer3.eigencam.c5.npy'));
+    const differences: number[] = [];
+    for (const sign of ['numpy', 'activation']) {
+      const map = join(work, `eigen-${sign}.npy`);
+      const args = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3', '--method', 'eigencam'];
+      const run = await cameras([...args, '--eigen-sign', sign, '--json', '--save-map', map]);
+      assert.equal(run.code, 0, run.stderr);
+      differences.push(difference(npy(map).data, golden.data).max);
+      rmSync(map);
+    }
+    assert.ok((differences[0] as number) <= 2e-3, `numpy sign: ${differences[0]}`);
+    assert.ok((differences[1] as number) > 0.5, 'the mean-activation orientation mirrors this map');
+    await rejects(['explain', '--input', INPUT, '--method', 'eigencam', '--eigen-sign', 'up'], /argument 'up' is invalid/);
+  });
+
   it('refuses a missing image', () => rejects(['explain', 'missing.jpg'], /cannot read image missing\.jpg: ENOENT/));
   it('refuses a corrupt image', async () => {
     writeFileSync(join(work, 'broken.jpg'), 'not a jpeg at all');

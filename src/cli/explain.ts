@@ -8,7 +8,7 @@ import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
 import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
-import type { CamPostprocess } from '../methods/cam.js';
+import type { CamPostprocess, EigenSign } from '../methods/cam.js';
 import { type CamerasResult, DEFAULT_RESOLUTIONS, type MethodName } from '../methods/cameras.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
@@ -20,6 +20,7 @@ export interface ExplainFlags {
   model: string;
   method?: MethodName;
   postprocess?: CamPostprocess;
+  eigenSign?: EigenSign;
   multiScale?: boolean;
   models?: string[];
   weights?: string;
@@ -180,6 +181,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
             classIndex: cls,
             method: flags.method,
             postprocess: flags.postprocess,
+            eigenSign: flags.eigenSign,
             multiScale: flags.multiScale,
             resolutions: model.resolutions,
             perScale: flags.scales,

@@ -130,6 +130,14 @@ export async function buildProgram(): Promise<Command> {
         .default('pytorch-grad-cam'),
     )
     .option('--multi-scale', 'CAM methods: average the raw maps of every resolution (CAMERAS-style) before scaling')
+    .addOption(
+      new Option(
+        '--eigen-sign <sign>',
+        "eigencam: the singular vector's sign as numpy gives it (equal to pytorch-grad-cam) or along the mean activation",
+      )
+        .choices(['numpy', 'activation'])
+        .default('numpy'),
+    )
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
       '--models <list>',

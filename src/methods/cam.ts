@@ -2,6 +2,7 @@ import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTaps, horizontal, resizeBicubic, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
+import { lapackSign } from '../linalg/lapack-sign.js';
 import { type CamerasResult, checkClass, type MethodName, probabilityOf, type SaliencyMap, topOne } from './cameras.js';
 
 /** The single-scale CAM methods, as pytorch-grad-cam defines them. */
@@ -70,21 +71,32 @@ export function singleScaleResult(
 }
 
 /**
- * EigenCAM's projection (Muhammad and Yeasin 2020, as pytorch-grad-cam computes it): the activations as
- * `[positions, channels]`, centred per channel, projected on their first right singular vector (found by
- * power iteration). An SVD leaves that vector's sign open and LAPACK does not fix it; we orient it so the
- * projection correlates positively with the mean activation map, so the heat sits where the layer fires.
+ * Which way EigenCAM's singular vector points: `numpy` as numpy.linalg.svd (LAPACK's dgesdd) returns it, so
+ * maps equal pytorch-grad-cam's; `activation` so the projection correlates positively with the mean
+ * activation map (the heat sits where the layer fires, independent of LAPACK's arithmetic).
  */
-export function eigenProjection(activation: Float32Array, channels: number, plane: number): Float64Array {
+export type EigenSign = 'numpy' | 'activation';
+
+/**
+ * EigenCAM's projection (Muhammad and Yeasin 2020, as pytorch-grad-cam computes it): the activations as
+ * `[positions, channels]`, centred per channel in float32 as numpy does, projected on their first right
+ * singular vector (found by power iteration, then given the sign `orientation` asks for).
+ */
+export function eigenProjection(activation: Float32Array, channels: number, plane: number, orientation: EigenSign = 'numpy'): Float64Array {
   const x = new Float64Array(plane * channels);
   const meanMap = new Float64Array(plane);
+  // pytorch-grad-cam zeroes NaN activations first.
+  const value = (c: number, p: number) => {
+    const v = activation[c * plane + p] as number;
+    return Number.isNaN(v) ? 0 : v;
+  };
   for (let c = 0; c < channels; c++) {
     let mean = 0;
-    for (let p = 0; p < plane; p++) mean += activation[c * plane + p] as number;
-    mean /= plane;
+    for (let p = 0; p < plane; p++) mean += value(c, p);
+    mean = Math.fround(mean / plane);
     for (let p = 0; p < plane; p++) {
-      x[p * channels + c] = (activation[c * plane + p] as number) - mean;
-      meanMap[p] = (meanMap[p] as number) + (activation[c * plane + p] as number) / channels;
+      x[p * channels + c] = Math.fround(value(c, p) - mean);
+      meanMap[p] = (meanMap[p] as number) + value(c, p) / channels;
     }
   }
   const project = (v: Float64Array) => {
@@ -110,6 +122,19 @@ export function eigenProjection(activation: Float32Array, channels: number, plan
     if (change < 1e-12) break;
   }
   const projection = project(v);
+  if (orientation === 'numpy') {
+    let norm = 0;
+    for (const t of projection) norm = Math.hypot(norm, t);
+    if (norm === 0) return projection;
+    return lapackSign(
+      x,
+      plane,
+      channels,
+      projection.map((t) => t / norm),
+    ) === 1
+      ? projection
+      : projection.map((t) => -t);
+  }
   let correlation = 0;
   for (let p = 0; p < plane; p++) correlation += (projection[p] as number) * (meanMap[p] as number);
   return correlation < 0 ? projection.map((t) => -t) : projection;
@@ -125,6 +150,7 @@ export function camImage(
   gradient: Float32Array,
   channels: number,
   plane: number,
+  eigenSign: EigenSign = 'numpy',
 ): Float64Array {
   let cam: Float64Array = new Float64Array(plane);
   const channelWeighted = (weight: (c: number) => number) => {
@@ -162,7 +188,7 @@ export function camImage(
       });
       break;
     case 'eigencam':
-      return eigenProjection(activation, channels, plane);
+      return eigenProjection(activation, channels, plane, eigenSign);
     case 'normgrad':
       // NormGrad (Rebuffi et al. 2020), single layer: |A_p| |G_p|, the norm of the weight gradient a 1x1
       // convolution at position p would receive.
@@ -255,7 +281,7 @@ export async function explainCam(
   input: FloatArray,
   method: CamMethod,
   classIndex: number | null,
-  options: { postprocess?: CamPostprocess; resolutions?: readonly number[] } = {},
+  options: { postprocess?: CamPostprocess; resolutions?: readonly number[]; eigenSign?: EigenSign } = {},
 ): Promise<CamerasResult> {
   if (classIndex !== null) checkClass(classIndex, session.classCount);
   const [, inChannels, height, width] = input.shape as [number, number, number, number];
@@ -280,7 +306,9 @@ export async function explainCam(
     first ??= { cls, top, probability: probabilityOf(pass.logits.data, cls) };
     classPerResolution[r] = cls;
     probPerResolution[r] = top.probability;
-    const raw = camImage(method, target.activation.data, target.gradient.data, channels, th * tw);
+    // Across scales EigenCAM's sign must agree, which numpy's arbitrary one does not promise.
+    const eigenSign = options.eigenSign ?? (resolutions.length > 1 ? 'activation' : 'numpy');
+    const raw = camImage(method, target.activation.data, target.gradient.data, channels, th * tw, eigenSign);
     if (resolutions.length === 1) {
       single = raw;
       [h, w] = [th, tw];

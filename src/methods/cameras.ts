@@ -2,7 +2,7 @@ import type { GradientSession } from '../engine/gradient-session.js';
 import { bilinearTaps, horizontal, resizeBicubic, type Taps, vertical } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import type { CamMethod, CamPostprocess } from './cam.js';
+import type { CamMethod, CamPostprocess, EigenSign } from './cam.js';
 import type { InputGradientMethod } from './input-gradient.js';
 
 /** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
@@ -30,6 +30,11 @@ export interface CamerasOptions {
   postprocess?: CamPostprocess;
   /** CAM methods: run at every resolution (the multi-scale variant) instead of the input's size alone. */
   multiScale?: boolean;
+  /**
+   * EigenCAM: the singular vector's sign as numpy gives it (the default at one scale: maps equal
+   * pytorch-grad-cam's) or along the mean activation (the default with `multiScale`, where scales must agree).
+   */
+  eigenSign?: EigenSign;
 }
 
 export interface SaliencyMap {
