@@ -126,14 +126,8 @@ export function eigenProjection(activation: Float32Array, channels: number, plan
     let norm = 0;
     for (const t of projection) norm = Math.hypot(norm, t);
     if (norm === 0) return projection;
-    return lapackSign(
-      x,
-      plane,
-      channels,
-      projection.map((t) => t / norm),
-    ) === 1
-      ? projection
-      : projection.map((t) => -t);
+    const unit = projection.map((t) => t / norm);
+    return lapackSign(x, plane, channels, unit) === 1 ? projection : projection.map((t) => -t);
   }
   let correlation = 0;
   for (let p = 0; p < plane; p++) correlation += (projection[p] as number) * (meanMap[p] as number);
