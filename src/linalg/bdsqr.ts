@@ -19,7 +19,27 @@ export function givens(f: number, g: number): [c: number, s: number, r: number] 
   return [f1 / d, g / r, r];
 }
 
-const sign = (a: number, b: number): number => (b > 0 || Object.is(b, 0) ? Math.abs(a) : -Math.abs(a));
+/** Fortran's SIGN(a, b): |a| with b's sign, -0 counting as negative. */
+export const sign = (a: number, b: number): number => (b > 0 || Object.is(b, 0) ? Math.abs(a) : -Math.abs(a));
+
+/**
+ * The Givens sweep LAPACK uses to move a bidiagonal's off-diagonal to the other side (rows i, i+1 or
+ * columns i, i+1, i < count - 1): each rotation (c, s) is handed to `rotated` for the vectors it moves.
+ */
+export function sweepOffDiagonal(
+  d: Float64Array,
+  e: Float64Array,
+  count: number,
+  rotated?: (i: number, c: number, s: number) => void,
+): void {
+  for (let i = 0; i < count - 1; i++) {
+    const [c, s, r] = givens(d[i] as number, e[i] as number);
+    d[i] = r;
+    e[i] = s * (d[i + 1] as number);
+    d[i + 1] = c * (d[i + 1] as number);
+    rotated?.(i, c, s);
+  }
+}
 
 /** dlas2: the singular values of [[f, g], [0, h]] (the shift); returns the smaller. */
 function smallerSingularValue(f: number, g: number, h: number): number {
@@ -148,24 +168,15 @@ export function smallBidiagonalTopLeft(
   for (let i = 0; i < n; i++) u[i * n + i] = 1;
   if (sqre === 1) {
     // Non-square upper: rotate on the right to lower bidiagonal (moves only the right vectors), then back.
-    for (let i = 0; i < n - 1; i++) {
-      const [cs, sn, r] = givens(d[i] as number, e[i] as number);
-      d[i] = r;
-      e[i] = sn * (d[i + 1] as number);
-      d[i + 1] = cs * (d[i + 1] as number);
-    }
+    sweepOffDiagonal(d, e, n);
     d[n - 1] = givens(d[n - 1] as number, e[n - 1] as number)[2];
     e[n - 1] = 0;
     const c = new Float64Array(n);
     const s = new Float64Array(n);
-    for (let i = 0; i < n - 1; i++) {
-      const [cs, sn, r] = givens(d[i] as number, e[i] as number);
-      d[i] = r;
-      e[i] = sn * (d[i + 1] as number);
-      d[i + 1] = cs * (d[i + 1] as number);
+    sweepOffDiagonal(d, e, n, (i, cs, sn) => {
       c[i] = cs;
       s[i] = sn;
-    }
+    });
     rotateColumns(u, n, 0, n, c, s, true);
   }
   upperQrIterations(d, e, u, n);

@@ -4,6 +4,8 @@
  * float64 through dgesdd, so reproducing these steps tells which sign numpy gives a singular vector.
  */
 
+import { sign } from './bdsqr.js';
+
 /** An upper (or lower) bidiagonal matrix with the top left singular vector carried into its row basis. */
 export interface Bidiagonal {
   /** Diagonal, length k = min(m, n). */
@@ -27,7 +29,7 @@ function reflector(x: Float64Array, offset: number, stride: number, count: numbe
   if (norm === 0) return 0;
   const alpha = x[offset] as number;
   const magnitude = Math.hypot(alpha, norm);
-  const beta = alpha >= 0 && !Object.is(alpha, -0) ? -magnitude : magnitude;
+  const beta = -sign(magnitude, alpha);
   const scale = 1 / (alpha - beta);
   for (let j = 1; j < count; j++) x[offset + j * stride] = (x[offset + j * stride] as number) * scale;
   x[offset] = beta;

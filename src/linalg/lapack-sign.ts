@@ -8,7 +8,7 @@
  * leaves, which dbdsqr's QR sweeps solve (bdsqr.ts). We follow the top singular value down the same tree.
  */
 
-import { givens, smallBidiagonalTopLeft } from './bdsqr.js';
+import { sign, smallBidiagonalTopLeft, sweepOffDiagonal } from './bdsqr.js';
 import { dgesddBidiagonal } from './householder.js';
 
 const EPS = 2 ** -53;
@@ -157,7 +157,7 @@ function bdsdcTopLeft(diagonal: Float64Array, offDiagonal: Float64Array): Float6
   const k = diagonal.length;
   const vector = new Float64Array(k);
   if (k === 1) {
-    vector[0] = Object.is(diagonal[0], -0) || (diagonal[0] as number) < 0 ? -1 : 1;
+    vector[0] = sign(1, diagonal[0] as number);
     return vector;
   }
   const e = new Float64Array(k);
@@ -173,7 +173,7 @@ function bdsdcTopLeft(diagonal: Float64Array, offDiagonal: Float64Array): Float6
   const eps = 0.9 * EPS;
   const d = diagonal.map((v) => {
     const t = v / norm;
-    return Math.abs(t) < eps ? (t < 0 || Object.is(t, -0) ? -eps : eps) : t;
+    return Math.abs(t) < eps ? sign(eps, t) : t;
   });
   for (let i = 0; i < k; i++) e[i] = (e[i] as number) / norm;
   // Independent subproblems where the off-diagonal is negligible; the top value lives in one of them.
@@ -195,7 +195,7 @@ function bdsdcTopLeft(diagonal: Float64Array, offDiagonal: Float64Array): Float6
     start = i + 1;
   }
   if (best.single) {
-    vector[best.start] = (d[best.start] as number) < 0 ? -1 : 1;
+    vector[best.start] = sign(1, d[best.start] as number);
     return vector;
   }
   const part =
@@ -219,16 +219,12 @@ export function lapackSign(values: Float64Array, m: number, n: number, u: Float6
   const ub = Float64Array.from(bidiagonal.u);
   if (bidiagonal.lower) {
     // dbdsdc first rotates a lower bidiagonal to upper on the left; carry u along.
-    for (let i = 0; i < k - 1; i++) {
-      const [c, s, r] = givens(d[i] as number, e[i] as number);
-      d[i] = r;
-      e[i] = s * (d[i + 1] as number);
-      d[i + 1] = c * (d[i + 1] as number);
+    sweepOffDiagonal(d, e, k, (i, c, s) => {
       const a = ub[i] as number;
       const b = ub[i + 1] as number;
       ub[i] = c * a + s * b;
       ub[i + 1] = -s * a + c * b;
-    }
+    });
     e[k - 1] = 0;
   }
   const top = bdsdcTopLeft(d, e.subarray(0, k - 1));
