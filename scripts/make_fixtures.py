@@ -20,6 +20,16 @@ def save(name, array):
     np.save(os.path.join(OUT, name), np.ascontiguousarray(array, dtype=np.float32))
 
 
+def randomise_batchnorm(model, mean=0.3, var=(0.5, 1.5)):
+    """Non-trivial BatchNorm statistics (running mean in +-mean, variance in var), so folding them matters."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-mean, mean)
+            m.running_var.uniform_(*var)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+
+
 # 1. Resampling: F.interpolate bicubic / bilinear, align_corners=False, up and down.
 torch.manual_seed(0)
 x = torch.randn(1, 2, 9, 11)
@@ -80,12 +90,7 @@ class Zoo(nn.Module):
 
 torch.manual_seed(1)
 zoo = Zoo().eval()
-for m in zoo.modules():
-    if isinstance(m, nn.BatchNorm2d):
-        m.running_mean.uniform_(-0.5, 0.5)
-        m.running_var.uniform_(0.5, 2.0)
-        m.weight.data.uniform_(0.5, 1.5)
-        m.bias.data.uniform_(-0.2, 0.2)
+randomise_batchnorm(zoo, mean=0.5, var=(0.5, 2.0))
 zoo_path = os.path.join(OUT, 'zoo.onnx')
 torch.onnx.export(
     zoo, torch.randn(1, 3, 33, 33), zoo_path, input_names=['input'], output_names=['logits'],
@@ -171,15 +176,6 @@ def save_safetensors(path, state):
     text += b' ' * ((8 - len(text) % 8) % 8)
     with open(path, 'wb') as f:
         f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
-
-
-def randomise_batchnorm(model):
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.3, 0.3)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
 
 
 narrow = {
