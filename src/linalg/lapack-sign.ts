@@ -127,14 +127,24 @@ function treeLevels(n: number): number {
 
 /**
  * The top left singular vector of the node (rows lo..lo+rows-1, sqre extra column) as dlasd0 orients it:
- * deflated into a child, or the middle row negative where the secular equation made it.
+ * deflated into a child, or the middle row negative where the secular equation made it. `node` is the
+ * node's top triple where the caller has it already.
  */
-function nodeTopLeft(d: Float64Array, e: Float64Array, lo: number, rows: number, sqre: 0 | 1, depth: number, levels: number): Float64Array {
+function nodeTopLeft(
+  d: Float64Array,
+  e: Float64Array,
+  lo: number,
+  rows: number,
+  sqre: 0 | 1,
+  depth: number,
+  levels: number,
+  node?: Triple,
+): Float64Array {
   if (depth > levels) return smallBidiagonalTopLeft(d.subarray(lo), e.subarray(lo), rows, sqre).vector;
   const nl = rows >> 1;
   const nr = rows - nl - 1;
   const centre = lo + nl;
-  const node = topTriple(d, e, lo, rows, sqre);
+  const top = node ?? topTriple(d, e, lo, rows, sqre);
   const left = topTriple(d, e, lo, nl, 1);
   const right = topTriple(d, e, centre + 1, nr, sqre);
   const alpha = d[centre] as number;
@@ -143,13 +153,13 @@ function nodeTopLeft(d: Float64Array, e: Float64Array, lo: number, rows: number,
   const fromLeft = left.value >= right.value;
   const candidate = fromLeft ? left : right;
   const coupling = fromLeft ? alpha * (left.right[nl] as number) : beta * (right.right[0] as number);
-  if (Math.abs(coupling) <= tolerance && node.value <= candidate.value * (1 + 1e-9)) {
+  if (Math.abs(coupling) <= tolerance && top.value <= candidate.value * (1 + 1e-9)) {
     const vector = new Float64Array(rows);
-    if (fromLeft) vector.set(nodeTopLeft(d, e, lo, nl, 1, depth + 1, levels), 0);
-    else vector.set(nodeTopLeft(d, e, centre + 1, nr, sqre, depth + 1, levels), nl + 1);
+    if (fromLeft) vector.set(nodeTopLeft(d, e, lo, nl, 1, depth + 1, levels, left), 0);
+    else vector.set(nodeTopLeft(d, e, centre + 1, nr, sqre, depth + 1, levels, right), nl + 1);
     return vector;
   }
-  return (node.left[nl] as number) > 0 ? node.left.map((t) => -t) : node.left;
+  return (top.left[nl] as number) > 0 ? top.left.map((t) => -t) : top.left;
 }
 
 /** dbdsdc on an upper bidiagonal of order k: the top left singular vector as it returns it. */
@@ -177,7 +187,7 @@ function bdsdcTopLeft(diagonal: Float64Array, offDiagonal: Float64Array): Float6
   });
   for (let i = 0; i < k; i++) e[i] = (e[i] as number) / norm;
   // Independent subproblems where the off-diagonal is negligible; the top value lives in one of them.
-  let best = { value: -1, start: 0, size: 0, single: false };
+  let best: { value: number; start: number; size: number; triple?: Triple } = { value: -1, start: 0, size: 0 };
   let start = 0;
   for (let i = 0; i < k - 1; i++) {
     const small = Math.abs(e[i] as number) < eps;
@@ -188,20 +198,21 @@ function bdsdcTopLeft(diagonal: Float64Array, offDiagonal: Float64Array): Float6
     else {
       size = i - start + 1;
       const last = Math.abs(d[k - 1] as number);
-      if (last > best.value) best = { value: last, start: k - 1, size: 1, single: true };
+      if (last > best.value) best = { value: last, start: k - 1, size: 1 };
     }
-    const value = topTriple(d, e, start, size, 0).value;
-    if (value > best.value) best = { value, start, size, single: false };
+    const triple = topTriple(d, e, start, size, 0);
+    if (triple.value > best.value) best = { value: triple.value, start, size, triple };
     start = i + 1;
   }
-  if (best.single) {
+  if (!best.triple) {
+    // The 1 x 1 problem dbdsdc solves itself when the last off-diagonal is negligible.
     vector[best.start] = sign(1, d[best.start] as number);
     return vector;
   }
   const part =
     best.size <= LEAF
       ? smallBidiagonalTopLeft(d.subarray(best.start), e.subarray(best.start), best.size, 0).vector
-      : nodeTopLeft(d, e, best.start, best.size, 0, 1, treeLevels(best.size));
+      : nodeTopLeft(d, e, best.start, best.size, 0, 1, treeLevels(best.size), best.triple);
   vector.set(part, best.start);
   return vector;
 }
