@@ -122,7 +122,15 @@ for size, cls in [(33, 2), (48, 5)]:
     for name in ['block', 'se']:
         save(f'{base}.act.{name}.npy', captured[name].detach().numpy())
         save(f'{base}.grad.{name}.npy', captured[name].grad.numpy())
-    zoo_cases.append({'size': size, 'class': cls, 'prefix': base, 'layers': ['block', 'se']})
+    # Targets beyond one logit: the class's softmax probability, and the contrast logit_cls - logit_other.
+    other = (cls + 3) % 7
+    for target, score in [('prob', lambda z: torch.softmax(z, dim=1)[0, cls]), ('contrast', lambda z: z[0, cls] - z[0, other])]:
+        x = inp.detach().clone().requires_grad_(True)
+        score(zoo(x)).backward()
+        save(f'{base}.{target}.grad.input.npy', x.grad.numpy())
+        for name in ['block', 'se']:
+            save(f'{base}.{target}.grad.{name}.npy', captured[name].grad.numpy())
+    zoo_cases.append({'size': size, 'class': cls, 'other': other, 'prefix': base, 'layers': ['block', 'se']})
 
 
 # 3. An opset-11 export (Squeeze/Unsqueeze/ReduceSum with axes attributes, Clip with inputs, a 4-D
