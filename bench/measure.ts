@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { resizeBicubic } from '../src/engine/resize.js';
+import { DEFAULT_RESOLUTIONS } from '../src/engine/scales.js';
 import { Explainer } from '../src/explainer.js';
 import { parseNpy } from '../src/io/npy.js';
-import { DEFAULT_RESOLUTIONS } from '../src/methods/cameras.js';
 import { buildGradientGraph } from '../src/onnx/autodiff.js';
 
 const [task, modelPath, inputPath, runsText] = process.argv.slice(2) as [string, string, string, string];

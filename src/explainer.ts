@@ -1,30 +1,21 @@
-import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
-import { resizeBicubic } from './engine/resize.js';
+import { resizeInput } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
+import { validateImageTensor } from './engine/scales.js';
+import { checkClass, checkTarget } from './engine/scores.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
-import { explainAblationCam } from './methods/ablation-cam.js';
-import { CAM_METHODS, type CamMethod, explainCam } from './methods/cam.js';
-import {
-  BATCH_PIXELS,
-  type CamerasOptions,
-  type CamerasResult,
-  DEFAULT_RESOLUTIONS,
-  explainCamerasBatch,
-  type Fuse,
-  normaliseFused,
-  validateImageTensor,
-} from './methods/cameras.js';
-import { explainInputGradient, INPUT_GRADIENT_METHODS, type InputGradientMethod } from './methods/input-gradient.js';
-import { explainScoreCam } from './methods/score-cam.js';
+import type { CamOptions } from './methods/base-cam.js';
+import type { CamerasMethodOptions } from './methods/cameras.js';
+import type { EigenCamOptions } from './methods/eigencam.js';
+import type { IntegratedGradientsOptions } from './methods/integrated-gradients.js';
+import type { CommonOptions, ExplainResult, MethodContext, MethodOutput, NoiseOptions, SaliencyMethod } from './methods/method.js';
+import { noiseTunnel } from './methods/noise-tunnel.js';
+import { methodByName } from './methods/registry.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
-
-/** Every method `explain` takes. */
-export const METHODS = ['cameras', ...CAM_METHODS, 'scorecam', 'ablationcam', ...INPUT_GRADIENT_METHODS] as const;
 
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
@@ -35,11 +26,52 @@ export interface ExplainerConfig {
   threads?: number;
   /** Name used in messages, e.g. the model's path. */
   source?: string;
+  /**
+   * MaxPool back-propagates through its Indices output (default, fastest) or, with false, by comparing windows
+   * with the pooled output: the same gradients, for runtimes whose MaxPool has no Indices (onnxruntime-web's WebGPU).
+   */
+  maxPoolIndices?: boolean;
 }
 
 /**
- * Explains one classifier at one target layer. Building it compiles the gradient graph and an ONNX
- * Runtime session once; every `explain` call after that reuses them for any class and scale.
+ * Options of `explain`: the method, what every method takes (class, target, raw, smooth, onProgress) and each
+ * method's own options. An option the chosen method does not take is refused by name.
+ */
+export type ExplainOptions = CommonOptions &
+  CamerasMethodOptions &
+  CamOptions &
+  EigenCamOptions &
+  IntegratedGradientsOptions &
+  NoiseOptions & {
+    /** A registered method's name (default `cameras`, see `METHODS`) or a method object of your own. */
+    method?: string | SaliencyMethod<object>;
+  };
+
+/** Options every method takes; the rest must be in the method's own list. */
+const COMMON_OPTIONS = new Set(['method', 'classIndex', 'target', 'raw', 'smooth', 'onProgress', 'batch']);
+
+function chooseMethod(options: ExplainOptions): SaliencyMethod<object> {
+  const method = options.method ?? 'cameras';
+  return typeof method === 'string' ? methodByName(method) : method;
+}
+
+/** Refuses an option the method cannot honour, naming both. */
+function checkOptions(method: SaliencyMethod<object>, options: ExplainOptions, batch: boolean): void {
+  const own = new Set<string>(method.options);
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || COMMON_OPTIONS.has(key) || own.has(key)) continue;
+    throw new CamerasError(
+      `method '${method.name}' does not take option '${key}'; it takes: ${[...own].join(', ') || 'only the common options'}`,
+    );
+  }
+  if (batch && !method.computeBatch) throw new CamerasError(`method '${method.name}' does not stack images ('batch'); leave it off`);
+  if (batch && options.smooth) throw new CamerasError("'batch' and 'smooth' do not combine; leave one off");
+}
+
+/**
+ * Explains one classifier at one target layer with any registered method. Building it compiles the gradient
+ * graph and an ONNX Runtime session once; every `explain` call after that reuses them for any method, class,
+ * target and scale. The runtime is a parameter, so the same code runs on onnxruntime-node and onnxruntime-web.
  */
 export class Explainer {
   readonly layer: Layer;
@@ -47,39 +79,28 @@ export class Explainer {
   readonly inputChannels: number | undefined;
   private readonly session: GradientSession;
   private readonly fusion: FusionEngine;
-  /** Built on first use: the session that differentiates with respect to the input pixels. */
   private inputSession: Promise<GradientSession> | undefined;
+  private headSession: Promise<{ run: (activations: FloatArray) => Promise<Float32Array>; release: () => Promise<void> }> | undefined;
+  private readonly context: MethodContext;
 
   private constructor(
     layer: Layer,
     session: GradientSession,
-    fusion: FusionEngine,
     inputChannels: number | undefined,
-    private readonly makeInputSession: () => Promise<GradientSession>,
     private readonly runtime: OrtRuntime,
-    private readonly modelBytes: Uint8Array,
+    private readonly graph: OnnxGraph,
+    private readonly config: ExplainerConfig,
   ) {
     this.layer = layer;
     this.session = session;
-    this.fusion = fusion;
+    this.fusion = new FusionEngine(runtime, config.threads);
     this.inputChannels = inputChannels;
-  }
-
-  private headSession: Promise<{ session: InferenceSession; input: string; logits: string }> | undefined;
-
-  /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
-  private head(): Promise<{ session: InferenceSession; input: string; logits: string }> {
-    this.headSession ??= (async () => {
-      const head = buildHeadModel(this.modelBytes, this.layer.tensor);
-      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all' });
-      return { session, input: this.layer.tensor, logits: head.logits };
-    })();
-    return this.headSession;
-  }
-
-  private inputGradients(): Promise<GradientSession> {
-    this.inputSession ??= this.makeInputSession();
-    return this.inputSession;
+    this.context = {
+      layer: session,
+      inputGradients: () => this.inputGradients(),
+      head: async () => (await this.head()).run,
+      fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
+    };
   }
 
   static async create(runtime: OrtRuntime, config: ExplainerConfig): Promise<Explainer> {
@@ -87,18 +108,34 @@ export class Explainer {
     const layer = config.layer ? resolveLayer(graph, config.layer) : defaultLayer(graph);
     const input = graph.inputNames[0];
     const channels = input ? graph.declaredShape(input)?.[1] : undefined;
-    const session = await GradientSession.create(runtime, graph, [layer.tensor], { threads: config.threads });
-    const fusion = new FusionEngine(runtime, config.threads);
-    const makeInputSession = () => GradientSession.create(runtime, graph, [graph.inputNames[0] as string], { threads: config.threads });
-    return new Explainer(
-      layer,
-      session,
-      fusion,
-      channels !== undefined && channels > 0 ? channels : undefined,
-      makeInputSession,
-      runtime,
-      config.model,
-    );
+    const session = await GradientSession.create(runtime, graph, [layer.tensor], {
+      threads: config.threads,
+      maxPoolIndices: config.maxPoolIndices,
+    });
+    return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, graph, config);
+  }
+
+  /** Built on first use: the session that differentiates with respect to the input pixels. */
+  private inputGradients(): Promise<GradientSession> {
+    this.inputSession ??= GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
+      threads: this.config.threads,
+      maxPoolIndices: this.config.maxPoolIndices,
+    });
+    return this.inputSession;
+  }
+
+  /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
+  private head() {
+    this.headSession ??= (async () => {
+      const head = buildHeadModel(this.config.model, this.layer.tensor);
+      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all' });
+      const run = async (activations: FloatArray) => {
+        const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
+        return out[head.logits]?.data as Float32Array;
+      };
+      return { run, release: () => session.release() };
+    })();
+    return this.headSession;
   }
 
   /** Number of classes, when the model declares it. */
@@ -106,46 +143,50 @@ export class Explainer {
     return this.session.classCount;
   }
 
-  /** CAMERAS saliency for a normalised NCHW float32 tensor `[1, C, H, W]`. */
-  async explain(input: FloatArray, options: CamerasOptions = {}): Promise<CamerasResult> {
-    return (await this.explainBatch([input], options))[0] as CamerasResult;
+  /** A saliency map of a normalised NCHW float32 tensor `[1, C, H, W]`; CAMERAS unless `method` says otherwise. */
+  async explain(input: FloatArray, options: ExplainOptions = {}): Promise<ExplainResult> {
+    return (await this.explainBatch([input], options))[0] as ExplainResult;
   }
 
   /**
-   * CAMERAS for many images; the same maps as explaining each alone. With `batch`, each scale stacks
-   * images into one ONNX Runtime call where the model and memory allow: on a 2-core CPU that measured
-   * no faster (intra-op threads already keep both cores busy), so it is off by default.
+   * Many images, each with the map it gets alone. With `batch` (CAMERAS), each scale stacks images into one
+   * ONNX Runtime call where the model and memory allow: on a 2-core CPU that measured no faster (intra-op
+   * threads already keep both cores busy), so it is off by default.
    */
-  async explainBatch(inputs: FloatArray[], options: CamerasOptions & { batch?: boolean } = {}): Promise<CamerasResult[]> {
+  async explainBatch(inputs: FloatArray[], options: ExplainOptions & { batch?: boolean } = {}): Promise<ExplainResult[]> {
     for (const input of inputs) validateImageTensor(input, this.inputChannels);
-    const method = options.method ?? 'cameras';
-    if (method !== 'cameras') {
-      const results: CamerasResult[] = [];
+    const method = chooseMethod(options);
+    checkOptions(method, options, !!options.batch);
+    const requested = options.classIndex ?? null;
+    if (requested !== null) checkClass(requested, this.session.classCount);
+    checkTarget(options.target, requested, this.session.classCount);
+    let outputs: MethodOutput[];
+    if (method.computeBatch && !options.smooth) {
+      outputs = await method.computeBatch(this.context, inputs, options);
+    } else {
+      outputs = [];
       for (const input of inputs) {
-        if ((CAM_METHODS as readonly string[]).includes(method)) {
-          results.push(
-            await explainCam(this.session, input, method as CamMethod, options.classIndex ?? null, {
-              postprocess: options.postprocess,
-              eigenSign: options.eigenSign,
-              resolutions: options.multiScale ? (options.resolutions ?? DEFAULT_RESOLUTIONS) : undefined,
-            }),
-          );
-        } else if (method === 'ablationcam') {
-          results.push(await explainAblationCam(this.runtime, this.session, await this.head(), input, options.classIndex ?? null));
-        } else if (method === 'scorecam') {
-          results.push(await explainScoreCam(this.session, input, options.classIndex ?? null));
-        } else if ((INPUT_GRADIENT_METHODS as readonly string[]).includes(method)) {
-          results.push(await explainInputGradient(await this.inputGradients(), input, method as InputGradientMethod, options));
-        } else {
-          throw new CamerasError(`unknown method '${method}'; choose one of: ${METHODS.join(', ')}`);
-        }
+        outputs.push(
+          options.smooth
+            ? await noiseTunnel(method, this.context, input, options, options.smooth)
+            : await method.compute(this.context, input, options),
+        );
       }
-      return results;
     }
-    return explainCamerasBatch(this.session, inputs, options, this.fuse, options.batch ? BATCH_PIXELS : 0);
+    return outputs.map((out) => {
+      const { raw, scaleRaws, height, width, ...facts } = out;
+      const saliency = method.postprocess(raw, height, width, options);
+      return {
+        ...saliency,
+        method: method.name,
+        ...facts,
+        ...(scaleRaws
+          ? { scaleMaps: scaleRaws.map((s) => ({ resolution: s.resolution, map: method.postprocess(s.raw, height, width, options) })) }
+          : {}),
+        ...(options.raw ? { raw } : {}),
+      };
+    });
   }
-
-  private readonly fuse: Fuse = async (scales, size) => normaliseFused(await this.fusion.fuseSums(scales, size), scales.length, size);
 
   /** The target layer's activation for one image at its own size (one forward pass). */
   async layerActivation(input: FloatArray): Promise<FloatArray> {
@@ -158,19 +199,14 @@ export class Explainer {
   /** The model's logits for one image, resized (bicubic, as CAMERAS does) to `size` first when given. */
   async logits(input: FloatArray, size?: number): Promise<Float32Array> {
     validateImageTensor(input, this.inputChannels);
-    const [, channels, height, width] = input.shape as [number, number, number, number];
-    const scaled =
-      size === undefined || (height === size && width === size)
-        ? input
-        : { data: resizeBicubic(input.data, input.shape, size, size), shape: [1, channels, size, size] };
-    return (await this.session.run(scaled, null)).logits.data;
+    return (await this.session.run(size === undefined ? input : resizeInput(input, size), null)).logits.data;
   }
 
-  /** Frees the ONNX Runtime session. */
+  /** Frees the ONNX Runtime sessions. */
   async dispose(): Promise<void> {
     await this.session.dispose();
     await this.fusion.dispose();
     if (this.inputSession) await (await this.inputSession).dispose();
-    if (this.headSession) await (await this.headSession).session.release();
+    if (this.headSession) await (await this.headSession).release();
   }
 }

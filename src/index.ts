@@ -1,7 +1,8 @@
 /**
  * cameras-saliency: CAMERAS saliency maps for ONNX image classifiers.
  *
- * The Node entry point. It wires ONNX Runtime for Node, files and image decoding to the isomorphic core:
+ * The Node entry point: everything of the isomorphic core (`cameras-saliency/core`), wired to ONNX Runtime for
+ * Node, files and image decoding:
  *
  *     import { createExplainer, loadImageTensor } from 'cameras-saliency';
  *     const explainer = await createExplainer({ model: 'resnet50.onnx', layer: 'layer4' });
@@ -11,26 +12,13 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CamerasError } from './errors.js';
-import { Explainer } from './explainer.js';
+import { Explainer, type ExplainerConfig } from './explainer.js';
 import { readImage } from './io/image-node.js';
 import { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
 import { preprocess, presetByName } from './io/preprocess.js';
 
-export { CamerasError, ExitCode } from './errors.js';
-export { Explainer, type ExplainerConfig } from './explainer.js';
+export * from './core.js';
 export { readImage } from './io/image-node.js';
-export type { FloatArray } from './io/npy.js';
-export { formatNpy, parseNpy } from './io/npy.js';
-export { PRESETS, type PreprocessPreset, preprocess, type RgbImage, resizeLinearUint8 } from './io/preprocess.js';
-export {
-  type CamerasOptions,
-  type CamerasResult,
-  DEFAULT_RESOLUTIONS,
-  type SaliencyMap,
-} from './methods/cameras.js';
-export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
-export { OnnxGraph } from './onnx/graph.js';
-export { type Layer, listLayers } from './onnx/layers.js';
 
 /** Reads a model file; a missing or unreadable file fails with one line. */
 export async function readModelFile(path: string): Promise<Uint8Array> {
@@ -44,14 +32,11 @@ export async function readModelFile(path: string): Promise<Uint8Array> {
 }
 
 /** An explainer on ONNX Runtime for Node; `model` is a path or the model's bytes. */
-export async function createExplainer(options: { model: string | Uint8Array; layer?: string; threads?: number }): Promise<Explainer> {
+export async function createExplainer(
+  options: Omit<ExplainerConfig, 'model' | 'source'> & { model: string | Uint8Array },
+): Promise<Explainer> {
   const bytes = typeof options.model === 'string' ? await readModelFile(options.model) : options.model;
-  return Explainer.create(ort, {
-    model: bytes,
-    layer: options.layer,
-    threads: options.threads,
-    source: typeof options.model === 'string' ? options.model : 'model',
-  });
+  return Explainer.create(ort, { ...options, model: bytes, source: typeof options.model === 'string' ? options.model : 'model' });
 }
 
 /** Decodes an image file and preprocesses it (default: the authors' `torchvision` preset). */

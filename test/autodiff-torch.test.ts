@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { GradientSession } from '../src/engine/gradient-session.js';
+import type { Target } from '../src/engine/scores.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { resolveLayer } from '../src/onnx/layers.js';
 import { bytes, difference, FIXTURES, npy, oneHot, runGradient } from './helpers.js';
 
 const TORCH = resolve(FIXTURES, 'torch');
 const cases = JSON.parse(readFileSync(resolve(TORCH, 'cases.json'), 'utf8')) as {
-  zoo: { size: number; class: number; prefix: string; layers: string[] }[];
+  zoo: { size: number; class: number; other: number; prefix: string; layers: string[] }[];
 };
 
 // A CNN with strided, dilated and depthwise Conv, ReLU6 (Clip), HardSwish, LeakyReLU, squeeze-excite
@@ -39,6 +42,41 @@ describe('gradient graphs equal PyTorch autograd on a whole model', () => {
           assert.ok(a.max <= 1e-5 * a.scale, `${name} activation: max diff ${a.max}`);
         }
       });
+    });
+  }
+
+  for (const c of cases.zoo) {
+    it(`targets beyond one logit at ${c.size} px: softmax probability and contrast equal PyTorch autograd`, async () => {
+      const input = npy(resolve(TORCH, `${c.prefix}.input.npy`));
+      const targets = ['input', ...c.layers.map((layer) => resolveLayer(graph, layer).tensor)];
+      const session = await GradientSession.create(ort, graph, targets);
+      try {
+        const checks: [string, Target][] = [
+          ['prob', 'prob'],
+          ['contrast', { contrast: c.other }],
+        ];
+        for (const [name, target] of checks) {
+          const pass = await session.run(input, c.class, target);
+          ['input', ...c.layers].forEach((layer, i) => {
+            const expected = npy(resolve(TORCH, `${c.prefix}.${name}.grad.${layer}.npy`));
+            const d = difference(pass.targets[i]?.gradient.data as Float32Array, expected.data);
+            assert.ok(d.max <= 1e-5 * d.scale + 1e-9, `${name} ${layer}: max diff ${d.max} at scale ${d.scale}`);
+          });
+        }
+        // The top-1 class needs no class index: the graph adds its one-hot to the seed before the softmax.
+        const top = (await session.run(input, null)).logits.data;
+        const best = top.indexOf(Math.max(...top));
+        const implicit = await session.run(input, null, 'prob');
+        const explicit = await session.run(input, best, 'prob');
+        assert.deepEqual([...(implicit.targets[0]?.gradient.data ?? [])], [...(explicit.targets[0]?.gradient.data ?? [])]);
+        // Weights over the logits: e_c - e_other is the contrast.
+        const weights = Array.from({ length: 7 }, (_, k) => (k === c.class ? 1 : k === c.other ? -1 : 0));
+        const byWeights = await session.run(input, c.class, { weights });
+        const contrast = await session.run(input, c.class, { contrast: c.other });
+        assert.deepEqual([...(byWeights.targets[1]?.gradient.data ?? [])], [...(contrast.targets[1]?.gradient.data ?? [])]);
+      } finally {
+        await session.dispose();
+      }
     });
   }
 

@@ -129,6 +129,7 @@ describe('cameras explain', () => {
       'model',
       'layer',
       'method',
+      'target',
       'class',
       'classPerResolution',
       'probPerResolution',
@@ -160,6 +161,53 @@ describe('cameras explain', () => {
     assert.ok((differences[0] as number) <= 2e-3, `numpy sign: ${differences[0]}`);
     assert.ok((differences[1] as number) > 0.5, 'the mean-activation orientation mirrors this map');
     await rejects(['explain', '--input', INPUT, '--method', 'eigencam', '--eigen-sign', 'up'], /argument 'up' is invalid/);
+  });
+
+  it('--multi-scale EigenCAM takes the mean-activation sign unless --eigen-sign says otherwise (the library default)', async () => {
+    const maps: Float32Array[] = [];
+    for (const extra of [[], ['--eigen-sign', 'activation'], ['--eigen-sign', 'numpy']]) {
+      const map = join(work, 'eigen-multi.npy');
+      const args = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3', '--method', 'eigencam', '--multi-scale'];
+      const run = await cameras([...args, '--resolutions', '224,352', ...extra, '--json', '--save-map', map]);
+      assert.equal(run.code, 0, run.stderr);
+      maps.push(npy(map).data);
+      rmSync(map);
+    }
+    assert.deepEqual([...(maps[0] as Float32Array)], [...(maps[1] as Float32Array)]);
+    assert.ok(difference(maps[0] as Float32Array, maps[2] as Float32Array).max > 0.5, 'the two signs differ on this input');
+  });
+
+  it('explains a target: prob, or a contrast with another class by index', async () => {
+    const base = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3', '--class', '5', '--resolutions', '224,352', '--json'];
+    const maps: Float32Array[] = [];
+    for (const target of ['logit', 'prob', 'contrast:3']) {
+      const map = join(work, 'target.npy');
+      const run = await cameras([...base, '--target', target, '--save-map', map]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(JSON.parse(run.stdout).target, target);
+      maps.push(npy(map).data);
+      rmSync(map);
+    }
+    assert.ok(difference(maps[0] as Float32Array, maps[2] as Float32Array).max > 0.05, 'a contrast changes the map');
+    await rejects([...base, '--target', 'contrast:5'], /contrast class 5 is the explained class/);
+    await rejects([...base, '--target', 'contrast:99'], /class 99 is out of range/);
+    await rejects([...base, '--target', 'entropy'], /unknown target 'entropy'; use logit, prob or contrast:<class>/);
+  });
+
+  it('refuses an option the method cannot honour, naming both', async () => {
+    const base = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3'];
+    await rejects([...base, '--method', 'scorecam', '--multi-scale'], /method 'scorecam' does not take option 'multiScale'/);
+    await rejects([...base, '--method', 'gradient', '--scales'], /method 'gradient' does not take option 'perScale'/);
+    await rejects([...base, '--method', 'gradcam', '--resolutions', '224,352'], /gradcam: 'resolutions' and 'perScale' need 'multiScale'/);
+  });
+
+  it('lists the methods with what each needs', async () => {
+    const run = await cameras(['methods', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const rows = JSON.parse(run.stdout) as { name: string; needs: string[]; options: string[] }[];
+    assert.equal(rows[0]?.name, 'cameras');
+    assert.deepEqual(rows.find((r) => r.name === 'scorecam')?.needs, ['layer-gradient', 'masked-forward']);
+    assert.ok(rows.find((r) => r.name === 'eigencam')?.options.includes('eigenSign'));
   });
 
   it('refuses a missing image', () => rejects(['explain', 'missing.jpg'], /cannot read image missing\.jpg: ENOENT/));

@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { Explainer } from '../src/explainer.js';
-import type { InputGradientResult } from '../src/methods/input-gradient.js';
 import { bytes, FIXTURES, npy, ROOT } from './helpers.js';
 
 describe('input-gradient methods and NormGrad', () => {
@@ -13,7 +12,7 @@ describe('input-gradient methods and NormGrad', () => {
 
   for (const cls of [4, 5]) {
     it(`Integrated Gradients is complete: attributions sum to f(x) - f(0) within 1% (class ${cls})`, async () => {
-      const result = (await (await explainer).explain(input, { method: 'integrated_gradients', classIndex: cls })) as InputGradientResult;
+      const result = await (await explainer).explain(input, { method: 'integrated_gradients', classIndex: cls });
       assert.ok(result.completenessError !== undefined);
       assert.ok(result.completenessError < 0.01, `completeness error ${result.completenessError}`);
       assert.equal(result.empty, false);

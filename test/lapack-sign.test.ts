@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { smallBidiagonalTopLeft } from '../src/linalg/bdsqr.js';
-import { lapackSign } from '../src/linalg/lapack-sign.js';
+import { smallBidiagonalTopLeft } from '../src/compat/numpy-svd/bdsqr.js';
+import { lapackSign } from '../src/compat/numpy-svd/lapack-sign.js';
 import { FIXTURES } from './helpers.js';
 
 interface SignCase {

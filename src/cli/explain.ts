@@ -2,14 +2,18 @@ import { access, constants, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
+import type { CamPostprocess } from '../engine/postprocess.js';
+import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
+import { parseTarget, type Target, targetName, topK } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
-import { Explainer, METHODS } from '../explainer.js';
+import { Explainer, type ExplainOptions } from '../explainer.js';
 import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
 import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
-import type { CamPostprocess, EigenSign } from '../methods/cam.js';
-import { type CamerasResult, DEFAULT_RESOLUTIONS, type MethodName } from '../methods/cameras.js';
+import type { EigenSign } from '../methods/eigencam.js';
+import type { ExplainResult } from '../methods/method.js';
+import { METHODS, methodByName } from '../methods/registry.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
@@ -18,7 +22,8 @@ import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node
 export interface ExplainFlags {
   input?: string;
   model: string;
-  method?: MethodName;
+  method?: string;
+  target?: string;
   postprocess?: CamPostprocess;
   eigenSign?: EigenSign;
   multiScale?: boolean;
@@ -109,13 +114,32 @@ function classIndex(value: string, model: LoadedModel): number {
 async function classesFor(flags: ExplainFlags, model: LoadedModel, tensor: FloatArray): Promise<(number | null)[]> {
   if (flags.classes) return flags.classes.map((c) => classIndex(c, model));
   if (flags.top) {
-    const logits = await model.explainer.logits(tensor, model.resolutions[0]);
-    return [...logits.keys()].sort((a, b) => (logits[b] as number) - (logits[a] as number)).slice(0, flags.top);
+    return topK(await model.explainer.logits(tensor, model.resolutions[0]), flags.top);
   }
   return [flags.class === undefined ? null : classIndex(flags.class, model)];
 }
 
-function describe(model: LoadedModel, result: CamerasResult, multipleModels: boolean): string {
+/**
+ * The method's options from the flags: what the user gave is passed as is (a method refuses what it cannot
+ * honour, by name); the model's default resolutions only where the method uses them.
+ */
+function methodOptions(flags: ExplainFlags, model: LoadedModel): ExplainOptions {
+  const method = methodByName(flags.method ?? 'cameras');
+  const usesResolutions = method.name === 'cameras' || (flags.multiScale && method.options.includes('resolutions' as never));
+  const target: Target | undefined =
+    flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, model));
+  return {
+    method: method.name,
+    target,
+    postprocess: flags.postprocess,
+    eigenSign: flags.eigenSign,
+    multiScale: flags.multiScale,
+    resolutions: usesResolutions ? model.resolutions : flags.resolutions,
+    perScale: flags.scales,
+  };
+}
+
+function describe(model: LoadedModel, result: ExplainResult, multipleModels: boolean): string {
   const label = model.entry?.labels[result.classIndex];
   const cls = `class ${result.classIndex}${label ? ` (${label})` : ''}`;
   return `${multipleModels ? `${model.spec}: ` : ''}${cls}, p = ${result.classProbability.toFixed(3)}${result.empty ? ', empty map' : ''}`;
@@ -164,35 +188,33 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   }
   const showProgress = !flags.quiet && !flags.json && process.stderr.isTTY;
   const bar = showProgress
-    ? new SingleBar({ format: 'explaining {bar} {value}/{total} scales | {image}', hideCursor: true, clearOnComplete: true })
+    ? new SingleBar({ format: 'explaining {bar} {percentage}% | {job}/{jobs} {image}', hideCursor: true, clearOnComplete: true })
     : undefined;
-  const perJob = models.reduce((n, m) => n + m.resolutions.length, 0) * (flags.classes?.length ?? flags.top ?? 1);
-  bar?.start(perJob * Math.max(paths.length, 1), 0, { image: '' });
+  const jobs = models.length * (flags.classes?.length ?? flags.top ?? 1) * Math.max(paths.length, 1);
+  // Each explain is 100 steps of the bar, advanced by the method's own progress (scales, samples, channels).
+  bar?.start(jobs * 100, 0, { image: '', job: 0, jobs });
+  let job = 0;
   try {
     for (const path of paths.length > 0 ? paths : [undefined]) {
       const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
       const rows: PanelRow[] = [];
-      const results: { model: LoadedModel; result: CamerasResult }[] = [];
+      const results: { model: LoadedModel; result: ExplainResult }[] = [];
       for (const model of models) {
         const tensor = picture ? preprocess(picture, model.preset, model.size) : await readNpyFile(flags.input as string);
         for (const cls of await classesFor(flags, model, tensor)) {
-          bar?.update({ image: path ? basename(path) : 'tensor' });
+          const base = job++ * 100;
+          bar?.update(base, { image: path ? basename(path) : 'tensor', job });
           const result = await model.explainer.explain(tensor, {
+            ...methodOptions(flags, model),
             classIndex: cls,
-            method: flags.method,
-            postprocess: flags.postprocess,
-            eigenSign: flags.eigenSign,
-            multiScale: flags.multiScale,
-            resolutions: model.resolutions,
-            perScale: flags.scales,
-            onScale: () => bar?.increment(),
+            onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
           });
           results.push({ model, result });
           if (picture)
             rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
         }
       }
-      const first = results[0] as { model: LoadedModel; result: CamerasResult };
+      const first = results[0] as { model: LoadedModel; result: ExplainResult };
       const out = outputFor(path);
       if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
       if (out) {
@@ -212,7 +234,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
 
 function report(
   flags: ExplainFlags,
-  results: { model: LoadedModel; result: CamerasResult }[],
+  results: { model: LoadedModel; result: ExplainResult }[],
   path: string | undefined,
   out: string | undefined,
   many: boolean,
@@ -225,6 +247,7 @@ function report(
         model: model.spec,
         layer: model.explainer.layer.name,
         method: result.method,
+        target: targetName(flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, model))),
         class: result.classIndex,
         classPerResolution: result.classPerResolution,
         probPerResolution: result.probPerResolution,
@@ -256,6 +279,7 @@ export interface CompareFlags {
   layer?: string;
   class?: string;
   methods: string[];
+  target?: string;
   out?: string;
   colormap?: ColormapName;
   opacity?: number;
@@ -295,9 +319,10 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
     for (const method of flags.methods) {
       const started = performance.now();
       const result = await explainer.explain(tensor, {
-        method: method as MethodName,
+        method,
         classIndex: classIndexOrTop,
-        resolutions: loaded.resolutions,
+        target: flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, loaded)),
+        resolutions: method === 'cameras' ? loaded.resolutions : undefined,
       });
       const seconds = (performance.now() - started) / 1000;
       rows.push({ title: `${method}: ${describe(loaded, result, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });

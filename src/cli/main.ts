@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { METHODS } from '../explainer.js';
+import { METHODS, REGISTRY } from '../methods/registry.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
@@ -124,19 +124,22 @@ export async function buildProgram(): Promise<Command> {
         .choices([...METHODS])
         .default('cameras'),
     )
+    .option(
+      '--target <target>',
+      "what is explained: logit (default), prob (its softmax probability) or contrast:<class> (logit minus that class's: why this class rather than that one)",
+    )
     .addOption(
-      new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (exact comparisons) or resize-first")
-        .choices(['pytorch-grad-cam', 'resize-first'])
-        .default('pytorch-grad-cam'),
+      new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (default: exact comparisons) or resize-first").choices([
+        'pytorch-grad-cam',
+        'resize-first',
+      ]),
     )
     .option('--multi-scale', 'CAM methods: average the raw maps of every resolution (CAMERAS-style) before scaling')
     .addOption(
       new Option(
         '--eigen-sign <sign>',
-        "eigencam: the singular vector's sign as numpy gives it (equal to pytorch-grad-cam) or along the mean activation",
-      )
-        .choices(['numpy', 'activation'])
-        .default('numpy'),
+        "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
+      ).choices(['numpy', 'activation']),
     )
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
@@ -205,6 +208,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
     .option('--layer <name>', "target layer for the CAM methods; default: the model's")
     .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
+    .option('--target <target>', 'logit (default), prob or contrast:<class>')
     .option('--out <picture.png>', 'where the grid goes (default: <name>.compare.png)')
     .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
     .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)
@@ -215,6 +219,19 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       `\nExample:\n  cameras compare photo.jpg --methods cameras,gradcam,integrated_gradients\n\nMethods: ${METHODS.join(', ')}`,
     )
     .action(compareCommand);
+  program
+    .command('methods')
+    .description('list the saliency methods, what each needs and its own options')
+    .option('--json', 'print JSON')
+    .action((flags: { json?: boolean }) => {
+      const rows = REGISTRY.map((m) => ({ name: m.name, summary: m.summary, needs: [...m.needs], options: [...m.options] }));
+      if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+      else
+        for (const r of rows)
+          process.stdout.write(
+            `${r.name.padEnd(22)}${r.summary}\n${''.padEnd(22)}needs: ${r.needs.join(', ')}; options: ${r.options.join(', ') || '-'}\n`,
+          );
+    });
   program
     .command('models')
     .description('list the built-in models')

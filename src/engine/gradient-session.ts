@@ -4,6 +4,7 @@ import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
 import type { OrtRuntime, SessionOptions } from './runtime.js';
+import { type Target, targetSeed } from './scores.js';
 
 /** What one forward-and-backward pass returns. */
 export interface GradientPass {
@@ -36,7 +37,7 @@ export class GradientSession {
   }
 
   static async create(runtime: OrtRuntime, model: OnnxGraph, targets: string[], options: SessionOptions = {}): Promise<GradientSession> {
-    const graph = buildGradientGraph(model.toBytes(), { targets, topOneWhenZero: true });
+    const graph = buildGradientGraph(model.toBytes(), { targets, seedInputs: true, maxPoolIndices: options.maxPoolIndices });
     const session = await runtime.InferenceSession.create(graph.bytes, {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
       graphOptimizationLevel: 'all',
@@ -48,25 +49,27 @@ export class GradientSession {
   }
 
   /**
-   * Runs the model on `input` (NCHW) and back-propagates `seed . logits`; a null class asks for the
-   * top-1 class of each image.
+   * Runs the model on `input` (NCHW) and back-propagates the target (default: the class logit); a null
+   * class asks for the top-1 class of each image.
    */
-  async run(input: FloatArray, classIndex: number | null): Promise<GradientPass> {
+  async run(input: FloatArray, classIndex: number | null, target?: Target): Promise<GradientPass> {
     if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
     const batch = input.shape[0] as number;
-    if (classIndex !== null && this.classes === undefined) {
+    if (this.classes === undefined && (classIndex !== null || (target !== undefined && target !== 'logit' && target !== 'prob'))) {
       // The model does not declare its class count: one top-1 pass tells it, once.
       this.classes = (await this.run(input, null)).logits.shape[1];
     }
-    // With no class given, a zero seed (broadcast over the classes) asks the graph for the top-1.
-    const classes = classIndex === null ? (this.classes ?? 1) : (this.classes as number);
-    const seedShape = [batch, classes];
+    // The seed broadcasts over the classes when the count is still unknown (top-1, no class given).
+    const classes = this.classes ?? 1;
+    const one = targetSeed(target, classIndex, classes);
     const seed = new Float32Array(batch * classes);
-    if (classIndex !== null) for (let b = 0; b < batch; b++) seed[b * classes + classIndex] = 1;
+    for (let b = 0; b < batch; b++) seed.set(one.seed, b * classes);
     const { Tensor } = this.runtime;
     const feeds = {
       [this.graph.input]: new Tensor('float32', input.data, input.shape),
-      [this.graph.seed]: new Tensor('float32', seed, seedShape),
+      [this.graph.seed]: new Tensor('float32', seed, [batch, classes]),
+      [this.graph.topOne as string]: new Tensor('float32', new Float32Array(batch).fill(one.topOne), [batch, 1]),
+      [this.graph.softmax as string]: new Tensor('float32', new Float32Array(batch).fill(one.softmax), [batch, 1]),
     };
     let outputs: InferenceSession.OnnxValueMapType;
     try {
@@ -101,10 +104,10 @@ export class GradientSession {
    * Runs several same-sized images: stacked into one batch where the model allows it, else one at a
    * time. Returns one pass per image (views into the batch's outputs).
    */
-  async runEach(inputs: FloatArray[], classIndex: number | null): Promise<GradientPass[]> {
+  async runEach(inputs: FloatArray[], classIndex: number | null, target?: Target): Promise<GradientPass[]> {
     if (inputs.length === 1 || !this.batching) {
       const passes: GradientPass[] = [];
-      for (const input of inputs) passes.push(await this.run(input, classIndex));
+      for (const input of inputs) passes.push(await this.run(input, classIndex, target));
       return passes;
     }
     const [, ...rest] = (inputs[0] as FloatArray).shape;
@@ -113,10 +116,10 @@ export class GradientSession {
     for (const [i, input] of inputs.entries()) stacked.set(input.data, i * each);
     let pass: GradientPass;
     try {
-      pass = await this.run({ data: stacked, shape: [inputs.length, ...rest] }, classIndex);
+      pass = await this.run({ data: stacked, shape: [inputs.length, ...rest] }, classIndex, target);
     } catch {
       this.batching = false;
-      return this.runEach(inputs, classIndex);
+      return this.runEach(inputs, classIndex, target);
     }
     const slice = (t: FloatArray, i: number): FloatArray => {
       const size = t.data.length / inputs.length;

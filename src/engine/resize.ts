@@ -1,3 +1,5 @@
+import type { FloatArray } from '../io/npy.js';
+
 /**
  * PyTorch's `F.interpolate` for `align_corners=False` (half-pixel centres), no antialiasing, written as
  * separable taps so it runs the same in Node and the browser. PyTorch rounds the scale `in / out` to
@@ -103,7 +105,7 @@ export function resamplePlanes(
 
 /** Interpolates each of `height` rows (width `inW`) to `outW` columns into `scratch`. */
 export function horizontal(
-  source: Float32Array,
+  source: Float32Array | Float64Array,
   offset: number,
   height: number,
   inW: number,
@@ -183,4 +185,31 @@ export function resizeBicubic(data: Float32Array, shape: number[], outH: number,
 export function resizeBilinear(data: Float32Array, shape: number[], outH: number, outW: number): Float32Array {
   const [n, c, h, w] = shape as [number, number, number, number];
   return resamplePlanes(data, n * c, h, w, bilinearTaps(h, outH), bilinearTaps(w, outW), outH, outW);
+}
+
+/**
+ * One plane of `height x width` resized bilinearly (half-pixel, as cv2.resize and F.interpolate) to
+ * `outH x outW`, written into `into` (or added to it, times `scale`, with `accumulate`).
+ */
+export function resizePlaneBilinear(
+  source: Float32Array | Float64Array,
+  height: number,
+  width: number,
+  outH: number,
+  outW: number,
+  into: Float64Array = new Float64Array(outH * outW),
+  scale = 1,
+  accumulate = false,
+): Float64Array {
+  const scratch = new Float64Array(height * outW);
+  horizontal(source, 0, height, width, bilinearTaps(width, outW), outW, scratch);
+  vertical(scratch, bilinearTaps(height, outH), outH, outW, into, 0, scale, accumulate);
+  return into;
+}
+
+/** An NCHW image resized bicubically (as CAMERAS resizes its input per scale) to `size x size`; itself if already that size. */
+export function resizeInput(input: FloatArray, size: number): FloatArray {
+  const [n, channels, height, width] = input.shape as [number, number, number, number];
+  if (height === size && width === size) return input;
+  return { data: resizeBicubic(input.data, input.shape, size, size), shape: [n, channels, size, size] };
 }

@@ -12,4 +12,6 @@ export interface OrtRuntime {
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (all cores). */
   threads?: number;
+  /** MaxPool back-propagates through its Indices output (default) or by comparisons (onnxruntime-web's WebGPU). */
+  maxPoolIndices?: boolean;
 }

@@ -20,6 +20,17 @@ export interface GradientGraphOptions {
    * this row", so one session explains a given class or the predicted one in a single pass.
    */
   topOneWhenZero?: boolean;
+  /**
+   * Adds two `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne` and `.softmax`): the seed of
+   * the logits becomes `s = seed + topOne * onehot(argmax logits)`, and where `softmax` is 1, `s` weights the
+   * probabilities p = softmax(logits) instead, so the logits receive `p * (s - sum(s * p))`.
+   */
+  seedInputs?: boolean;
+  /**
+   * Default true: MaxPool back-propagates through its Indices output; false: through comparisons with the
+   * pooled output, for runtimes whose MaxPool has no Indices output such as onnxruntime-web's WebGPU kernels.
+   */
+  maxPoolIndices?: boolean;
 }
 
 export interface GradientGraph {
@@ -30,6 +41,10 @@ export interface GradientGraph {
   logits: string;
   /** The seed graph input, float32 of the logits' shape. */
   seed: string;
+  /** With `seedInputs`: `[batch, 1]` weight of the top-1 class's one-hot added to the seed. */
+  topOne?: string;
+  /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the softmax probabilities instead of the logits. */
+  softmax?: string;
   /** For each target: the activation output (undefined for a graph input) and its gradient output. */
   targets: { name: string; activation: string | undefined; gradient: string }[];
 }
@@ -166,6 +181,24 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     const oneHot = ctx.op('OneHot', [top, depth, ctx.floatTensor([0, 1], [2])], { axis: -1 });
     seedUsed = ctx.op('Where', [rowIsZero, oneHot, seed]);
   }
+  let topOne: string | undefined;
+  let softmax: string | undefined;
+  if (options.seedInputs) {
+    if (logitsRank !== 2)
+      throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
+    topOne = graph.freshName('cameras_top_one');
+    softmax = graph.freshName('cameras_softmax');
+    graph.addInput(topOne, DataType.FLOAT, ['cameras_seed_0', 1]);
+    graph.addInput(softmax, DataType.FLOAT, ['cameras_seed_0', 1]);
+    const top = ctx.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
+    const oneHot = ctx.op('OneHot', [top, ctx.dims(logits, 1, 2), ctx.floatTensor([0, 1], [2])], { axis: -1 });
+    const onLogits = ctx.op('Add', [seedUsed, ctx.op('Mul', [topOne, oneHot])]);
+    // The softmax's vector-Jacobian product: p * (s - sum(s * p)).
+    const p = ctx.op('Softmax', [logits], { axis: -1 });
+    const centred = ctx.op('Sub', [onLogits, ctx.op('ReduceSum', [ctx.op('Mul', [onLogits, p]), ctx.int64([-1])], { keepdims: 1 })]);
+    const onProbabilities = ctx.op('Mul', [p, centred]);
+    seedUsed = ctx.op('Add', [onLogits, ctx.op('Mul', [softmax, ctx.op('Sub', [onProbabilities, onLogits])])]);
+  }
 
   const contributions = new Map<string, string[]>([[logits, [seedUsed]]]);
   const gradientOf = (name: string): string | undefined => {
@@ -223,5 +256,5 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     result.push({ name: target, activation: isInput ? undefined : target, gradient: gradientName });
   }
   if (ctx.requiredOpset > graph.opset) graph.opset = ctx.requiredOpset;
-  return { bytes: graph.toBytes(), input, logits, seed, targets: result };
+  return { bytes: graph.toBytes(), input, logits, seed, ...(topOne ? { topOne, softmax } : {}), targets: result };
 }

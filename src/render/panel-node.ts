@@ -1,7 +1,7 @@
 import sharp, { type OverlayOptions } from 'sharp';
+import type { SaliencyMap } from '../engine/postprocess.js';
 import { resizeBilinear } from '../engine/resize.js';
 import type { RgbImage } from '../io/preprocess.js';
-import type { SaliencyMap } from '../methods/cameras.js';
 import { type ColormapName, colormapTable, renderHeat } from './colormap.js';
 
 export interface PanelRow {

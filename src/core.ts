@@ -1,0 +1,68 @@
+/**
+ * cameras-saliency/core: the isomorphic core. It imports nothing Node-only and takes the ONNX Runtime flavour
+ * as a value, so the same code runs on onnxruntime-node and, in a browser or a worker, on onnxruntime-web:
+ *
+ *     import * as ort from 'onnxruntime-web';
+ *     import { Explainer, preprocess, PRESETS } from 'cameras-saliency/core';
+ *     const explainer = await Explainer.create(ort, { model: modelBytes });
+ *     const result = await explainer.explain(preprocess(rgbImage, PRESETS.torchvision), { method: 'cameras' });
+ */
+export type { FusionScale } from './engine/fusion.js';
+export { type GradientPass, GradientSession } from './engine/gradient-session.js';
+export {
+  type CamPostprocess,
+  minMax,
+  postprocessCam,
+  type RawMap,
+  reduceChannels,
+  relu,
+  type SaliencyMap,
+  scaleLikeGradCam,
+} from './engine/postprocess.js';
+export { resizeBicubic, resizeBilinear, resizeInput, resizePlaneBilinear } from './engine/resize.js';
+export type { OrtRuntime, SessionOptions } from './engine/runtime.js';
+export { ClassConsistency, DEFAULT_RESOLUTIONS } from './engine/scales.js';
+export {
+  checkClass,
+  parseTarget,
+  probabilityOf,
+  softmax,
+  type Target,
+  targetName,
+  targetScore,
+  topK,
+  topOne,
+} from './engine/scores.js';
+export { CamerasError, ExitCode } from './errors.js';
+/** Former names, kept for code written against 0.1. */
+export type { ExplainOptions as CamerasOptions } from './explainer.js';
+export { Explainer, type ExplainerConfig, type ExplainOptions } from './explainer.js';
+export { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
+export { PRESETS, type PreprocessPreset, preprocess, presetByName, type RgbImage, resizeLinearUint8 } from './io/preprocess.js';
+export {
+  type CamFormula,
+  type CamOptions,
+  camMethod,
+  channelSums,
+  elementwise,
+  type LayerTensors,
+  weightedChannels,
+} from './methods/base-cam.js';
+export { type CamerasMethodOptions, fuseScales } from './methods/cameras.js';
+export type { EigenCamOptions, EigenSign } from './methods/eigencam.js';
+export type { IntegratedGradientsOptions } from './methods/integrated-gradients.js';
+export type {
+  CommonOptions,
+  ExplainResult,
+  ExplainResult as CamerasResult,
+  MethodContext,
+  MethodNeed,
+  MethodOutput,
+  NoiseOptions,
+  SaliencyMethod,
+} from './methods/method.js';
+export { noiseTunnel } from './methods/noise-tunnel.js';
+export { METHODS, methodByName, REGISTRY } from './methods/registry.js';
+export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
+export { OnnxGraph } from './onnx/graph.js';
+export { type Layer, listLayers } from './onnx/layers.js';

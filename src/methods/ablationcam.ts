@@ -1,0 +1,51 @@
+import { postprocessCam } from '../engine/postprocess.js';
+import { targetScore } from '../engine/scores.js';
+import type { CamOptions } from './base-cam.js';
+import { layerTensors, singleScaleOutput, weightedChannels } from './base-cam.js';
+import { plane, type SaliencyMethod } from './method.js';
+
+/** Ablated copies of the layer per call of the network's head (pytorch-grad-cam's batch size). */
+const BATCH = 32;
+
+/**
+ * Ablation-CAM (Desai and Ramaswamy 2020) as pytorch-grad-cam computes it: channel k of the layer is set to 0
+ * (or, where the layer's minimum is not 0, to that minimum - 1e7) and the rest of the network runs;
+ * w_k = (S - S_k) / S, the relative drop of the score, and L = sum_k w_k A_k.
+ */
+export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
+  name: 'ablationcam',
+  summary: "Ablation-CAM: channels weighted by the score's relative drop when each is removed (pytorch-grad-cam)",
+  needs: ['layer-gradient', 'head'],
+  options: ['postprocess'],
+  async compute(context, input, options) {
+    const requested = options.classIndex ?? null;
+    const pass = await context.layer.run(input, requested, options.target);
+    const { activation, channels, h, w } = layerTensors(pass, 'ablationcam');
+    const first = singleScaleOutput(plane(new Float64Array(0), h, w), input, pass.logits.data, requested);
+    const cls = first.classIndex;
+    const head = await context.head();
+    const positions = h * w;
+    const original = targetScore(pass.logits.data, options.target, cls);
+    let min = Number.POSITIVE_INFINITY;
+    for (const v of activation.data) min = Math.min(min, v);
+    const ablated = min === 0 ? 0 : min - 1e7;
+    const weights = new Float64Array(channels);
+    for (let c0 = 0; c0 < channels; c0 += BATCH) {
+      const count = Math.min(BATCH, channels - c0);
+      const data = new Float32Array(count * channels * positions);
+      for (let k = 0; k < count; k++) {
+        data.set(activation.data, k * channels * positions);
+        data.fill(ablated, (k * channels + c0 + k) * positions, (k * channels + c0 + k + 1) * positions);
+      }
+      const logits = await head({ data, shape: [count, channels, h, w] });
+      const classes = logits.length / count;
+      for (let k = 0; k < count; k++) {
+        const score = targetScore(logits.subarray(k * classes, (k + 1) * classes), options.target, cls);
+        weights[c0 + k] = (original - score) / original;
+      }
+      options.onProgress?.(c0 + count, channels);
+    }
+    return { ...first, raw: plane(weightedChannels(weights, activation.data, channels, positions), h, w) };
+  },
+  postprocess: (raw, height, width, options) => postprocessCam(raw, height, width, options.postprocess),
+};

@@ -1,0 +1,166 @@
+import { type CamPostprocess, postprocessCam, type RawMap } from '../engine/postprocess.js';
+import { resizeInput, resizePlaneBilinear } from '../engine/resize.js';
+import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
+import { CamerasError } from '../errors.js';
+import type { FloatArray } from '../io/npy.js';
+import { type CommonOptions, imageSize, type MethodContext, type MethodOutput, plane, type SaliencyMethod } from './method.js';
+
+/** One image's activation A and gradient G at the target layer, `[C, H, W]` row-major. */
+export interface LayerTensors {
+  activation: Float32Array;
+  gradient: Float32Array;
+  channels: number;
+  /** Positions per channel: H x W. */
+  plane: number;
+}
+
+/** Options of the CAM family. */
+export interface CamOptions {
+  /** pytorch-grad-cam's post-processing (default, maps compare with its outputs) or resize first. */
+  postprocess?: CamPostprocess;
+  /** Run at every resolution and average the raw maps (CAMERAS' multi-scale recipe applied to maps). */
+  multiScale?: boolean;
+  /** With `multiScale`: square input sizes, the first is the map's size (default 224, 324, ..., 924). */
+  resolutions?: readonly number[];
+  /** With `multiScale`: also return each used resolution's map alone. */
+  perScale?: boolean;
+}
+
+/** A CAM method is its formula: the raw map over positions from one scale's A and G. */
+export interface CamFormula<O extends object = object> {
+  name: string;
+  summary: string;
+  /** The method's options beyond the CAM family's. */
+  options?: readonly (keyof O & string)[];
+  map(layer: LayerTensors, options: O & { multiScale?: boolean }): Float64Array | Promise<Float64Array>;
+}
+
+/** sum_k w_k A_k over one image's `[C, H, W]` activations. */
+export function weightedChannels(weights: ArrayLike<number>, activation: Float32Array, channels: number, positions: number): Float64Array {
+  const cam = new Float64Array(positions);
+  for (let c = 0; c < channels; c++) {
+    const w = weights[c] as number;
+    for (let p = 0; p < positions; p++) cam[p] = (cam[p] as number) + w * (activation[c * positions + p] as number);
+  }
+  return cam;
+}
+
+/** Per channel: sum over positions of f(value, position). */
+export function channelSums(
+  data: Float32Array,
+  channels: number,
+  positions: number,
+  f: (v: number, p: number, c: number) => number = (v) => v,
+) {
+  const sums = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let s = 0;
+    for (let p = 0; p < positions; p++) s += f(data[c * positions + p] as number, p, c);
+    sums[c] = s;
+  }
+  return sums;
+}
+
+/** sum over channels of f(A, G) at each position (the element-wise CAMs). */
+export function elementwise(layer: LayerTensors, f: (a: number, g: number) => number): Float64Array {
+  const { activation, gradient, channels, plane: positions } = layer;
+  const cam = new Float64Array(positions);
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < positions; p++)
+      cam[p] = (cam[p] as number) + f(activation[c * positions + p] as number, gradient[c * positions + p] as number);
+  }
+  return cam;
+}
+
+/** The target layer's activation and gradient of one pass, or a clear error when the target is the input. */
+export function layerTensors(pass: { targets: { activation?: FloatArray; gradient: FloatArray }[] }, method: string) {
+  const target = pass.targets[0];
+  if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
+  const [, channels, h, w] = target.activation.shape as [number, number, number, number];
+  return { activation: target.activation, gradient: target.gradient, channels, h, w };
+}
+
+/** The output of a method computed at the input's own size (one scale). */
+export function singleScaleOutput(
+  raw: RawMap,
+  input: FloatArray,
+  logits: Float32Array,
+  classIndex: number | null,
+): Omit<MethodOutput, 'completenessError' | 'scaleRaws'> {
+  const { height, width } = imageSize(input);
+  const rule = new ClassConsistency(classIndex);
+  rule.keep(height, logits);
+  return {
+    raw,
+    height,
+    width,
+    classIndex: rule.classIndex,
+    classPerResolution: rule.classPerResolution,
+    probPerResolution: rule.probPerResolution,
+    usedResolutions: rule.used,
+    classProbability: rule.classProbability,
+  };
+}
+
+/**
+ * The CAM family's method around a formula, pytorch-grad-cam's BaseCAM: one forward and backward pass at the
+ * input's size, the formula's raw map at the layer's size, post-processed to the input's size. With
+ * `multiScale`, the raw map of each kept scale (bicubic-resized input; the class-consistency rule) is resized
+ * bilinearly to the first resolution and averaged before post-processing.
+ */
+export function camMethod<O extends object = object>(formula: CamFormula<O>): SaliencyMethod<CamOptions & O> {
+  const own: readonly string[] = formula.options ?? [];
+  return {
+    name: formula.name,
+    summary: formula.summary,
+    needs: ['layer-gradient'],
+    options: ['postprocess', 'multiScale', 'resolutions', 'perScale', ...own] as (keyof (CamOptions & O) & string)[],
+    async compute(context: MethodContext, input: FloatArray, options: CommonOptions & CamOptions & O): Promise<MethodOutput> {
+      const requested = options.classIndex ?? null;
+      if (!options.multiScale) {
+        if (options.resolutions || options.perScale)
+          throw new CamerasError(`${formula.name}: 'resolutions' and 'perScale' need 'multiScale' (--multi-scale)`);
+        const pass = await context.layer.run(input, requested, options.target);
+        const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
+        const raw = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
+        options.onProgress?.(1, 1);
+        return singleScaleOutput(plane(raw, h, w), input, pass.logits.data, requested);
+      }
+      const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
+      validateResolutions(resolutions);
+      const size = resolutions[0] as number;
+      const rule = new ClassConsistency(requested);
+      const kept: { resolution: number; raw: Float64Array }[] = [];
+      for (const [i, r] of resolutions.entries()) {
+        const pass = await context.layer.run(resizeInput(input, r), requested, options.target);
+        options.onProgress?.(i + 1, resolutions.length);
+        if (!rule.keep(r, pass.logits.data)) continue;
+        const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
+        const map = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
+        if (resolutions.length === 1) {
+          // One scale alone stays at the layer's size: the single-scale map, post-processed the same way.
+          const scaleRaws = options.perScale ? [{ resolution: r, raw: plane(map, h, w) }] : undefined;
+          return {
+            ...singleScaleOutput(plane(map, h, w), resizeInput(input, r), pass.logits.data, requested),
+            ...(scaleRaws ? { scaleRaws } : {}),
+          };
+        }
+        kept.push({ resolution: r, raw: resizePlaneBilinear(map, h, w, size, size) });
+      }
+      const sum = new Float64Array(size * size);
+      for (const { raw } of kept) for (let p = 0; p < sum.length; p++) sum[p] = (sum[p] as number) + (raw[p] as number) / kept.length;
+      return {
+        raw: plane(sum, size, size),
+        height: size,
+        width: size,
+        classIndex: rule.classIndex,
+        classPerResolution: rule.classPerResolution,
+        probPerResolution: rule.probPerResolution,
+        usedResolutions: rule.used,
+        classProbability: rule.classProbability,
+        ...(options.perScale ? { scaleRaws: kept.map(({ resolution, raw }) => ({ resolution, raw: plane(raw, size, size) })) } : {}),
+      };
+    },
+    postprocess: (raw, height, width, options) => postprocessCam(raw, height, width, options.postprocess),
+  };
+}

@@ -1,0 +1,59 @@
+import { CamerasError } from '../errors.js';
+import type { FloatArray } from '../io/npy.js';
+import type { CommonOptions, MethodContext, MethodOutput, NoiseOptions, SaliencyMethod } from './method.js';
+
+/** A seeded generator of standard normal numbers (mulberry32 and Box-Muller). */
+export function gaussian(seed: number): () => number {
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/**
+ * NoiseTunnel (Captum), SmoothGrad's recipe (Smilkov et al. 2017) around any method:
+ * raw(x) = (1 / n) sum_i raw_method(x + N(0, sigma^2)), sigma = noise x (max x - min x), the class fixed to the
+ * clean input's (given, or its top-1) so every copy explains the same class.
+ */
+export async function noiseTunnel<O extends object>(
+  method: SaliencyMethod<O>,
+  context: MethodContext,
+  input: FloatArray,
+  options: CommonOptions & O,
+  noise: NoiseOptions,
+): Promise<MethodOutput> {
+  const samples = noise.samples ?? 25;
+  if (!Number.isInteger(samples) || samples < 1) throw new CamerasError(`noise samples must be a positive integer; got ${samples}`);
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const v of input.data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const sigma = (noise.noise ?? 0.15) * (hi - lo);
+  const next = gaussian(noise.seed ?? 0);
+  const clean = await context.layer.run(input, options.classIndex ?? null, options.target);
+  let classIndex = options.classIndex ?? null;
+  if (classIndex === null) {
+    const logits = clean.logits.data;
+    classIndex = 0;
+    for (let k = 1; k < logits.length; k++) if ((logits[k] as number) > (logits[classIndex] as number)) classIndex = k;
+  }
+  let mean: Float64Array | undefined;
+  let first: MethodOutput | undefined;
+  for (let s = 0; s < samples; s++) {
+    const noisy = { data: Float32Array.from(input.data, (v) => v + sigma * next()), shape: input.shape };
+    const out = await method.compute(context, noisy, { ...options, classIndex, smooth: undefined, onProgress: undefined });
+    mean ??= new Float64Array(out.raw.data.length);
+    for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (out.raw.data[i] as number) / samples;
+    first ??= out;
+    options.onProgress?.(s + 1, samples);
+  }
+  const result = first as MethodOutput;
+  return { ...result, raw: { ...result.raw, data: mean as Float64Array }, scaleRaws: undefined, completenessError: undefined };
+}
