@@ -161,7 +161,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     }
   }
   const ranks = inferRanks(graph);
-  const ctx = new VjpContext(graph, ranks, inferShapes(graph));
+  const ctx = new VjpContext(graph, ranks, inferShapes(graph), options);
 
   // Seed: an input of the logits' shape; optionally the top-1 one-hot where a row is all zero.
   const seed = graph.freshName('cameras_seed');

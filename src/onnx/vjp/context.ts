@@ -3,13 +3,19 @@ import type { AttributeInput, OnnxGraph } from '../graph.js';
 import type { NodeProto } from '../proto.js';
 import { type Dim, sameShape } from '../shapes.js';
 
+/** Choices between equivalent rules (see `GradientGraphOptions`). */
+export interface VjpOptions {
+  readonly maxPoolIndices?: boolean;
+}
+
 /**
  * What a vector-Jacobian rule may do: add nodes to the graph, ask static ranks, and use a few shared
  * building blocks (shapes, constants, broadcasting undone). Rules only add nodes; they never edit the
- * forward graph, except MaxPool which asks for its Indices output.
+ * forward graph, except MaxPool which asks for its Indices output (unless `maxPoolIndices` is false).
  */
 export class VjpContext {
   readonly graph: OnnxGraph;
+  readonly options: VjpOptions;
   private readonly ranks: Map<string, number>;
   private readonly shapes = new Map<string, string>();
   private readonly constants = new Map<string, string>();
@@ -19,8 +25,9 @@ export class VjpContext {
   /** Symbolic shapes of forward tensors, where the graph tells them. */
   private readonly forwardShapes: Map<string, Dim[]>;
 
-  constructor(graph: OnnxGraph, ranks: Map<string, number>, forwardShapes: Map<string, Dim[]> = new Map()) {
+  constructor(graph: OnnxGraph, ranks: Map<string, number>, forwardShapes: Map<string, Dim[]> = new Map(), options: VjpOptions = {}) {
     this.graph = graph;
+    this.options = options;
     this.ranks = ranks;
     this.forwardShapes = forwardShapes;
   }

@@ -153,8 +153,9 @@ export const convTranspose: VjpRule = (ctx, node, [dy], wanted) => {
 
 export const maxPool: VjpRule = (ctx, node, [dy], wanted) => {
   if (!wanted[0] || !dy) return [];
-  if (intAttr(node, 'storage_order', 0) !== 0) throw unsupported(node, 'storage_order=1');
   const x = node.input?.[0] as string;
+  if (ctx.options.maxPoolIndices === false) return [maxPoolByComparison(ctx, node, x, dy)];
+  if (intAttr(node, 'storage_order', 0) !== 0) throw unsupported(node, 'storage_order=1');
   // Ask the forward node for its argmax indices (flat over N*C*H*W), then scatter-add through them:
   // overlapping windows can pick the same element more than once.
   const outputs = node.output as string[];
@@ -170,6 +171,57 @@ export const maxPool: VjpRule = (ctx, node, [dy], wanted) => {
   );
   return [ctx.op('Reshape', [scattered, ctx.shape(x)])];
 };
+
+/**
+ * MaxPool's input gradient without its Indices output. For each kernel offset o (row-major) let
+ * x_o[p] = xpad[p * s + o * d] be the element under offset o of window p (xpad: x padded with the lowest float),
+ * hit_o = (x_o == y) and first_o = hit_o and not (hit_o' for any o' < o); then
+ * dx = crop(sum_o place_o(dy * first_o)), where place_o puts window p's value at p * s + o * d.
+ * Ties go to the first maximum of the window, as ONNX Runtime's and PyTorch's indices do.
+ */
+function maxPoolByComparison(ctx: VjpContext, node: NodeProto, x: string, dy: string): string {
+  const kernel = intsAttr(node, 'kernel_shape');
+  if (!kernel) throw unsupported(node, 'kernel_shape is not given');
+  const y = node.output?.[0] as string;
+  const n = kernel.length;
+  const win = windowOf(ctx, node, kernel, x, y);
+  const axes = ctx.int64(Array.from({ length: n }, (_, i) => i + 2));
+  // Every channel as its own image, so one ConvTranspose with K = prod(kernel) channels places all offsets.
+  const outSize = ctx.dims(y, 2);
+  const perChannel = (t: string, size: string) => ctx.op('Reshape', [t, ctx.op('Concat', [ctx.int64([-1, 1]), size], { axis: 0 })]);
+  const yc = perChannel(y, outSize);
+  // Trailing pad: enough for every window of y to be sliced whole (ceil_mode and SAME may need up to s - 1 more).
+  const extent = kernel.map((k, i) => (k - 1) * (win.dilations[i] as number) + 1);
+  const padEnd = extent.map((e, i) => (win.padEnd ? (win.padEnd[i] as number) : e - 1) + (win.strides[i] as number) - 1);
+  const zeros = new Array(2).fill(0);
+  const pads =
+    typeof win.padBegin === 'string'
+      ? ctx.op('Concat', [ctx.int64(zeros), win.padBegin, ctx.int64([...zeros, ...padEnd])], { axis: 0 })
+      : ctx.int64([...zeros, ...win.padBegin, ...zeros, ...padEnd]);
+  // The lowest float rather than -inf: WGSL lets GPU compilers assume no infinities.
+  const xpad = ctx.op('Pad', [perChannel(x, ctx.dims(x, 2)), pads, ctx.float(-3.4028234663852886e38)], { mode: 'constant' });
+  // Offset o's slice ends after element (out - 1) * s + o * d.
+  const span = ctx.op('Mul', [outSize, ctx.int64(win.strides)]);
+  const steps = ctx.int64(win.strides);
+  let offsets: number[][] = [[]];
+  for (const k of kernel) offsets = offsets.flatMap((o) => Array.from({ length: k }, (_, i) => [...o, i]));
+  let rest = perChannel(dy, outSize);
+  const zero = ctx.float(0);
+  const parts = offsets.map((o, index) => {
+    const start = o.map((i, axis) => i * (win.dilations[axis] as number));
+    const end = ctx.op('Add', [span, ctx.int64(start.map((b, axis) => b + 1 - (win.strides[axis] as number)))]);
+    const hit = ctx.op('Equal', [ctx.op('Slice', [xpad, ctx.int64(start), end, axes, steps]), yc]);
+    const part = ctx.op('Where', [hit, rest, zero]);
+    if (index < offsets.length - 1) rest = ctx.op('Where', [hit, zero, rest]);
+    return part;
+  });
+  const volume = offsets.length;
+  const oneHot = new Float32Array(volume * volume);
+  for (let k = 0; k < volume; k++) oneHot[k * volume + k] = 1;
+  const weight = ctx.floatTensor(oneHot, [volume, 1, ...kernel]);
+  const stacked = volume === 1 ? (parts[0] as string) : ctx.op('Concat', parts, { axis: 1 });
+  return ctx.op('Reshape', [transposedWindow(ctx, stacked, weight, x, win, 1), ctx.shape(x)]);
+}
 
 export const averagePool: VjpRule = (ctx, node, [dy], wanted) => {
   if (!wanted[0] || !dy) return [];
