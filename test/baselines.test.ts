@@ -6,18 +6,22 @@ import * as ort from 'onnxruntime-node';
 import { Explainer } from '../src/explainer.js';
 import { bytes, difference, FIXTURES, hasShared, npy, ROOT, SHARED_REFERENCE } from './helpers.js';
 
-/** The methods pytorch-grad-cam computes and the fixtures hold. */
-const CAM_BASELINES = [
-  'gradcam',
-  'gradcampp',
-  'hirescam',
-  'xgradcam',
-  'layercam',
-  'gradcam_elementwise',
-  'eigencam',
-  'scorecam',
-  'ablationcam',
-];
+/**
+ * The methods pytorch-grad-cam computes and the fixtures hold, each with its bound on max |map - golden|: about
+ * 10x the worst measured over mini_resnet and resnet18 (72 maps each). Ablation-CAM's relative logit drop
+ * amplifies float32 differences (1.5e-4 measured on resnet18).
+ */
+const BOUNDS: Record<string, number> = {
+  gradcam: 1.5e-5,
+  gradcampp: 1.1e-5,
+  hirescam: 1.4e-5,
+  xgradcam: 2e-5,
+  layercam: 1.5e-5,
+  gradcam_elementwise: 1.5e-5,
+  eigencam: 7.5e-6,
+  scorecam: 1.4e-5,
+  ablationcam: 1.5e-3,
+};
 
 interface BaselineMap {
   input: string;
@@ -27,10 +31,10 @@ interface BaselineMap {
   map: string;
 }
 
-/** Every map of a baselines.json equals pytorch-grad-cam's within 2e-3 (the issue allows Score-CAM and Ablation-CAM 5e-3). */
+/** Every map of a baselines.json equals pytorch-grad-cam's within its method's bound. */
 function checkBaselines(folder: string, model: string, label: string): void {
-  const maps = (JSON.parse(readFileSync(resolve(folder, 'baselines.json'), 'utf8')) as { maps: BaselineMap[] }).maps.filter((m) =>
-    CAM_BASELINES.includes(m.method),
+  const maps = (JSON.parse(readFileSync(resolve(folder, 'baselines.json'), 'utf8')) as { maps: BaselineMap[] }).maps.filter(
+    (m) => m.method in BOUNDS,
   );
   assert.ok(maps.length > 0);
   const explainers = new Map<string, Promise<Explainer>>();
@@ -53,7 +57,8 @@ function checkBaselines(folder: string, model: string, label: string): void {
       const golden = npy(resolve(folder, m.map)).data;
       // EigenCAM included: its singular vector takes the sign numpy's LAPACK gives it (linalg/lapack-sign.ts).
       const d = difference(result.map, golden);
-      assert.ok(d.max <= 2e-3, `max |map - pytorch-grad-cam| = ${d.max}`);
+      const bound = BOUNDS[m.method] as number;
+      assert.ok(d.max <= bound, `max |map - pytorch-grad-cam| = ${d.max} (bound ${bound})`);
     });
   }
 }

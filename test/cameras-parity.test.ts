@@ -8,4 +8,5 @@ describe("CAMERAS equals the authors' PyTorch code (committed mini_resnet subset
   const checker = new ParityChecker(folder, resolve(ROOT, 'assets/models/mini_resnet.onnx'));
   after(() => checker.dispose());
   for (const c of referenceCases(folder)) it(c.name, () => checker.check(c));
+  it('summed over the cases, no farther from the exact map than PyTorch float32', () => checker.checkSummedError());
 });

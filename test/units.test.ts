@@ -8,6 +8,7 @@ import { resizeBicubic, resizeBilinear } from '../src/engine/resize.js';
 import { CamerasError } from '../src/errors.js';
 import { readImage } from '../src/io/image-node.js';
 import { formatNpy, parseNpy } from '../src/io/npy.js';
+import { preprocess, presetByName } from '../src/io/preprocess.js';
 import { fuseScales } from '../src/methods/cameras.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { defaultLayer, modulePath, resolveLayer } from '../src/onnx/layers.js';
@@ -94,6 +95,16 @@ describe('image decoding', () => {
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }
+  });
+});
+
+describe("preprocessing equals the authors' demo", () => {
+  it('cat_dog.png through the torchvision preset is the reference input tensor (cv2 resize, /255, ImageNet mean and std)', async () => {
+    const tensor = preprocess(await readImage(resolve(ROOT, 'assets/images/cat_dog.png')), presetByName('torchvision'));
+    const reference = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
+    assert.deepEqual(tensor.shape, reference.shape);
+    const d = difference(tensor.data, reference.data);
+    assert.ok(d.max <= 5e-7, `max |ours - reference| = ${d.max}`);
   });
 });
 

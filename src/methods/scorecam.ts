@@ -9,6 +9,17 @@ import { plane, type SaliencyMethod } from './method.js';
 /** Masked inputs per ONNX Runtime call (pytorch-grad-cam's BATCH_SIZE). */
 const BATCH = 16;
 
+/** One upsampled channel scaled to [0, 1] as score_cam.py does: (U - min) / (max - min + 1e-8). */
+export function scoreCamMask(upsampled: Float32Array): Float64Array {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const v of upsampled) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return Float64Array.from(upsampled, (v) => (v - lo) / (hi - lo + 1e-8));
+}
+
 /**
  * Score-CAM (Wang et al. 2020) as pytorch-grad-cam computes it: each activation channel A_k, upsampled to the
  * input (bilinear, align_corners=True) and scaled to [0, 1], M_k = (U_k - min) / (max - min + 1e-8), masks the
@@ -41,17 +52,10 @@ export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
     for (let c0 = 0; c0 < channels; c0 += BATCH) {
       const masked: FloatArray[] = [];
       for (let c = c0; c < Math.min(c0 + BATCH, channels); c++) {
-        const mask = upsampled.subarray(c * positions, (c + 1) * positions);
-        let lo = Number.POSITIVE_INFINITY;
-        let hi = Number.NEGATIVE_INFINITY;
-        for (const v of mask) {
-          lo = Math.min(lo, v);
-          hi = Math.max(hi, v);
-        }
+        const mask = scoreCamMask(upsampled.subarray(c * positions, (c + 1) * positions));
         const data = new Float32Array(inChannels * positions);
         for (let k = 0; k < inChannels; k++) {
-          for (let p = 0; p < positions; p++)
-            data[k * positions + p] = (input.data[k * positions + p] as number) * (((mask[p] as number) - lo) / (hi - lo + 1e-8));
+          for (let p = 0; p < positions; p++) data[k * positions + p] = (input.data[k * positions + p] as number) * (mask[p] as number);
         }
         masked.push({ data, shape: input.shape });
       }
