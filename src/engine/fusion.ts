@@ -2,7 +2,7 @@ import type { InferenceSession } from 'onnxruntime-common';
 import type { FloatArray } from '../io/npy.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
-import { bilinearTaps, horizontal, type Taps, vertical } from './resize.js';
+import { bilinearTaps, resizePlaneBilinear, type Taps } from './resize.js';
 import type { OrtRuntime } from './runtime.js';
 
 export interface FusionScale {
@@ -168,9 +168,7 @@ export function fuseConstantGradients(scales: FusionScale[], size: number): Floa
       for (let p = 0; p < plane; p++) sum[p] = (sum[p] as number) + k * (activation.data[c * plane + p] as number);
     }
     weighted.set(sum);
-    const scratch = new Float64Array(h * size);
-    horizontal(weighted, 0, h, w, bilinearTaps(w, size), size, scratch);
-    vertical(scratch, bilinearTaps(h, size), size, size, fused, 0, 1, s > 0);
+    resizePlaneBilinear(weighted, h, w, size, size, fused, 1, s > 0);
   });
   return fused;
 }

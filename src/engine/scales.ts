@@ -56,4 +56,15 @@ export class ClassConsistency {
   get classIndex(): number {
     return this.requested ?? this.firstClass;
   }
+
+  /** What a result reports about classes and scales. */
+  facts() {
+    return {
+      classIndex: this.classIndex,
+      classPerResolution: this.classPerResolution,
+      probPerResolution: this.probPerResolution,
+      usedResolutions: this.used,
+      classProbability: this.classProbability,
+    };
+  }
 }

@@ -1,7 +1,7 @@
 import { postprocessCam } from '../engine/postprocess.js';
 import { targetScore } from '../engine/scores.js';
 import type { CamOptions } from './base-cam.js';
-import { layerTensors, singleScaleOutput, weightedChannels } from './base-cam.js';
+import { layerPassAt, weightedChannels } from './base-cam.js';
 import { plane, type SaliencyMethod } from './method.js';
 
 /** Ablated copies of the layer per call of the network's head (pytorch-grad-cam's batch size). */
@@ -18,14 +18,10 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   needs: ['layer-gradient', 'head'],
   options: ['postprocess'],
   async compute(context, input, options) {
-    const requested = options.classIndex ?? null;
-    const pass = await context.layer.run(input, requested, options.target);
-    const { activation, channels, h, w } = layerTensors(pass, 'ablationcam');
-    const first = singleScaleOutput(plane(new Float64Array(0), h, w), input, pass.logits.data, requested);
-    const cls = first.classIndex;
+    const { activation, channels, h, w, logits: passLogits, first, cls } = await layerPassAt(context, input, options, 'ablationcam');
     const head = await context.head();
     const positions = h * w;
-    const original = targetScore(pass.logits.data, options.target, cls);
+    const original = targetScore(passLogits, options.target, cls);
     let min = Number.POSITIVE_INFINITY;
     for (const v of activation.data) min = Math.min(min, v);
     const ablated = min === 0 ? 0 : min - 1e7;

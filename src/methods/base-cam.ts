@@ -94,12 +94,17 @@ export function singleScaleOutput(
     raw,
     height,
     width,
-    classIndex: rule.classIndex,
-    classPerResolution: rule.classPerResolution,
-    probPerResolution: rule.probPerResolution,
-    usedResolutions: rule.used,
-    classProbability: rule.classProbability,
+    ...rule.facts(),
   };
+}
+
+/** The one layer pass Score-CAM and Ablation-CAM start from: A, the logits and the class, reported as one scale. */
+export async function layerPassAt(context: MethodContext, input: FloatArray, options: CommonOptions, method: string) {
+  const requested = options.classIndex ?? null;
+  const pass = await context.layer.run(input, requested, options.target);
+  const tensors = layerTensors(pass, method);
+  const first = singleScaleOutput(plane(new Float64Array(0), tensors.h, tensors.w), input, pass.logits.data, requested);
+  return { ...tensors, logits: pass.logits.data, first, cls: first.classIndex };
 }
 
 /**
@@ -153,11 +158,7 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
         raw: plane(sum, size, size),
         height: size,
         width: size,
-        classIndex: rule.classIndex,
-        classPerResolution: rule.classPerResolution,
-        probPerResolution: rule.probPerResolution,
-        usedResolutions: rule.used,
-        classProbability: rule.classProbability,
+        ...rule.facts(),
         ...(options.perScale ? { scaleRaws: kept.map(({ resolution, raw }) => ({ resolution, raw: plane(raw, size, size) })) } : {}),
       };
     },

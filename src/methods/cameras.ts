@@ -131,11 +131,7 @@ async function camerasBatch(
       raw,
       height: size,
       width: size,
-      classIndex: rule.classIndex,
-      classPerResolution: rule.classPerResolution,
-      probPerResolution: rule.probPerResolution,
-      usedResolutions: rule.used,
-      classProbability: rule.classProbability,
+      ...rule.facts(),
       ...(scaleRaws ? { scaleRaws } : {}),
     });
   }

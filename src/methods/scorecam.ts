@@ -3,7 +3,7 @@ import { bilinearTapsAlignCorners, resamplePlanes } from '../engine/resize.js';
 import { softmax, targetScore } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
 import type { CamOptions } from './base-cam.js';
-import { layerTensors, singleScaleOutput, weightedChannels } from './base-cam.js';
+import { layerPassAt, weightedChannels } from './base-cam.js';
 import { plane, type SaliencyMethod } from './method.js';
 
 /** Masked inputs per ONNX Runtime call (pytorch-grad-cam's BATCH_SIZE). */
@@ -31,11 +31,7 @@ export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   needs: ['layer-gradient', 'masked-forward'],
   options: ['postprocess'],
   async compute(context, input, options) {
-    const requested = options.classIndex ?? null;
-    const pass = await context.layer.run(input, requested, options.target);
-    const { activation, channels, h, w } = layerTensors(pass, 'scorecam');
-    const first = singleScaleOutput(plane(new Float64Array(0), h, w), input, pass.logits.data, requested);
-    const cls = first.classIndex;
+    const { activation, channels, h, w, first, cls } = await layerPassAt(context, input, options, 'scorecam');
     const [, inChannels, height, width] = input.shape as [number, number, number, number];
     const upsampled = resamplePlanes(
       activation.data,

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
-import { Explainer } from '../../src/explainer.js';
 import { readImage } from '../../src/io/image-node.js';
 import { PRESETS, preprocess } from '../../src/io/preprocess.js';
 import { fuseScales } from '../../src/methods/cameras.js';
