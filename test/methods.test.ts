@@ -81,6 +81,8 @@ describe('the method registry', () => {
     const smoothgrad = await e.explain(catDog, { method: 'smoothgrad', classIndex: 5, samples: 4, seed: 9 });
     const tunnel = await e.explain(catDog, { method: 'gradient', classIndex: 5, smooth: { samples: 4, seed: 9 } });
     assert.deepEqual([...tunnel.map], [...smoothgrad.map]);
+    const gradient = await e.explain(catDog, { method: 'gradient', classIndex: 5 });
+    assert.ok(Math.abs(tunnel.classProbability - gradient.classProbability) < 1e-6, "the clean input's probability is reported");
     const a = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const b = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const plain = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });

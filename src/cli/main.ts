@@ -242,6 +242,11 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that closes early (`cameras methods | head`) is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+    throw error;
+  });
   const program = await buildProgram();
   try {
     await program.parseAsync(argv);

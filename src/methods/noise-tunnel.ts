@@ -1,3 +1,4 @@
+import { probabilityOf, topOne } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import type { CommonOptions, MethodContext, MethodOutput, NoiseOptions, SaliencyMethod } from './method.js';
@@ -18,7 +19,8 @@ export function gaussian(seed: number): () => number {
 /**
  * NoiseTunnel (Captum), SmoothGrad's recipe (Smilkov et al. 2017) around any method:
  * raw(x) = (1 / n) sum_i raw_method(x + N(0, sigma^2)), sigma = noise x (max x - min x), the class fixed to the
- * clean input's (given, or its top-1) so every copy explains the same class.
+ * clean input's (given, or its top-1) so every copy explains the same class. The result reports the clean
+ * input's probability of that class, and each resolution's top-1 probability averaged over the copies.
  */
 export async function noiseTunnel<O extends object>(
   method: SaliencyMethod<O>,
@@ -38,22 +40,27 @@ export async function noiseTunnel<O extends object>(
   const sigma = (noise.noise ?? 0.15) * (hi - lo);
   const next = gaussian(noise.seed ?? 0);
   const clean = await context.layer.run(input, options.classIndex ?? null, options.target);
-  let classIndex = options.classIndex ?? null;
-  if (classIndex === null) {
-    const logits = clean.logits.data;
-    classIndex = 0;
-    for (let k = 1; k < logits.length; k++) if ((logits[k] as number) > (logits[classIndex] as number)) classIndex = k;
-  }
+  const classIndex = options.classIndex ?? topOne(clean.logits.data).index;
   let mean: Float64Array | undefined;
   let first: MethodOutput | undefined;
+  const probPerResolution: Record<string, number> = {};
   for (let s = 0; s < samples; s++) {
     const noisy = { data: Float32Array.from(input.data, (v) => v + sigma * next()), shape: input.shape };
     const out = await method.compute(context, noisy, { ...options, classIndex, smooth: undefined, onProgress: undefined });
     mean ??= new Float64Array(out.raw.data.length);
     for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (out.raw.data[i] as number) / samples;
+    for (const [r, p] of Object.entries(out.probPerResolution)) probPerResolution[r] = (probPerResolution[r] ?? 0) + p / samples;
     first ??= out;
     options.onProgress?.(s + 1, samples);
   }
   const result = first as MethodOutput;
-  return { ...result, raw: { ...result.raw, data: mean as Float64Array }, scaleRaws: undefined, completenessError: undefined };
+  return {
+    ...result,
+    raw: { ...result.raw, data: mean as Float64Array },
+    // The explained class's probability is the clean input's; the top-1 probabilities are the copies' mean.
+    classProbability: probabilityOf(clean.logits.data, classIndex),
+    probPerResolution,
+    scaleRaws: undefined,
+    completenessError: undefined,
+  };
 }
