@@ -59,7 +59,8 @@ function chooseMethod(options: ExplainOptions): SaliencyMethod<object> {
 function checkOptions(method: SaliencyMethod<object>, options: ExplainOptions, batch: boolean): void {
   const own = new Set<string>(method.options);
   for (const [key, value] of Object.entries(options)) {
-    if (value === undefined || COMMON_OPTIONS.has(key) || own.has(key)) continue;
+    // Off (false) asks nothing of a method; only an option that would change its result must be honoured.
+    if (value === undefined || value === false || COMMON_OPTIONS.has(key) || own.has(key)) continue;
     throw new CamerasError(
       `method '${method.name}' does not take option '${key}'; it takes: ${[...own].join(', ') || 'only the common options'}`,
     );

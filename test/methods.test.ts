@@ -42,6 +42,8 @@ describe('the method registry', () => {
     for (const [options, message] of refused)
       await assert.rejects(e.explain(catDog, options), (error: Error) => error instanceof CamerasError && message.test(error.message));
     await assert.rejects(e.explainBatch([catDog], { method: 'gradcam', batch: true }), /method 'gradcam' does not stack images/);
+    // An option switched off asks nothing of the method.
+    assert.equal((await e.explain(catDog, { method: 'scorecam', multiScale: false, perScale: false })).empty, false);
   });
 
   it('returns the raw signed map on request; post-processing it again gives the map', async () => {
