@@ -3,7 +3,7 @@ import { GradientSession } from './engine/gradient-session.js';
 import { resizeInput } from './engine/resize.js';
 import type { OrtRuntime } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
-import { checkClass, checkTarget } from './engine/scores.js';
+import { checkClass, checkTarget, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
 import type { CamOptions } from './methods/base-cam.js';
@@ -13,6 +13,7 @@ import type { IntegratedGradientsOptions } from './methods/integrated-gradients.
 import type { CommonOptions, ExplainResult, MethodContext, MethodOutput, NoiseOptions, SaliencyMethod } from './methods/method.js';
 import { noiseTunnel } from './methods/noise-tunnel.js';
 import { methodByName } from './methods/registry.js';
+import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
@@ -62,11 +63,18 @@ function checkOptions(method: SaliencyMethod<object>, options: ExplainOptions, b
     // Off (false) asks nothing of a method; only an option that would change its result must be honoured.
     if (value === undefined || value === false || COMMON_OPTIONS.has(key) || own.has(key)) continue;
     throw new CamerasError(
-      `method '${method.name}' does not take option '${key}'; it takes: ${[...own].join(', ') || 'only the common options'}`,
+      `method '${method.name}' does not take option '${key}'; it takes: ${[...own].map((o) => `'${o}'`).join(', ') || 'only the common options'}`,
     );
   }
   if (batch && !method.computeBatch) throw new CamerasError(`method '${method.name}' does not stack images ('batch'); leave it off`);
-  if (batch && options.smooth) throw new CamerasError("'batch' and 'smooth' do not combine; leave one off");
+  if (options.smooth) {
+    if (batch) throw new CamerasError("'batch' and 'smooth' do not combine; leave one off");
+    if (method.smoothed)
+      throw new CamerasError(
+        `method '${method.name}' already averages over noise; set its own samples, noise and seed instead of 'smooth'`,
+      );
+    if (options.perScale) throw new CamerasError("'perScale' and 'smooth' do not combine: the noisy copies' scale maps are not averaged");
+  }
 }
 
 /**
@@ -81,6 +89,7 @@ export class Explainer {
   private readonly session: GradientSession;
   private readonly fusion: FusionEngine;
   private inputSession: Promise<GradientSession> | undefined;
+  private logitsSession: Promise<GradientSession> | undefined;
   private headSession: Promise<{ run: (activations: FloatArray) => Promise<Float32Array>; release: () => Promise<void> }> | undefined;
   private readonly context: MethodContext;
 
@@ -99,6 +108,7 @@ export class Explainer {
     this.context = {
       layer: session,
       inputGradients: () => this.inputGradients(),
+      forward: async (inputs) => (await (await this.forwardSession()).runEach(inputs, null)).map((pass) => pass.logits.data),
       head: async () => (await this.head()).run,
       fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
     };
@@ -123,6 +133,12 @@ export class Explainer {
       maxPoolIndices: this.config.maxPoolIndices,
     });
     return this.inputSession;
+  }
+
+  /** Built on first use: the model with the logits as the only target, a forward pass with a trivial backward. */
+  private forwardSession(): Promise<GradientSession> {
+    this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], { threads: this.config.threads });
+    return this.logitsSession;
   }
 
   /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
@@ -174,12 +190,20 @@ export class Explainer {
         );
       }
     }
+    const contrast = typeof options.target === 'object' && 'contrast' in options.target ? options.target.contrast : undefined;
+    for (const out of outputs) {
+      if (out.classIndex === contrast)
+        throw new CamerasError(
+          `the top-1 class ${contrast} is the contrast class, so there is nothing to explain; give a class (--class) or contrast with another`,
+        );
+    }
     return outputs.map((out) => {
       const { raw, scaleRaws, height, width, ...facts } = out;
       const saliency = method.postprocess(raw, height, width, options);
       return {
         ...saliency,
         method: method.name,
+        target: targetName(options.target),
         ...facts,
         ...(scaleRaws
           ? { scaleMaps: scaleRaws.map((s) => ({ resolution: s.resolution, map: method.postprocess(s.raw, height, width, options) })) }
@@ -208,6 +232,7 @@ export class Explainer {
     await this.session.dispose();
     await this.fusion.dispose();
     if (this.inputSession) await (await this.inputSession).dispose();
+    if (this.logitsSession) await (await this.logitsSession).dispose();
     if (this.headSession) await (await this.headSession).release();
   }
 }

@@ -51,9 +51,12 @@ describe('gradient graphs equal PyTorch autograd on a whole model', () => {
       const targets = ['input', ...c.layers.map((layer) => resolveLayer(graph, layer).tensor)];
       const session = await GradientSession.create(ort, graph, targets);
       try {
+        const oneHot = Array.from({ length: 7 }, (_, k) => (k === c.class ? 1 : 0));
         const checks: [string, Target][] = [
           ['prob', 'prob'],
           ['contrast', { contrast: c.other }],
+          // Weights over the probabilities: the one-hot weighting is the probability target.
+          ['prob', { weights: oneHot, space: 'probabilities' }],
         ];
         for (const [name, target] of checks) {
           const pass = await session.run(input, c.class, target);

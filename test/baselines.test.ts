@@ -55,7 +55,7 @@ function checkBaselines(folder: string, model: string, label: string): void {
       });
       assert.equal(result.method, m.method);
       const golden = npy(resolve(folder, m.map)).data;
-      // EigenCAM included: its singular vector takes the sign numpy's LAPACK gives it (linalg/lapack-sign.ts).
+      // EigenCAM included: its singular vector takes the sign numpy's LAPACK gives it (compat/numpy-svd/lapack-sign.ts).
       const d = difference(result.map, golden);
       const bound = BOUNDS[m.method] as number;
       assert.ok(d.max <= bound, `max |map - pytorch-grad-cam| = ${d.max} (bound ${bound})`);

@@ -196,18 +196,47 @@ describe('cameras explain', () => {
 
   it('refuses an option the method cannot honour, naming both', async () => {
     const base = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3'];
-    await rejects([...base, '--method', 'scorecam', '--multi-scale'], /method 'scorecam' does not take option 'multiScale'/);
-    await rejects([...base, '--method', 'gradient', '--scales'], /method 'gradient' does not take option 'perScale'/);
-    await rejects([...base, '--method', 'gradcam', '--resolutions', '224,352'], /gradcam: 'resolutions' and 'perScale' need 'multiScale'/);
+    await rejects(
+      [...base, '--method', 'scorecam', '--multi-scale'],
+      /method 'scorecam' does not take option --multi-scale; it takes: --postprocess$/,
+    );
+    await rejects([...base, '--method', 'gradient', '--scales'], /method 'gradient' does not take option --scales/);
+    await rejects(
+      [...base, '--method', 'gradcam', '--resolutions', '224,352'],
+      /method 'gradcam' takes --resolutions only with --multi-scale/,
+    );
+  });
+
+  it('smooths any method with --smooth (seeded), and passes --samples/--seed to smoothgrad', async () => {
+    const base = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3', '--class', '5', '--json'];
+    const maps: Float32Array[] = [];
+    for (const extra of [
+      ['--method', 'layercam', '--smooth', '3', '--seed', '4'],
+      ['--method', 'layercam', '--smooth', '3', '--seed', '4'],
+      ['--method', 'layercam'],
+    ]) {
+      const map = join(work, 'smooth.npy');
+      const run = await cameras([...base, ...extra, '--save-map', map]);
+      assert.equal(run.code, 0, run.stderr);
+      maps.push(npy(map).data);
+      rmSync(map);
+    }
+    assert.deepEqual([...(maps[0] as Float32Array)], [...(maps[1] as Float32Array)]);
+    assert.ok(difference(maps[0] as Float32Array, maps[2] as Float32Array).max > 1e-3);
+    const run = await cameras([...base, '--method', 'smoothgrad', '--samples', '2', '--seed', '1']);
+    assert.equal(run.code, 0, run.stderr);
+    await rejects([...base, '--method', 'gradcam', '--seed', '3'], /method 'gradcam' does not take option --seed/);
+    await rejects([...base, '--method', 'smoothgrad', '--smooth', '3'], /method 'smoothgrad' already averages over noise/);
   });
 
   it('lists the methods with what each needs', async () => {
     const run = await cameras(['methods', '--json']);
     assert.equal(run.code, 0, run.stderr);
-    const rows = JSON.parse(run.stdout) as { name: string; needs: string[]; options: string[] }[];
+    const rows = JSON.parse(run.stdout) as { name: string; needs: string[]; options: string[]; flags: string[] }[];
     assert.equal(rows[0]?.name, 'cameras');
     assert.deepEqual(rows.find((r) => r.name === 'scorecam')?.needs, ['layer-gradient', 'masked-forward']);
     assert.ok(rows.find((r) => r.name === 'eigencam')?.options.includes('eigenSign'));
+    assert.deepEqual(rows.find((r) => r.name === 'smoothgrad')?.flags, ['--samples', '--noise', '--seed']);
   });
 
   it('refuses a missing image', () => rejects(['explain', 'missing.jpg'], /cannot read image missing\.jpg: ENOENT/));

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ortNode from 'onnxruntime-node';
@@ -27,14 +28,33 @@ function importsOf(entry: string): Map<string, string[]> {
 }
 
 describe('the isomorphic core', () => {
-  it('imports nothing Node-only (no node: modules, onnxruntime-node, sharp)', () => {
+  it('imports nothing Node-only (no Node built-in, onnxruntime-node, sharp) and uses no Node global', () => {
     const modules = importsOf(resolve(ROOT, 'dist/src/core.js'));
+    for (const file of modules.keys()) {
+      const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      assert.ok(!/\b(process|Buffer|require|__dirname)\s*[.(]/.test(code), `${file} uses a Node global`);
+    }
     assert.ok(modules.size > 20, `the walk found the core's modules (${modules.size})`);
+    assert.ok(
+      [...modules.keys()].some((f) => f.endsWith('compat/numpy-svd/lapack-sign.js')),
+      'dynamic imports are followed',
+    );
     for (const [file, specifiers] of modules) {
       for (const s of specifiers) {
-        assert.ok(!/^(node:|fs$|path$|onnxruntime-node|sharp)/.test(s), `${file} imports ${s}`);
+        const bare = s.replace(/^node:/, '');
+        assert.ok(!s.startsWith('node:') && !builtinModules.includes(bare), `${file} imports Node's ${s}`);
+        assert.ok(!['onnxruntime-node', 'sharp', 'nsfwjs'].includes(s), `${file} imports ${s}`);
       }
     }
+  });
+
+  it("resolves as 'cameras-saliency/core', and as the package itself under the browser condition", async () => {
+    const core = await import('cameras-saliency/core');
+    assert.equal(typeof core.Explainer.create, 'function');
+    const exports = (
+      JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, unknown>> }
+    ).exports;
+    assert.deepEqual(exports['.']?.browser, { types: './dist/src/core.d.ts', default: './dist/src/core.js' });
   });
 
   describe('on onnxruntime-web (wasm) gives the maps of onnxruntime-node', () => {

@@ -34,8 +34,11 @@ describe('the method registry', () => {
       [{ method: 'gradient', resolutions: [224] }, /method 'gradient' does not take option 'resolutions'/],
       [{ method: 'gradcam', eigenSign: 'numpy' }, /method 'gradcam' does not take option 'eigenSign'/],
       [{ method: 'cameras', seed: 3 }, /method 'cameras' does not take option 'seed'/],
-      [{ method: 'gradcam', perScale: true }, /'resolutions' and 'perScale' need 'multiScale'/],
+      [{ method: 'gradcam', perScale: true }, /method 'gradcam' takes 'perScale' only with 'multiScale'/],
       [{ method: 'nothing' }, /unknown method 'nothing'; choose one of: cameras, gradcam/],
+      [{ method: 'smoothgrad', smooth: { samples: 2 } }, /method 'smoothgrad' already averages over noise/],
+      [{ method: 'gradcam', multiScale: true, perScale: true, smooth: { samples: 2 } }, /'perScale' and 'smooth' do not combine/],
+      [{ method: 'gradcam', smooth: { noise: -1 } }, /noise must be a fraction of the input's range, 0 or more/],
       [{ method: 'gradcam', target: { contrast: 5 }, classIndex: 5 }, /contrast class 5 is the explained class/],
       [{ method: 'gradcam', target: { weights: [1, 2] } }, /target weights have 2 entries; the model has 10 classes/],
     ];
@@ -85,6 +88,13 @@ describe('the method registry', () => {
     assert.deepEqual([...tunnel.map], [...smoothgrad.map]);
     const gradient = await e.explain(catDog, { method: 'gradient', classIndex: 5 });
     assert.ok(Math.abs(tunnel.classProbability - gradient.classProbability) < 1e-6, "the clean input's probability is reported");
+    // Zero noise: one copy is the input itself, and the class is picked at the first resolution, as CAMERAS picks it.
+    const options = { resolutions: [400, 224] };
+    const plainCameras = await e.explain(catDog, options);
+    const tunnelled = await e.explain(catDog, { ...options, smooth: { samples: 1, noise: 0 } });
+    assert.deepEqual([...tunnelled.map], [...plainCameras.map]);
+    assert.equal(tunnelled.classIndex, plainCameras.classIndex);
+    assert.ok(Math.abs(tunnelled.classProbability - plainCameras.classProbability) < 1e-6);
     const a = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const b = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const plain = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });
@@ -143,6 +153,8 @@ describe('the method registry', () => {
     const contrast = await e.explain(catDog, { method: 'gradcam', classIndex: 5, target: { contrast: 4 } });
     assert.ok(difference(logit.map, contrast.map).max > 0.05);
     // Score-CAM and Ablation-CAM score the target on their masked passes.
+    // Without a class, a contrast with the class that turns out top-1 (4 here) would be zero: refused.
+    await assert.rejects(e.explain(catDog, { method: 'gradcam', target: { contrast: 4 } }), /the top-1 class 4 is the contrast class/);
     const score = await e.explain(catDog, { method: 'scorecam', classIndex: 5, target: 'prob' });
     assert.equal(score.empty, false);
   });

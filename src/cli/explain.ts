@@ -4,7 +4,7 @@ import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import type { CamPostprocess } from '../engine/postprocess.js';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
-import { parseTarget, type Target, targetName, topK } from '../engine/scores.js';
+import { parseTarget, type Target, topK } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import { Explainer, type ExplainOptions } from '../explainer.js';
 import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
@@ -13,7 +13,7 @@ import type { FloatArray } from '../io/npy.js';
 import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
-import { METHODS, methodByName } from '../methods/registry.js';
+import { methodByName } from '../methods/registry.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
@@ -24,6 +24,10 @@ export interface ExplainFlags {
   model: string;
   method?: string;
   target?: string;
+  samples?: number;
+  noise?: number;
+  seed?: number;
+  smooth?: number;
   postprocess?: CamPostprocess;
   eigenSign?: EigenSign;
   multiScale?: boolean;
@@ -119,6 +123,35 @@ async function classesFor(flags: ExplainFlags, model: LoadedModel, tensor: Float
   return [flags.class === undefined ? null : classIndex(flags.class, model)];
 }
 
+/** The CLI flag of each library option, so errors and listings speak the user's language. */
+export const OPTION_FLAGS: Readonly<Record<string, string>> = {
+  resolutions: '--resolutions',
+  perScale: '--scales',
+  postprocess: '--postprocess',
+  multiScale: '--multi-scale',
+  eigenSign: '--eigen-sign',
+  samples: '--samples',
+  noise: '--noise',
+  seed: '--seed',
+  smooth: '--smooth',
+};
+
+/** A library error with its option names ('perScale') written as the flags that set them (--scales). */
+function withFlagNames(error: unknown): unknown {
+  if (!(error instanceof CamerasError)) return error;
+  const message = error.message.replace(/'(\w+)'/g, (whole, name: string) => OPTION_FLAGS[name] ?? whole);
+  return new CamerasError(message, error.exitCode);
+}
+
+/** Explains with library errors translated to flag names. */
+async function explainWithFlags(explainer: Explainer, tensor: FloatArray, options: ExplainOptions): Promise<ExplainResult> {
+  try {
+    return await explainer.explain(tensor, options);
+  } catch (error) {
+    throw withFlagNames(error);
+  }
+}
+
 /**
  * The method's options from the flags: what the user gave is passed as is (a method refuses what it cannot
  * honour, by name); the model's default resolutions only where the method uses them.
@@ -128,9 +161,13 @@ function methodOptions(flags: ExplainFlags, model: LoadedModel): ExplainOptions 
   const usesResolutions = method.name === 'cameras' || (flags.multiScale && method.options.includes('resolutions' as never));
   const target: Target | undefined =
     flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, model));
+  // --noise and --seed shape the NoiseTunnel when --smooth asks for one, else the method's own noise (smoothgrad).
+  const noise = { noise: flags.noise, seed: flags.seed };
   return {
     method: method.name,
     target,
+    samples: flags.samples,
+    ...(flags.smooth === undefined ? noise : { smooth: { samples: flags.smooth, ...noise } }),
     postprocess: flags.postprocess,
     eigenSign: flags.eigenSign,
     multiScale: flags.multiScale,
@@ -204,7 +241,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
         for (const cls of await classesFor(flags, model, tensor)) {
           const base = job++ * 100;
           bar?.update(base, { image: path ? basename(path) : 'tensor', job });
-          const result = await model.explainer.explain(tensor, {
+          const result = await explainWithFlags(model.explainer, tensor, {
             ...methodOptions(flags, model),
             classIndex: cls,
             onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
@@ -247,7 +284,7 @@ function report(
         model: model.spec,
         layer: model.explainer.layer.name,
         method: result.method,
-        target: targetName(flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, model))),
+        target: result.target,
         class: result.classIndex,
         classPerResolution: result.classPerResolution,
         probPerResolution: result.probPerResolution,
@@ -289,10 +326,7 @@ export interface CompareFlags {
 
 /** One picture with a row per method on one photo, each titled with its class and time. */
 export async function compareCommand(image: string, flags: CompareFlags): Promise<void> {
-  for (const method of flags.methods) {
-    if (!(METHODS as readonly string[]).includes(method))
-      throw new CamerasError(`unknown method '${method}'; choose from: ${METHODS.join(', ')}`);
-  }
+  for (const method of flags.methods) methodByName(method);
   const out = flags.out ?? `${basename(image, extname(image))}.compare.png`;
   await checkWritable(out);
   const model = await resolveModel(flags.model, flags.weights);
@@ -315,13 +349,14 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   };
   try {
     const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, loaded);
+    const target = flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, loaded));
     const rows: PanelRow[] = [];
     for (const method of flags.methods) {
       const started = performance.now();
-      const result = await explainer.explain(tensor, {
+      const result = await explainWithFlags(explainer, tensor, {
         method,
         classIndex: classIndexOrTop,
-        target: flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, loaded)),
+        target,
         resolutions: method === 'cameras' ? loaded.resolutions : undefined,
       });
       const seconds = (performance.now() - started) / 1000;

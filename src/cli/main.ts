@@ -12,7 +12,7 @@ import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
-import { compareCommand, explainCommand } from './explain.js';
+import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -40,6 +40,17 @@ function parseOpacity(value: string): number {
   const v = Number(value);
   if (!(v >= 0 && v <= 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
   return v;
+}
+
+function parseFraction(value: string): number {
+  const v = Number(value);
+  if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
+  return v;
+}
+
+function parseSeed(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
 }
 
 function parseThreads(value: string): number {
@@ -141,6 +152,10 @@ export async function buildProgram(): Promise<Command> {
         "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
       ).choices(['numpy', 'activation']),
     )
+    .option('--samples <n>', 'smoothgrad: noisy copies (25); integrated_gradients: steps (64)', parseThreads)
+    .option('--noise <fraction>', "smoothgrad or --smooth: noise as a fraction of the input's range (0.15)", parseFraction)
+    .option('--seed <n>', 'smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map', parseSeed)
+    .option('--smooth <samples>', 'NoiseTunnel around any method: its raw maps averaged over this many noisy copies', parseThreads)
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
     .option(
       '--models <list>',
@@ -169,10 +184,8 @@ Examples:
   cameras explain photo.jpg --top 2 --scales --out panel.png
   cameras explain photo.jpg --models nsfwjs:mobilenet_v2,nsfwjs:inception_v3
   cameras explain photos/ --out-dir maps/
-  cameras explain photo.jpg --model nsfwjs:inception_v3 --class Neutral
-  cameras explain photo.jpg --top 2 --scales --out panel.png
-  cameras explain photo.jpg --models nsfwjs:mobilenet_v2,nsfwjs:inception_v3
-  cameras explain photos/ --out-dir maps/
+  cameras explain photo.jpg --method gradcam --target contrast:Drawing
+  cameras explain photo.jpg --method layercam --smooth 16 --seed 1
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
 
@@ -224,12 +237,18 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .description('list the saliency methods, what each needs and its own options')
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) => {
-      const rows = REGISTRY.map((m) => ({ name: m.name, summary: m.summary, needs: [...m.needs], options: [...m.options] }));
+      const rows = REGISTRY.map((m) => ({
+        name: m.name,
+        summary: m.summary,
+        needs: [...m.needs],
+        options: [...m.options],
+        flags: m.options.map((o) => OPTION_FLAGS[o] ?? o),
+      }));
       if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
       else
         for (const r of rows)
           process.stdout.write(
-            `${r.name.padEnd(22)}${r.summary}\n${''.padEnd(22)}needs: ${r.needs.join(', ')}; options: ${r.options.join(', ') || '-'}\n`,
+            `${r.name.padEnd(22)}${r.summary}\n${''.padEnd(22)}needs: ${r.needs.join(', ')}; flags: ${r.flags.join(', ') || '-'}\n`,
           );
     });
   program

@@ -79,11 +79,16 @@ export class GradientSession {
         `ONNX Runtime failed on input of shape [${input.shape.join(', ')}]: ${(error as Error).message.split('\n')[0]}`,
       );
     }
+    // Each output read once, then released; a name asked twice (the logits as a target) gets the same array.
+    const taken = new Map<string, FloatArray>();
     const take = (name: string): FloatArray => {
+      const done = taken.get(name);
+      if (done) return done;
       const value = outputs[name];
       if (!value) throw new Error(`missing output ${name}`);
       const result = { data: value.data as Float32Array, shape: [...value.dims] };
       value.dispose?.();
+      taken.set(name, result);
       return result;
     };
     const logits = take(this.graph.logits);

@@ -3,7 +3,15 @@ import { resizeInput, resizePlaneBilinear } from '../engine/resize.js';
 import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { type CommonOptions, imageSize, type MethodContext, type MethodOutput, plane, type SaliencyMethod } from './method.js';
+import {
+  type CommonOptions,
+  imageSize,
+  type MethodContext,
+  type MethodOutput,
+  plane,
+  type SaliencyMethod,
+  type ScaleOptions,
+} from './method.js';
 
 /** One image's activation A and gradient G at the target layer, `[C, H, W]` row-major. */
 export interface LayerTensors {
@@ -15,15 +23,11 @@ export interface LayerTensors {
 }
 
 /** Options of the CAM family. */
-export interface CamOptions {
+export interface CamOptions extends ScaleOptions {
   /** pytorch-grad-cam's post-processing (default, maps compare with its outputs) or resize first. */
   postprocess?: CamPostprocess;
-  /** Run at every resolution and average the raw maps (CAMERAS' multi-scale recipe applied to maps). */
+  /** Run at every resolution (`resolutions`) and average the raw maps (CAMERAS' multi-scale recipe applied to maps). */
   multiScale?: boolean;
-  /** With `multiScale`: square input sizes, the first is the map's size (default 224, 324, ..., 924). */
-  resolutions?: readonly number[];
-  /** With `multiScale`: also return each used resolution's map alone. */
-  perScale?: boolean;
 }
 
 /** A CAM method is its formula: the raw map over positions from one scale's A and G. */
@@ -80,22 +84,17 @@ export function layerTensors(pass: { targets: { activation?: FloatArray; gradien
   return { activation: target.activation, gradient: target.gradient, channels, h, w };
 }
 
-/** The output of a method computed at the input's own size (one scale). */
-export function singleScaleOutput(
-  raw: RawMap,
-  input: FloatArray,
-  logits: Float32Array,
-  classIndex: number | null,
-): Omit<MethodOutput, 'completenessError' | 'scaleRaws'> {
+/** What a method computed at the input's own size (one scale) reports about classes and sizes. */
+export function oneScaleFacts(input: FloatArray, logits: Float32Array, classIndex: number | null) {
   const { height, width } = imageSize(input);
   const rule = new ClassConsistency(classIndex);
   rule.keep(height, logits);
-  return {
-    raw,
-    height,
-    width,
-    ...rule.facts(),
-  };
+  return { height, width, ...rule.facts() };
+}
+
+/** The output of a method computed at the input's own size (one scale). */
+export function singleScaleOutput(raw: RawMap, input: FloatArray, logits: Float32Array, classIndex: number | null): MethodOutput {
+  return { raw, ...oneScaleFacts(input, logits, classIndex) };
 }
 
 /** The one layer pass Score-CAM and Ablation-CAM start from: A, the logits and the class, reported as one scale. */
@@ -103,7 +102,7 @@ export async function layerPassAt(context: MethodContext, input: FloatArray, opt
   const requested = options.classIndex ?? null;
   const pass = await context.layer.run(input, requested, options.target);
   const tensors = layerTensors(pass, method);
-  const first = singleScaleOutput(plane(new Float64Array(0), tensors.h, tensors.w), input, pass.logits.data, requested);
+  const first = oneScaleFacts(input, pass.logits.data, requested);
   return { ...tensors, logits: pass.logits.data, first, cls: first.classIndex };
 }
 
@@ -123,8 +122,8 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
     async compute(context: MethodContext, input: FloatArray, options: CommonOptions & CamOptions & O): Promise<MethodOutput> {
       const requested = options.classIndex ?? null;
       if (!options.multiScale) {
-        if (options.resolutions || options.perScale)
-          throw new CamerasError(`${formula.name}: 'resolutions' and 'perScale' need 'multiScale' (--multi-scale)`);
+        const given = (['resolutions', 'perScale'] as const).find((o) => options[o]);
+        if (given) throw new CamerasError(`method '${formula.name}' takes '${given}' only with 'multiScale'`);
         const pass = await context.layer.run(input, requested, options.target);
         const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
         const raw = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
@@ -163,5 +162,7 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
       };
     },
     postprocess: (raw, height, width, options) => postprocessCam(raw, height, width, options.postprocess),
+    classResolution: (input, options) =>
+      options.multiScale ? ((options.resolutions ?? DEFAULT_RESOLUTIONS)[0] as number) : imageSize(input).height,
   };
 }

@@ -4,14 +4,10 @@ import { bilinearTaps, horizontal, resizeInput, type Taps, vertical } from '../e
 import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { type CommonOptions, type MethodContext, type MethodOutput, plane, type SaliencyMethod } from './method.js';
+import { type CommonOptions, type MethodContext, type MethodOutput, plane, type SaliencyMethod, type ScaleOptions } from './method.js';
 
-export interface CamerasMethodOptions {
-  /** Square input sizes; the first is also the size of the map (default 224, 324, ..., 924). */
-  resolutions?: readonly number[];
-  /** Also return the map of each fused resolution alone (`scaleMaps`), to show what each scale adds. */
-  perScale?: boolean;
-}
+/** CAMERAS' options: its resolutions, and each fused resolution's map alone on request. */
+export type CamerasMethodOptions = ScaleOptions;
 
 /**
  * Fuses the kept scales the way the paper states it: activations and gradients are each resized
@@ -158,4 +154,5 @@ export const cameras: SaliencyMethod<CamerasMethodOptions> = {
     return camerasBatch(context, inputs, options, options.batch ? BATCH_PIXELS : 0, { done: 0, total });
   },
   postprocess: (raw, height, width) => minMax(relu(Float64Array.from(raw.data)), width, height),
+  classResolution: (_input, options) => (options.resolutions ?? DEFAULT_RESOLUTIONS)[0] as number,
 };

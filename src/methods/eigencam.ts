@@ -79,7 +79,7 @@ export async function eigenProjection(
 /** EigenCAM: the activations' first principal component; uses no gradient (the pass computes one anyway). */
 export const eigencam = camMethod<EigenCamOptions>({
   name: 'eigencam',
-  summary: "EigenCAM: projection on the activations' first singular vector, numpy's sign (pytorch-grad-cam)",
+  summary: "EigenCAM: projection on the activations' first singular vector; numpy's sign at one scale (pytorch-grad-cam)",
   options: ['eigenSign'],
   map: ({ activation, channels, plane }, options) =>
     eigenProjection(activation, channels, plane, options.eigenSign ?? (options.multiScale ? 'activation' : 'numpy')),

@@ -1,6 +1,6 @@
 import { minMax, reduceChannels } from '../engine/postprocess.js';
 import { targetScore } from '../engine/scores.js';
-import { singleScaleOutput } from './base-cam.js';
+import { oneScaleFacts } from './base-cam.js';
 import type { SaliencyMethod } from './method.js';
 
 export interface IntegratedGradientsOptions {
@@ -23,7 +23,7 @@ export const integratedGradients: SaliencyMethod<IntegratedGradientsOptions> = {
     const steps = options.samples ?? 64;
     const requested = options.classIndex ?? null;
     const first = await session.run(input, requested, options.target);
-    const out = singleScaleOutput({ data: new Float64Array(0), channels: 0, height: 0, width: 0 }, input, first.logits.data, requested);
+    const out = oneScaleFacts(input, first.logits.data, requested);
     const cls = out.classIndex;
     const average = new Float64Array(input.data.length);
     for (let k = 0; k <= steps; k++) {

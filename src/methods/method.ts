@@ -10,6 +10,8 @@ export interface MethodContext {
   readonly layer: GradientSession;
   /** Forward and backward pass to the input pixels. */
   inputGradients(): Promise<GradientSession>;
+  /** Forward passes only (no backward): each input's logits, stacked into one call where the model allows. */
+  forward(inputs: FloatArray[]): Promise<Float32Array[]>;
   /** The network from the target layer to the logits, run on edited activations: logits `[batch, classes]`. */
   head(): Promise<(activations: FloatArray) => Promise<Float32Array>>;
   /** CAMERAS' fusion of kept scales: sum over channels of (sum of resized A) x (sum of resized G), `size x size`. */
@@ -40,6 +42,14 @@ export interface NoiseOptions {
   noise?: number;
   /** Seed of the noise: the same seed gives the same map. */
   seed?: number;
+}
+
+/** Options of the methods that run at several resolutions (CAMERAS, and CAM methods with `multiScale`). */
+export interface ScaleOptions {
+  /** Square input sizes; the first is the map's size (default 224, 324, ..., 924, the paper's). */
+  resolutions?: readonly number[];
+  /** Also return each used resolution's map alone (`scaleMaps`), to show what each scale adds. */
+  perScale?: boolean;
 }
 
 /** What a method computes for one image, before post-processing. */
@@ -76,6 +86,10 @@ export interface SaliencyMethod<O extends object = object> {
   readonly options: readonly (keyof O & string)[];
   compute(context: MethodContext, input: FloatArray, options: CommonOptions & O): Promise<MethodOutput>;
   postprocess(raw: RawMap, height: number, width: number, options: O): SaliencyMap;
+  /** The input size at which the method picks the top-1 class (default: the input's own): NoiseTunnel asks it. */
+  classResolution?(input: FloatArray, options: O): number;
+  /** True for a method that is already a NoiseTunnel (SmoothGrad): `smooth` is refused on it. */
+  readonly smoothed?: boolean;
   /** Many images at once, each with the map it gets alone (CAMERAS stacks them per scale). */
   computeBatch?(context: MethodContext, inputs: FloatArray[], options: CommonOptions & O & { batch?: boolean }): Promise<MethodOutput[]>;
 }
@@ -83,6 +97,8 @@ export interface SaliencyMethod<O extends object = object> {
 /** The result of `explain`: the map and what it explains. */
 export interface ExplainResult extends SaliencyMap {
   method: string;
+  /** What was explained: `logit`, `prob`, `contrast:<class>` or `weights(logits|probabilities)`. */
+  target: string;
   /** The class explained. */
   classIndex: number;
   classPerResolution: Record<string, number>;

@@ -1,7 +1,8 @@
+import { resizeInput } from '../engine/resize.js';
 import { probabilityOf, topOne } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import type { CommonOptions, MethodContext, MethodOutput, NoiseOptions, SaliencyMethod } from './method.js';
+import { type CommonOptions, imageSize, type MethodContext, type MethodOutput, type NoiseOptions, type SaliencyMethod } from './method.js';
 
 /** A seeded generator of standard normal numbers (mulberry32 and Box-Muller). */
 export function gaussian(seed: number): () => number {
@@ -31,6 +32,9 @@ export async function noiseTunnel<O extends object>(
 ): Promise<MethodOutput> {
   const samples = noise.samples ?? 25;
   if (!Number.isInteger(samples) || samples < 1) throw new CamerasError(`noise samples must be a positive integer; got ${samples}`);
+  if (!(Number.isFinite(noise.noise ?? 0) && (noise.noise ?? 0) >= 0))
+    throw new CamerasError(`noise must be a fraction of the input's range, 0 or more (e.g. 0.15); got ${noise.noise}`);
+  if (!Number.isInteger(noise.seed ?? 0)) throw new CamerasError(`the noise seed must be an integer; got ${noise.seed}`);
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   for (const v of input.data) {
@@ -39,17 +43,20 @@ export async function noiseTunnel<O extends object>(
   }
   const sigma = (noise.noise ?? 0.15) * (hi - lo);
   const next = gaussian(noise.seed ?? 0);
-  const clean = await context.layer.run(input, options.classIndex ?? null, options.target);
+  // The class is picked where the method picks it: at the first resolution for multi-scale methods.
+  const clean = await context.layer.run(resizeInput(input, method.classResolution?.(input, options) ?? imageSize(input).height), null);
   const classIndex = options.classIndex ?? topOne(clean.logits.data).index;
   let mean: Float64Array | undefined;
   let first: MethodOutput | undefined;
   const probPerResolution: Record<string, number> = {};
+  let completeness: number | undefined;
   for (let s = 0; s < samples; s++) {
     const noisy = { data: Float32Array.from(input.data, (v) => v + sigma * next()), shape: input.shape };
     const out = await method.compute(context, noisy, { ...options, classIndex, smooth: undefined, onProgress: undefined });
     mean ??= new Float64Array(out.raw.data.length);
     for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (out.raw.data[i] as number) / samples;
     for (const [r, p] of Object.entries(out.probPerResolution)) probPerResolution[r] = (probPerResolution[r] ?? 0) + p / samples;
+    if (out.completenessError !== undefined) completeness = (completeness ?? 0) + out.completenessError / samples;
     first ??= out;
     options.onProgress?.(s + 1, samples);
   }
@@ -61,6 +68,7 @@ export async function noiseTunnel<O extends object>(
     classProbability: probabilityOf(clean.logits.data, classIndex),
     probPerResolution,
     scaleRaws: undefined,
-    completenessError: undefined,
+    // Integrated Gradients under the tunnel: the copies' mean completeness error.
+    completenessError: completeness,
   };
 }

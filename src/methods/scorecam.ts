@@ -55,9 +55,8 @@ export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
         }
         masked.push({ data, shape: input.shape });
       }
-      const passes = await context.layer.runEach(masked, cls);
-      passes.forEach((p, k) => {
-        scores[c0 + k] = targetScore(p.logits.data, options.target, cls);
+      (await context.forward(masked)).forEach((logits, k) => {
+        scores[c0 + k] = targetScore(logits, options.target, cls);
       });
       options.onProgress?.(Math.min(c0 + BATCH, channels), channels);
     }

@@ -12,6 +12,7 @@ export const smoothgrad: SaliencyMethod<NoiseOptions> = {
   summary: 'SmoothGrad: the gradient averaged over noisy copies, seeded (Smilkov et al.)',
   needs: ['input-gradient'],
   options: ['samples', 'noise', 'seed'],
+  smoothed: true,
   compute: (context, input, options) =>
     noiseTunnel(gradient, context, input, options, { samples: options.samples, noise: options.noise, seed: options.seed }),
   postprocess: (raw, height, width, options) => gradient.postprocess(raw, height, width, options),

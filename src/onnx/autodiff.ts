@@ -15,13 +15,7 @@ export interface GradientGraphOptions {
   /** The tensor to differentiate; default: the model's first output, with a trailing Softmax stripped. */
   output?: string;
   /**
-   * How the output is weighted: `seed` is a graph input of the output's shape (the vector of the
-   * vector-Jacobian product). With `topOneWhenZero`, a seed row that is all zero means "the top-1 class of
-   * this row", so one session explains a given class or the predicted one in a single pass.
-   */
-  topOneWhenZero?: boolean;
-  /**
-   * Adds two `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne` and `.softmax`): the seed of
+   * The seed is a graph input of the output's shape, the vector of the vector-Jacobian product. This adds two `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne` and `.softmax`): the seed of
    * the logits becomes `s = seed + topOne * onehot(argmax logits)`, and where `softmax` is 1, `s` weights the
    * probabilities p = softmax(logits) instead, so the logits receive `p * (s - sum(s * p))`.
    */
@@ -163,7 +157,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   const ranks = inferRanks(graph);
   const ctx = new VjpContext(graph, ranks, inferShapes(graph), options);
 
-  // Seed: an input of the logits' shape; optionally the top-1 one-hot where a row is all zero.
+  // Seed: an input of the logits' shape, shaped further by the seed inputs (top-1 class, softmax).
   const seed = graph.freshName('cameras_seed');
   const logitsRank = ranks.get(logits) ?? 2;
   graph.addInput(
@@ -172,15 +166,6 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     Array.from({ length: logitsRank }, (_, i) => `cameras_seed_${i}`),
   );
   let seedUsed = seed;
-  if (options.topOneWhenZero) {
-    if (logitsRank !== 2)
-      throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
-    const rowIsZero = ctx.op('Equal', [ctx.op('ReduceSum', [ctx.op('Abs', [seed]), ctx.int64([-1])], { keepdims: 1 }), ctx.float(0)]);
-    const top = ctx.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
-    const depth = ctx.dims(logits, 1, 2);
-    const oneHot = ctx.op('OneHot', [top, depth, ctx.floatTensor([0, 1], [2])], { axis: -1 });
-    seedUsed = ctx.op('Where', [rowIsZero, oneHot, seed]);
-  }
   let topOne: string | undefined;
   let softmax: string | undefined;
   if (options.seedInputs) {
@@ -252,7 +237,8 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     graph.addNode('Identity', [gradient], {}, { outputs: [gradientName], name: 'cameras_grad/output' });
     graph.addOutput(gradientName);
     const isInput = graph.inputNames.includes(target);
-    if (!isInput) graph.addOutput(target);
+    // The logits as a target (a forward pass with a trivial backward) are already an output.
+    if (!isInput && target !== logits) graph.addOutput(target);
     result.push({ name: target, activation: isInput ? undefined : target, gradient: gradientName });
   }
   if (ctx.requiredOpset > graph.opset) graph.opset = ctx.requiredOpset;
