@@ -161,6 +161,39 @@ save('old11.input.npy', oi.detach().numpy())
 save('old11.logits.npy', ol.detach().numpy())
 save('old11.grad.input.npy', oi.grad.numpy())
 
+
+# 3b. Exports as most people write them: torch.onnx.export without dynamic_axes, so the input is fixed at
+#     64 px. `fixed_gap` ends in global pooling (any size works once the input is freed); `fixed_view` flattens
+#     with x.view(1, -1) into a Linear sized for 64 px (a Reshape that hard-codes the size). `dynamic_gap` is
+#     the same network as `fixed_gap` exported with dynamic axes, for comparison.
+class FixedGap(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class FixedView(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4 * 16 * 16, 5)
+
+    def forward(self, x):
+        return self.fc(self.features(x).view(1, -1))
+
+
+torch.manual_seed(11)
+for name, net, dynamic in [('fixed_gap', FixedGap(), False), ('fixed_view', FixedView(), False)]:
+    torch.onnx.export(net.eval(), torch.randn(1, 3, 64, 64), os.path.join(OUT, f'{name}.onnx'), input_names=['input'],
+                      output_names=['logits'], opset_version=13)
+torch.manual_seed(11)
+torch.onnx.export(FixedGap().eval(), torch.randn(1, 3, 64, 64), os.path.join(OUT, 'dynamic_gap.onnx'), input_names=['input'],
+                  output_names=['logits'], opset_version=13, dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}})
+
 with open(os.path.join(OUT, 'cases.json'), 'w') as f:
     json.dump({'torch': torch.__version__, 'resize': resize_cases, 'zoo': zoo_cases}, f, indent=1)
 print('wrote', OUT)

@@ -1,7 +1,7 @@
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { resizeInput } from './engine/resize.js';
-import type { OrtRuntime } from './engine/runtime.js';
+import { type OrtRuntime, QUIET } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
 import { checkClass, checkTarget, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
@@ -145,7 +145,7 @@ export class Explainer {
   private head() {
     this.headSession ??= (async () => {
       const head = buildHeadModel(this.config.model, this.layer.tensor);
-      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all' });
+      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
       const run = async (activations: FloatArray) => {
         const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
         return out[head.logits]?.data as Float32Array;

@@ -229,6 +229,54 @@ describe('cameras explain', () => {
     await rejects([...base, '--method', 'smoothgrad', '--smooth', '3'], /method 'smoothgrad' already averages over noise/);
   });
 
+  it('explains a torch.onnx.export model exported without dynamic axes at every scale, as the dynamic export', async () => {
+    const maps: Float32Array[] = [];
+    for (const name of ['fixed_gap', 'dynamic_gap']) {
+      const map = join(work, `${name}.npy`);
+      const model = resolve(FIXTURES, `torch/${name}.onnx`);
+      const run = await cameras([
+        'explain',
+        PHOTO,
+        '--model',
+        model,
+        '--resolutions',
+        '64,96,128',
+        '--class',
+        '1',
+        '--json',
+        '--save-map',
+        map,
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(JSON.parse(run.stdout).usedResolutions, [64, 96, 128]);
+      maps.push(npy(map).data);
+      rmSync(map);
+    }
+    assert.ok(difference(maps[0] as Float32Array, maps[1] as Float32Array).max <= 1e-6);
+    const fixed = resolve(FIXTURES, 'torch/fixed_gap.onnx');
+    const out = join(work, 'fixed.compare.png');
+    const compare = await cameras(['compare', PHOTO, '--model', fixed, '--methods', 'cameras,gradcam', '--out', out]);
+    assert.equal(compare.code, 0, compare.stderr);
+    rmSync(out);
+  });
+
+  it('refuses, naming the node, a fixed-size export whose graph hard-codes its size; runs it at that size', async () => {
+    const model = resolve(FIXTURES, 'torch/fixed_view.onnx');
+    await rejects(
+      ['explain', PHOTO, '--model', model, '--layer', 'features', '--resolutions', '64,96', '--out', 'x.png'],
+      /exported for 64 x 64 inputs and node '\/fc\/Gemm' fixes that size, so it cannot run at 96 x 96; re-export with torch\.onnx\.export\(\.\.\., dynamic_axes=.*or pass --resolutions 64$/,
+    );
+    const run = await cameras(['explain', PHOTO, '--model', model, '--layer', 'features', '--resolutions', '64', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const layers = await cameras(['layers', '--model', model]);
+    assert.equal(layers.code, 0, layers.stderr);
+    assert.match(layers.stdout, /shape at 64 px/);
+    assert.match(layers.stdout, /no default layer \(no global pooling before the head\): pass one of these to explain with --layer/);
+  });
+
+  it("refuses a size the model cannot take in one line, without ONNX Runtime's own log", () =>
+    rejects(['explain', PHOTO, '--resolutions', '8', '--out', 'x.png'], /cannot run on a 8 x 8 input .*too small/));
+
   it('lists the methods with what each needs', async () => {
     const run = await cameras(['methods', '--json']);
     assert.equal(run.code, 0, run.stderr);

@@ -61,9 +61,15 @@ function parseThreads(value: string): number {
 async function layersCommand(flags: { model: string; weights?: string; json?: boolean; size?: number }): Promise<void> {
   const model = await resolveModel(flags.model, flags.weights);
   const graph = OnnxGraph.fromBytes(model.bytes, model.source);
-  const size = flags.size ?? model.entry?.inputSize ?? 224;
+  const declared = graph.declaredShape(graph.inputNames[0] as string)?.[2] ?? -1;
+  const size = flags.size ?? model.entry?.inputSize ?? (declared > 0 ? declared : 224);
   const layers = listLayers(graph);
-  const fallback = model.entry?.layer ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
+  let fallback: { tensor: string; name: string } | undefined;
+  try {
+    fallback = model.entry?.layer ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
+  } catch {
+    // No global pooling before the head: every layer is listed, none is the default.
+  }
   const shapes = await probeShapes(
     ort,
     graph,
@@ -75,7 +81,7 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
     tensor: l.tensor,
     op: l.opType,
     shape: shapes.get(l.tensor) ?? null,
-    default: l.tensor === fallback.tensor && l.name === fallback.name,
+    default: l.tensor === fallback?.tensor && l.name === fallback?.name,
   }));
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
@@ -87,6 +93,7 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
     const shape = r.shape ? `[${r.shape.join(', ')}]` : '?';
     process.stdout.write(`${r.name.padEnd(width)}  ${shape.padEnd(20)} ${r.op.padEnd(9)} ${r.tensor}${r.default ? '   (default)' : ''}\n`);
   }
+  if (!fallback) process.stdout.write('no default layer (no global pooling before the head): pass one of these to explain with --layer\n');
 }
 
 async function modelsCommand(flags: { json?: boolean }): Promise<void> {

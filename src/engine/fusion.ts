@@ -3,7 +3,7 @@ import type { FloatArray } from '../io/npy.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
 import { bilinearTaps, resizePlaneBilinear, type Taps } from './resize.js';
-import type { OrtRuntime } from './runtime.js';
+import { type OrtRuntime, QUIET } from './runtime.js';
 
 export interface FusionScale {
   activation: FloatArray;

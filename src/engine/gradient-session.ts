@@ -3,7 +3,7 @@ import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
-import type { OrtRuntime, SessionOptions } from './runtime.js';
+import { type OrtRuntime, QUIET, type SessionOptions } from './runtime.js';
 import { type Target, targetSeed } from './scores.js';
 
 /** What one forward-and-backward pass returns. */
@@ -41,6 +41,7 @@ export class GradientSession {
     const session = await runtime.InferenceSession.create(graph.bytes, {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
       graphOptimizationLevel: 'all',
+      ...QUIET,
       ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
     });
     const declared = model.declaredShape(graph.logits);
@@ -75,9 +76,7 @@ export class GradientSession {
     try {
       outputs = await this.session.run(feeds);
     } catch (error) {
-      throw new CamerasError(
-        `ONNX Runtime failed on input of shape [${input.shape.join(', ')}]: ${(error as Error).message.split('\n')[0]}`,
-      );
+      throw this.explainFailure(input, (error as Error).message);
     }
     // Each output read once, then released; a name asked twice (the logits as a target) gets the same array.
     const taken = new Map<string, FloatArray>();
@@ -100,6 +99,22 @@ export class GradientSession {
         gradient: take(t.gradient),
       })),
     };
+  }
+
+  /** ONNX Runtime's failure in one line, with the fix where the model was exported for one size. */
+  private explainFailure(input: FloatArray, message: string): CamerasError {
+    const first = message.split('\n')[0]?.slice(0, 240) ?? '';
+    const [, , h, w] = input.shape as [number, number, number, number];
+    const exported = this.graph.exportedSize;
+    if (exported && (exported[0] !== h || exported[1] !== w)) {
+      const node = /node\. Name:'([^']+)'/i.exec(first)?.[1] ?? /\(([^)]+)\)/.exec(first)?.[1];
+      return new CamerasError(
+        `the model was exported for ${exported[0]} x ${exported[1]} inputs and ${node ? `node '${node}'` : 'a node'} fixes that size, so it cannot run at ${h} x ${w}; re-export with torch.onnx.export(..., dynamic_axes={'${this.graph.input}': {0: 'batch', 2: 'height', 3: 'width'}}) or pass --resolutions ${exported[0]}`,
+      );
+    }
+    const hint =
+      Math.min(h, w) < 64 ? 'the size is likely too small for its strides and pooling: use larger --resolutions' : 'check the input';
+    return new CamerasError(`the model cannot run on a ${h} x ${w} input (ONNX Runtime: ${first}); ${hint}`);
   }
 
   /** False once the model has shown it cannot run a batch (its graph bakes in batch 1). */

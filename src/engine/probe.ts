@@ -1,6 +1,6 @@
 import type { OnnxGraph } from '../onnx/graph.js';
 import { DataType, onnx } from '../onnx/proto.js';
-import type { OrtRuntime } from './runtime.js';
+import { type OrtRuntime, QUIET } from './runtime.js';
 
 /**
  * Shapes of `tensors` for one input of side `size` (zeros), found by running the model with them as
@@ -16,7 +16,7 @@ export async function probeShapes(runtime: OrtRuntime, graph: OnnxGraph, tensors
       outputs.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DataType.FLOAT } } }));
     }
   }
-  const session = await runtime.InferenceSession.create(onnx.ModelProto.encode(model).finish());
+  const session = await runtime.InferenceSession.create(onnx.ModelProto.encode(model).finish(), QUIET);
   try {
     const input = graph.inputNames[0] as string;
     const declared = graph.declaredShape(input) ?? [1, 3, size, size];

@@ -15,3 +15,9 @@ export interface SessionOptions {
   /** MaxPool back-propagates through its Indices output (default) or by comparisons (onnxruntime-web's WebGPU). */
   maxPoolIndices?: boolean;
 }
+
+/**
+ * ONNX Runtime's own log lines are silenced (fatal only): each of its errors reaches the user as our one line,
+ * and its warnings (telemetry with an unwritable HOME, unused initialisers) are noise to them.
+ */
+export const QUIET = { logSeverityLevel: 4, logVerbosityLevel: 0 } as const;

@@ -39,6 +39,8 @@ export interface GradientGraph {
   topOne?: string;
   /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the softmax probabilities instead of the logits. */
   softmax?: string;
+  /** The input's height and width when the model was exported for one size (freed here; see `relaxInputShape`). */
+  exportedSize?: [number, number];
   /** For each target: the activation output (undefined for a graph input) and its gradient output. */
   targets: { name: string; activation: string | undefined; gradient: string }[];
 }
@@ -102,18 +104,40 @@ function dependents(graph: OnnxGraph, sources: string[]): Set<string> {
 }
 
 /**
- * Declares the input's batch dimension dynamic, so images can be stacked; a model whose graph bakes
- * in batch 1 still runs one image at a time.
+ * Declares the input's batch, height and width dynamic, so images can be stacked and taken at every scale. An
+ * export without dynamic axes (torch.onnx.export's default) fixes them: they are freed, and the intermediate
+ * shapes recorded for that size are forgotten (ranks kept), so ONNX Runtime infers them anew. Returns the
+ * exported height and width when they were fixed. A model whose graph bakes a size in (a Reshape to a fixed
+ * shape) still runs at that size and fails at others, where the session names the node.
  */
-function relaxBatch(graph: OnnxGraph, input: string): void {
+function relaxInputShape(graph: OnnxGraph, input: string): [number, number] | undefined {
+  let fixed: [number, number] | undefined;
   for (const value of [...(graph.graph.input ?? []), ...(graph.graph.output ?? [])]) {
     if (value.name !== input && !graph.outputNames.includes(value.name ?? '')) continue;
-    const first = value.type?.tensorType?.shape?.dim?.[0];
-    if (first) {
-      first.dimValue = null;
-      first.dimParam = 'batch';
+    const dims = value.type?.tensorType?.shape?.dim ?? [];
+    const free = (slot: number, name: string) => {
+      const dim = dims[slot];
+      if (!dim) return;
+      dim.dimValue = null;
+      dim.dimParam = name;
+    };
+    free(0, 'batch');
+    if (value.name === input && dims.length === 4) {
+      const [h, w] = [Number(dims[2]?.dimValue ?? 0), Number(dims[3]?.dimValue ?? 0)];
+      if (h > 0 && w > 0) fixed = [h, w];
+      free(2, 'height');
+      free(3, 'width');
     }
   }
+  if (fixed) {
+    for (const value of graph.graph.valueInfo ?? []) {
+      for (const dim of value.type?.tensorType?.shape?.dim ?? []) {
+        dim.dimValue = null;
+        dim.dimParam = null;
+      }
+    }
+  }
+  return fixed;
 }
 
 /** Tensors that `sink` depends on. */
@@ -138,7 +162,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   const graph = new OnnxGraph(lifted.model);
   const input = graph.inputNames[0];
   if (!input) throw new CamerasError('the model has no input; export it again');
-  relaxBatch(graph, input);
+  const exportedSize = relaxInputShape(graph, input);
   const logits = logitsOf(graph, options.output);
   for (const target of options.targets) {
     if (!graph.producers.has(target) && !graph.inputNames.includes(target)) {
@@ -242,5 +266,13 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     result.push({ name: target, activation: isInput ? undefined : target, gradient: gradientName });
   }
   if (ctx.requiredOpset > graph.opset) graph.opset = ctx.requiredOpset;
-  return { bytes: graph.toBytes(), input, logits, seed, ...(topOne ? { topOne, softmax } : {}), targets: result };
+  return {
+    bytes: graph.toBytes(),
+    input,
+    logits,
+    seed,
+    ...(topOne ? { topOne, softmax } : {}),
+    ...(exportedSize ? { exportedSize } : {}),
+    targets: result,
+  };
 }
