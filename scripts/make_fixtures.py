@@ -207,13 +207,19 @@ import torchvision
 
 
 def save_safetensors(path, state):
+    """The layout of the safetensors package's writer (safetensors.torch.save_file): compact JSON header padded
+    with spaces to 8 bytes; tensors ordered by dtype size (largest first), then name; integer buffers such as
+    BatchNorm's num_batches_tracked kept as I64, as torch's state_dict() holds them."""
+    kinds = {torch.float32: ('F32', '<f4', 4), torch.int64: ('I64', '<i8', 8)}
+    order = sorted(state.items(), key=lambda item: (-kinds[item[1].dtype][2], item[0]))
     header, blobs, offset = {}, [], 0
-    for name, tensor in state.items():
-        data = tensor.detach().contiguous().numpy().astype('<f4').tobytes()
-        header[name] = {'dtype': 'F32', 'shape': list(tensor.shape), 'data_offsets': [offset, offset + len(data)]}
+    for name, tensor in order:
+        dtype, layout, _ = kinds[tensor.dtype]
+        data = tensor.detach().contiguous().numpy().astype(layout).tobytes()
+        header[name] = {'dtype': dtype, 'shape': list(tensor.shape), 'data_offsets': [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
-    text = json.dumps(header).encode()
+    text = json.dumps(header, separators=(',', ':')).encode()
     text += b' ' * ((8 - len(text) % 8) % 8)
     with open(path, 'wb') as f:
         f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
@@ -233,8 +239,7 @@ for arch, make in narrow.items():
         model.classifier = nn.Sequential(nn.Linear(16 * 7 * 7, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 10))
         model.eval()
     randomise_batchnorm(model)
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
-    save_safetensors(os.path.join(OUT, f'{arch}.safetensors'), state)
+    save_safetensors(os.path.join(OUT, f'{arch}.safetensors'), model.state_dict())
     for size in [224, 320]:
         # An input both sides can compute (test/models.test.ts): sin(0.37 i) over NCHW, in float32.
         x = torch.sin(torch.arange(3 * size * size, dtype=torch.float64) * 0.37).float().reshape(1, 3, size, size)

@@ -18,10 +18,13 @@ export function halfToFloat(bits: number): number {
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
+/** Integer dtypes: buffers such as step counters, skipped (no layer reads them). */
+const INTEGER_DTYPES = new Set(['I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL']);
+
 /**
  * Parses a .safetensors file (an 8-byte little-endian header length, a JSON header of
- * `{name: {dtype, shape, data_offsets}}`, then raw little-endian data). F32, F16 and BF16 tensors become
- * float32; others are refused by name.
+ * `{name: {dtype, shape, data_offsets}}`, then raw little-endian data). F64, F32, F16 and BF16 tensors become
+ * float32; integer buffers are skipped; other dtypes are refused by name.
  */
 export function parseSafetensors(bytes: Uint8Array, source = 'weights'): StateDict {
   if (bytes.length < 8) throw new CamerasError(`${source} is not a .safetensors file (too short)`);
@@ -38,7 +41,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'weights'): StateDi
   const base = 8 + headerLength;
   const weights: StateDict = new Map();
   for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
+    // Integer buffers (BatchNorm's num_batches_tracked, kept as I64 by torch's state_dict) are no weights.
+    if (name === '__metadata__' || INTEGER_DTYPES.has(entry.dtype)) continue;
     const [start, end] = entry.data_offsets;
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(count);
@@ -51,6 +55,9 @@ export function parseSafetensors(bytes: Uint8Array, source = 'weights'): StateDi
       case 'F16':
         for (let i = 0; i < count; i++) data[i] = halfToFloat(view.getUint16(at + 2 * i, true));
         break;
+      case 'F64':
+        for (let i = 0; i < count; i++) data[i] = view.getFloat64(at + 8 * i, true);
+        break;
       case 'BF16':
         for (let i = 0; i < count; i++) {
           const scratch = new DataView(new ArrayBuffer(4));
@@ -59,7 +66,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'weights'): StateDi
         }
         break;
       default:
-        throw new CamerasError(`${source}: tensor ${name} has dtype ${entry.dtype}; only F32, F16 and BF16 weights are supported`);
+        throw new CamerasError(`${source}: tensor ${name} has dtype ${entry.dtype}; only F64, F32, F16 and BF16 weights are supported`);
     }
     weights.set(name, { shape: entry.shape, data });
   }
