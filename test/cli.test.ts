@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { availableParallelism, tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { formatNpy } from '../src/io/npy.js';
@@ -419,6 +419,46 @@ describe('pictures and many inputs', () => {
     rmSync(folder, { recursive: true });
     rmSync(pictures, { recursive: true });
   });
+
+  it('goes on past a bad image in a folder, creates --out-dir, skips its own outputs, times each image alone', async () => {
+    const folder = join(work, 'mixed');
+    const pictures = join(work, 'new/maps');
+    mkdirSync(folder);
+    copyFileSync(PHOTO, join(folder, 'a.png'));
+    writeFileSync(join(folder, 'b.jpg'), 'not a jpeg');
+    copyFileSync(PHOTO, join(folder, 'c.png'));
+    copyFileSync(PHOTO, join(folder, 'a.cameras.png')); // written by an earlier run
+    const began = performance.now();
+    const run = await cameras(['explain', folder, '--out-dir', pictures, '--json', '--resolutions', '224']);
+    const wall = (performance.now() - began) / 1000;
+    assert.equal(run.code, 2, 'a failure gives a non-zero exit at the end');
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; error?: string; seconds?: number });
+    assert.deepEqual(
+      lines.map((l) => [basename(l.image), l.error === undefined]),
+      [
+        ['a.png', true],
+        ['b.jpg', false],
+        ['c.png', true],
+      ],
+    );
+    assert.match(lines[1]?.error ?? '', /cannot decode image/);
+    assert.deepEqual(readdirSync(pictures).sort(), ['a.cameras.png', 'c.cameras.png']);
+    const stderr = run.stderr.trim().split('\n');
+    assert.equal(stderr.length, 2, run.stderr);
+    assert.match(stderr[0] as string, /b\.jpg: cannot decode image/);
+    assert.match(stderr[1] as string, /1 of 3 images failed/);
+    // Each image reports its own time: times counted from the process start would add up past the wall time.
+    const times = lines.filter((l) => l.seconds !== undefined).map((l) => l.seconds as number);
+    assert.ok(times.reduce((a, b) => a + b, 0) < wall, `${times} vs ${wall} s`);
+    rmSync(folder, { recursive: true });
+    rmSync(join(work, 'new'), { recursive: true });
+  });
+
+  it('refuses more threads than cores', () =>
+    rejects(['explain', PHOTO, '--threads', String(availableParallelism() + 1)], /this machine has \d+ cores; give at most/));
 
   it('compares two models side by side', async () => {
     const out = join(work, 'models.png');

@@ -1,4 +1,4 @@
-import { access, constants, readdir, stat } from 'node:fs/promises';
+import { access, constants, mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
@@ -54,7 +54,12 @@ export interface ExplainFlags {
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
-/** Files, folders (their images, sorted) and simple globs (`photos/*.jpg`) to image paths. */
+/** Pictures this tool wrote (`photo.cameras.png`, `photo.compare.png`): a rerun over a folder does not explain them. */
+function isOwnOutput(name: string): boolean {
+  return /\.(cameras|compare)\.png$/i.test(name);
+}
+
+/** Files, folders (their images, sorted, our own outputs left out) and simple globs (`photos/*.jpg`) to image paths. */
 export async function expandImages(specs: string[]): Promise<string[]> {
   const paths: string[] = [];
   for (const spec of specs) {
@@ -70,14 +75,14 @@ export async function expandImages(specs: string[]): Promise<string[]> {
       const names = await readdir(folder).catch(() => {
         throw new CamerasError(`cannot read folder ${folder} of pattern ${spec}; check the path`);
       });
-      const matched = names.filter((n) => pattern.test(n)).sort();
+      const matched = names.filter((n) => pattern.test(n) && !isOwnOutput(n)).sort();
       if (matched.length === 0) throw new CamerasError(`no file matches ${spec}`);
       paths.push(...matched.map((n) => join(folder, n)));
       continue;
     }
     const info = await stat(spec).catch(() => undefined);
     if (info?.isDirectory()) {
-      const names = (await readdir(spec)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort();
+      const names = (await readdir(spec)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase()) && !isOwnOutput(n)).sort();
       if (names.length === 0) throw new CamerasError(`folder ${spec} has no JPEG, PNG or WebP image`);
       paths.push(...names.map((n) => join(spec, n)));
     } else {
@@ -183,7 +188,6 @@ function describe(model: LoadedModel, result: ExplainResult, multipleModels: boo
 }
 
 export async function explainCommand(images: string[], flags: ExplainFlags): Promise<void> {
-  const started = performance.now();
   if (images.length === 0 && !flags.input) throw new CamerasError('give an image file or --input <tensor.npy>');
   if (images.length > 0 && flags.input) throw new CamerasError('give either images or --input, not both');
   if (flags.opacity !== undefined && !(flags.opacity >= 0 && flags.opacity <= 1))
@@ -201,7 +205,10 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     if (!path || (!many && (flags.saveMap || flags.json))) return undefined;
     return join(flags.outDir ?? '.', `${basename(path, extname(path))}.cameras.png`);
   };
-  if (flags.outDir) await checkWritable(join(flags.outDir, 'x'));
+  if (flags.outDir) {
+    await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
+    await checkWritable(join(flags.outDir, 'x'));
+  }
   for (const path of [outputFor(paths[0]), flags.saveMap]) if (path) await checkWritable(path);
 
   const models: LoadedModel[] = [];
@@ -229,44 +236,65 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     : undefined;
   const jobs = models.length * (flags.classes?.length ?? flags.top ?? 1) * Math.max(paths.length, 1);
   // Each explain is 100 steps of the bar, advanced by the method's own progress (scales, samples, channels).
-  bar?.start(jobs * 100, 0, { image: '', job: 0, jobs });
   let job = 0;
+  const explainImage = async (path: string | undefined) => {
+    const started = performance.now();
+    const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
+    const rows: PanelRow[] = [];
+    const results: { model: LoadedModel; result: ExplainResult }[] = [];
+    for (const model of models) {
+      const tensor = picture ? preprocess(picture, model.preset, model.size) : await readNpyFile(flags.input as string);
+      for (const cls of await classesFor(flags, model, tensor)) {
+        const base = job++ * 100;
+        bar?.update(base, { image: path ? basename(path) : 'tensor', job });
+        const result = await explainWithFlags(model.explainer, tensor, {
+          ...methodOptions(flags, model),
+          classIndex: cls,
+          onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
+        });
+        results.push({ model, result });
+        if (picture)
+          rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
+      }
+    }
+    const first = results[0] as { model: LoadedModel; result: ExplainResult };
+    const out = outputFor(path);
+    if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
+    if (out) {
+      const pictureOptions = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
+      const png = panel && picture ? await renderPanel(rows, pictureOptions) : await overlayWithBar(first.result, picture, pictureOptions);
+      await writeFileAtomic(out, png);
+    }
+    // Each image's own time: reading it, explaining it, writing its outputs.
+    return () => report(flags, results, path, out, many, (performance.now() - started) / 1000);
+  };
+  let failed = 0;
   try {
     for (const path of paths.length > 0 ? paths : [undefined]) {
-      const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
-      const rows: PanelRow[] = [];
-      const results: { model: LoadedModel; result: ExplainResult }[] = [];
-      for (const model of models) {
-        const tensor = picture ? preprocess(picture, model.preset, model.size) : await readNpyFile(flags.input as string);
-        for (const cls of await classesFor(flags, model, tensor)) {
-          const base = job++ * 100;
-          bar?.update(base, { image: path ? basename(path) : 'tensor', job });
-          const result = await explainWithFlags(model.explainer, tensor, {
-            ...methodOptions(flags, model),
-            classIndex: cls,
-            onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
-          });
-          results.push({ model, result });
-          if (picture)
-            rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
-        }
-      }
-      const first = results[0] as { model: LoadedModel; result: ExplainResult };
-      const out = outputFor(path);
-      if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
-      if (out) {
-        const pictureOptions = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
-        const png =
-          panel && picture ? await renderPanel(rows, pictureOptions) : await overlayWithBar(first.result, picture, pictureOptions);
-        await writeFileAtomic(out, png);
+      bar?.start(jobs * 100, job * 100, { image: path ? basename(path) : 'tensor', job, jobs });
+      let printReport: (() => void) | undefined;
+      let failure: CamerasError | undefined;
+      try {
+        printReport = await explainImage(path);
+      } catch (error) {
+        // In a run over many images one bad image is reported and skipped; the rest still run.
+        if (!many || !(error instanceof CamerasError)) throw error;
+        failure = error;
+        failed++;
+        job = (paths.indexOf(path as string) + 1) * (jobs / paths.length);
       }
       bar?.stop();
-      report(flags, results, path, out, many, (performance.now() - started) / 1000);
+      printReport?.();
+      if (failure) {
+        process.stderr.write(`cameras: error: ${path}: ${failure.message}\n`);
+        if (flags.json) process.stdout.write(`${JSON.stringify({ image: path, error: failure.message })}\n`);
+      }
     }
   } finally {
     bar?.stop();
     for (const model of models) await model.explainer.dispose();
   }
+  if (failed > 0) throw new CamerasError(`${failed} of ${paths.length} images failed (each named above); the others were written`);
 }
 
 function report(
