@@ -116,6 +116,8 @@ export class Explainer {
 
   static async create(runtime: OrtRuntime, config: ExplainerConfig): Promise<Explainer> {
     const graph = OnnxGraph.fromBytes(config.model, config.source);
+    if (config.layer !== undefined && config.layer.trim() === '')
+      throw new CamerasError("the layer name is empty; give one ('cameras layers' lists them) or leave it out for the default");
     const layer = config.layer ? resolveLayer(graph, config.layer) : defaultLayer(graph);
     const input = graph.inputNames[0];
     const channels = input ? graph.declaredShape(input)?.[1] : undefined;

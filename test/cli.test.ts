@@ -457,6 +457,25 @@ describe('pictures and many inputs', () => {
     rmSync(join(work, 'new'), { recursive: true });
   });
 
+  it('refuses garbage in: a NaN or infinite input, a layer with no spatial map, an empty layer name', async () => {
+    const input = npy(INPUT);
+    input.data[7] = Number.NaN;
+    writeFileSync(join(work, 'nan.npy'), formatNpy(input));
+    await rejects(
+      ['explain', '--input', join(work, 'nan.npy'), '--model', MODEL, '--json'],
+      /input tensor has a non-finite value \(NaN\) at index 7/,
+    );
+    input.data[7] = Number.POSITIVE_INFINITY;
+    writeFileSync(join(work, 'nan.npy'), formatNpy(input));
+    await rejects(
+      ['explain', '--input', join(work, 'nan.npy'), '--model', MODEL, '--json'],
+      /input tensor has a non-finite value \(Infinity\)/,
+    );
+    rmSync(join(work, 'nan.npy'));
+    await rejects(['explain', PHOTO, '--layer', 'dense_1', '--out', 'x.png'], /output has shape \[1, 256\], not a spatial map/);
+    await rejects(['explain', PHOTO, '--layer', '', '--out', 'x.png'], /the layer name is empty/);
+  });
+
   it('refuses more threads than cores', () =>
     rejects(['explain', PHOTO, '--threads', String(availableParallelism() + 1)], /this machine has \d+ cores; give at most/));
 

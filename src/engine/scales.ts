@@ -23,6 +23,11 @@ export function validateImageTensor(input: FloatArray, channels: number | undefi
     );
   }
   if (input.data.length !== n * (c as number) * h * w) throw new CamerasError('input tensor data does not match its shape');
+  const bad = input.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0)
+    throw new CamerasError(
+      `input tensor has a non-finite value (${input.data[bad]}) at index ${bad}; every value must be a finite number: check how it was made`,
+    );
 }
 
 /**

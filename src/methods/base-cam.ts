@@ -80,6 +80,10 @@ export function elementwise(layer: LayerTensors, f: (a: number, g: number) => nu
 export function layerTensors(pass: { targets: { activation?: FloatArray; gradient: FloatArray }[] }, method: string) {
   const target = pass.targets[0];
   if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
+  if (target.activation.shape.length !== 4)
+    throw new CamerasError(
+      `the target layer's output has shape [${target.activation.shape.join(', ')}], not a spatial map [N, C, H, W]; choose a convolutional layer ('cameras layers' lists them)`,
+    );
   const [, channels, h, w] = target.activation.shape as [number, number, number, number];
   return { activation: target.activation, gradient: target.gradient, channels, h, w };
 }

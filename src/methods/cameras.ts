@@ -2,8 +2,8 @@ import type { FusionScale } from '../engine/fusion.js';
 import { minMax, type RawMap, relu, type SaliencyMap } from '../engine/postprocess.js';
 import { bilinearTaps, horizontal, resizeInput, type Taps, vertical } from '../engine/resize.js';
 import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
-import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
+import { layerTensors } from './base-cam.js';
 import { type CommonOptions, type MethodContext, type MethodOutput, plane, type SaliencyMethod, type ScaleOptions } from './method.js';
 
 /** CAMERAS' options: its resolutions, and each fused resolution's map alone on request. */
@@ -102,10 +102,8 @@ async function camerasBatch(
       const passes = await context.layer.runEach(scaled, requested, options.target);
       passes.forEach((pass, k) => {
         const state = states[start + k] as (typeof states)[number];
-        if (!state.rule.keep(r, pass.logits.data)) return;
-        const target = pass.targets[0];
-        if (!target?.activation) throw new CamerasError('CAMERAS needs an intermediate layer as target, not the input');
-        state.kept.push({ activation: target.activation, gradient: target.gradient });
+        const { activation, gradient } = layerTensors(pass, 'CAMERAS');
+        if (state.rule.keep(r, pass.logits.data)) state.kept.push({ activation, gradient });
       });
       progress.done += scaled.length;
       options.onProgress?.(progress.done, progress.total);
