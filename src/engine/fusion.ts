@@ -115,6 +115,7 @@ export class FusionEngine {
     if (!session) {
       session = this.runtime.InferenceSession.create(buildGramModel(geometry, size), {
         graphOptimizationLevel: 'all',
+        ...QUIET,
         ...(this.threads ? { intraOpNumThreads: this.threads, interOpNumThreads: 1 } : {}),
       });
       this.sessions.set(key, session);
