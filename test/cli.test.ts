@@ -63,9 +63,9 @@ function modelWithElu(): string {
 }
 
 /** Bad input: a non-zero exit, exactly one line on stderr naming the problem, nothing on stdout, no file written. */
-async function rejects(args: string[], pattern: RegExp, code = 2): Promise<void> {
+async function rejects(args: string[], pattern: RegExp, code = 2, env: Record<string, string> = {}): Promise<void> {
   const before = new Set(readdirSync(work));
-  const run = await cameras(args, work);
+  const run = await cameras(args, work, env);
   assert.equal(run.code, code, `exit code for ${args.join(' ')}: ${run.stderr}`);
   const lines = run.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line on stderr, got: ${run.stderr}`);
@@ -588,6 +588,57 @@ describe('models by URL', () => {
     assert.equal((JSON.parse(second.stdout) as { class: number }).class, (JSON.parse(first.stdout) as { class: number }).class);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^cameras: error: cannot download http:\/\/127\.0\.0\.1:\d+\/models\/absent\.onnx \(HTTP 404\)/);
+  });
+
+  it('never caches a bad download, re-fetches a corrupt cache entry, and gives up on a silent server', async () => {
+    const served = readFileSync(MODEL);
+    let mode: 'html' | 'short' | 'silent' | 'model' = 'html';
+    let requests = 0;
+    const server = createServer((_request, response) => {
+      requests++;
+      if (mode === 'html') response.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Sign in</body></html>');
+      else if (mode === 'short') {
+        response.writeHead(200, { 'content-length': served.length });
+        response.write(served.subarray(0, 1000));
+        setTimeout(() => response.destroy(), 50);
+      } else if (mode === 'model') response.writeHead(200, { 'content-length': served.length }).end(served);
+      // silent: never answers
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bad/mini.onnx`;
+    const args = ['explain', '--input', INPUT, '--model', url, '--layer', 'layer4', '--resolutions', '224', '--json'];
+    try {
+      await rejects(args, /the download of http:.*mini\.onnx is not a usable model: .*is not a valid ONNX model/);
+      mode = 'short';
+      await rejects(args, /the download of http:.*mini\.onnx (was cut short|broke off)/);
+      mode = 'silent';
+      await rejects([...args], /no answer in 0\.3 s/, 2, { CAMERAS_DOWNLOAD_TIMEOUT_MS: '300' });
+      mode = 'model';
+      const good = await cameras(args);
+      assert.equal(good.code, 0, good.stderr);
+      // Truncate the cached copy: the next run fetches it again instead of failing for good.
+      const downloads = join(cache, 'downloads');
+      const cachedFile = join(downloads, readdirSync(downloads).find((f) => f.endsWith('mini.onnx')) as string);
+      writeFileSync(cachedFile, readFileSync(cachedFile).subarray(0, 500));
+      const before = requests;
+      const again = await cameras(args);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(requests, before + 1, 'fetched again');
+      assert.equal(readFileSync(cachedFile).length, served.length);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+  });
+
+  it('converts a zoo model again when its cached file is corrupt', async () => {
+    const cached = join(cache, 'nsfwjs_mobilenet_v2.onnx');
+    const run = await cameras(['explain', PHOTO, '--json', '--resolutions', '224']);
+    assert.equal(run.code, 0, run.stderr);
+    writeFileSync(cached, readFileSync(cached).subarray(0, 1000));
+    const again = await cameras(['explain', PHOTO, '--json', '--resolutions', '224']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(statSync(cached).size > 1e6, 'the cache holds the whole model again');
   });
 
   it('refuses an unreachable URL in one line', async () => {

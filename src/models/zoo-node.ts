@@ -1,8 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CamerasError } from '../errors.js';
+import { OnnxGraph } from '../onnx/graph.js';
 import { downloadOnce } from './download-node.js';
 import { buildInception } from './inception.js';
 import { buildResnet } from './resnet.js';
@@ -63,13 +64,25 @@ async function convertNsfwjs(name: string): Promise<Uint8Array> {
   return convertTfjsModel(json, decodeTfjsWeights(json, shards));
 }
 
-/** A zoo model's ONNX bytes: from the cache, else converted and cached (written whole, then renamed). */
+/** Throws the parser's one-line error when the bytes are not an ONNX model. */
+function validOnnx(bytes: Uint8Array, source: string): void {
+  OnnxGraph.fromBytes(bytes, source);
+}
+
+/**
+ * A zoo model's ONNX bytes: from the cache, else converted and cached (written whole, then renamed). A cached
+ * file that does not parse (cut short, overwritten) is converted again.
+ */
 export async function loadZooModel(entry: ZooEntry): Promise<Uint8Array> {
   const file = join(cacheDir(), `${entry.name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`);
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch {
-    // not cached yet
+  const cached = await readFile(file).catch(() => undefined);
+  if (cached) {
+    try {
+      validOnnx(new Uint8Array(cached), file);
+      return new Uint8Array(cached);
+    } catch {
+      await rm(file, { force: true });
+    }
   }
   const bytes = await convertNsfwjs(entry.name);
   try {
@@ -138,14 +151,14 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
   if (entry?.needsWeights)
     return { bytes: await buildTorchvision(entry, weights), entry: { ...entry, labels: await imagenetLabels() }, source: spec };
   if (entry?.url) {
-    const bytes = await downloadOnce(entry.url, join(cacheDir(), 'downloads'));
+    const bytes = await downloadOnce(entry.url, join(cacheDir(), 'downloads'), { validate: validOnnx });
     return { bytes, entry: { ...entry, labels: entry.labels.length ? entry.labels : await imagenetLabels() }, source: spec };
   }
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
   if (/^https?:\/\//.test(spec)) {
     if (!spec.endsWith('.onnx'))
       throw new CamerasError(`${spec}: only .onnx files download by URL; download other formats yourself and pass the file`);
-    return { bytes: await downloadOnce(spec, join(cacheDir(), 'downloads')), source: spec };
+    return { bytes: await downloadOnce(spec, join(cacheDir(), 'downloads'), { validate: validOnnx }), source: spec };
   }
   if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
   if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {
