@@ -196,7 +196,7 @@ export class Explainer {
     for (const out of outputs) {
       if (out.classIndex === contrast)
         throw new CamerasError(
-          `the top-1 class ${contrast} is the contrast class, so there is nothing to explain; give a class (--class) or contrast with another`,
+          `the top-1 class ${contrast} is the contrast class, so there is nothing to explain; give a 'classIndex' or contrast with another class`,
         );
     }
     return outputs.map((out) => {

@@ -264,7 +264,7 @@ describe('cameras explain', () => {
     const model = resolve(FIXTURES, 'torch/fixed_view.onnx');
     await rejects(
       ['explain', PHOTO, '--model', model, '--layer', 'features', '--resolutions', '64,96', '--out', 'x.png'],
-      /exported for 64 x 64 inputs and node '\/fc\/Gemm' fixes that size, so it cannot run at 96 x 96; re-export with torch\.onnx\.export\(\.\.\., dynamic_axes=.*or pass --resolutions 64$/,
+      /exported for 64 x 64 inputs and node '\/fc\/Gemm' fixes that size, so it cannot run at 96 x 96; re-export with torch\.onnx\.export\(\.\.\., dynamic_axes=.*or keep to that size: --resolutions 64$/,
     );
     const run = await cameras(['explain', PHOTO, '--model', model, '--layer', 'features', '--resolutions', '64', '--json']);
     assert.equal(run.code, 0, run.stderr);
@@ -474,6 +474,70 @@ describe('pictures and many inputs', () => {
     rmSync(join(work, 'nan.npy'));
     await rejects(['explain', PHOTO, '--layer', 'dense_1', '--out', 'x.png'], /output has shape \[1, 256\], not a spatial map/);
     await rejects(['explain', PHOTO, '--layer', '', '--out', 'x.png'], /the layer name is empty/);
+  });
+
+  it('writes the format --out names, refuses flags that would do nothing, lists every zoo name when a name is unknown', async () => {
+    const jpeg = join(work, 'o.jpg');
+    const run = await cameras(['explain', PHOTO, '--resolutions', '224', '--out', jpeg]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await sharp(jpeg).metadata()).format, 'jpeg');
+    rmSync(jpeg);
+    await rejects(['explain', PHOTO, '--out', 'o.gif'], /--out o\.gif: name a \.png, \.jpg or \.webp file/);
+    await rejects(['explain', PHOTO, '--top', '2', '--class', '1'], /give --top or --class\/--classes, not both/);
+    await rejects(['explain', PHOTO, '--weights', 'w.safetensors'], /--weights is the state dict of a torchvision:<arch> model/);
+    await rejects(['explain', PHOTO, '--model', 'nope:thing'], /unknown model 'nope:thing'.*torchvision:resnet50.*onnx:resnet50-v1-7/);
+    const help = await cameras(['compare', '--help']);
+    assert.match(help.stdout.replace(/\s+/g, ' '), /\(default: cameras,gradcam,gradcampp,layercam,normgrad,gradient,smoothgrad\)/);
+    const graphModel = join(work, 'graph');
+    mkdirSync(graphModel);
+    writeFileSync(
+      join(graphModel, 'model.json'),
+      JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }),
+    );
+    await rejects(
+      ['explain', PHOTO, '--model', join(graphModel, 'model.json'), '--out', 'x.png'],
+      /is a TF\.js graph model; only TF\.js layers models convert/,
+    );
+    rmSync(graphModel, { recursive: true });
+  });
+
+  it('takes ImageNet labels for a plain 1000-class model, saying they are assumed', async () => {
+    const g = OnnxGraph.empty('thousand', 13);
+    g.addInput('input', DataType.FLOAT, [1, 3, 'h', 'w']);
+    const w = g.addConstant(
+      'w',
+      Float32Array.from({ length: 4 * 27 }, (_, i) => Math.sin(i)),
+      [4, 3, 3, 3],
+    );
+    g.addNode('Conv', ['input', w], { pads: [1, 1, 1, 1] }, { outputs: ['features'], name: '/features/Conv' });
+    const [relu] = g.addNode('Relu', ['features'], {}, { name: '/relu/Relu' });
+    const [pooled] = g.addNode('GlobalAveragePool', [relu as string]);
+    const [flat] = g.addNode('Flatten', [pooled as string]);
+    const fc = g.addConstant(
+      'fc',
+      Float32Array.from({ length: 1000 * 4 }, (_, i) => Math.cos(i)),
+      [1000, 4],
+    );
+    g.addNode('Gemm', [flat as string, fc], { transB: 1 }, { outputs: ['logits'] });
+    g.addOutput('logits');
+    const model = join(work, 'thousand.onnx');
+    writeFileSync(model, g.toBytes());
+    const run = await cameras([
+      'explain',
+      PHOTO,
+      '--model',
+      model,
+      '--class',
+      'tabby',
+      '--resolutions',
+      '224',
+      '--out',
+      join(work, 't.png'),
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /class 281 \(tabby, ImageNet label assumed\)/);
+    rmSync(model);
+    rmSync(join(work, 't.png'));
   });
 
   it('refuses more threads than cores', () =>

@@ -76,7 +76,7 @@ describe('fusion', () => {
 });
 
 describe('image decoding', () => {
-  it('turns a photo upright by its EXIF orientation and reads WebP', async () => {
+  it('turns a photo upright by its EXIF orientation, reads WebP, composites transparency on white', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'cameras-images-'));
     try {
       const pixels = Buffer.alloc(40 * 20 * 3, 200);
@@ -92,6 +92,14 @@ describe('image decoding', () => {
         .toFile(join(folder, 'photo.webp'));
       const webp = await readImage(join(folder, 'photo.webp'));
       assert.deepEqual([webp.width, webp.height, webp.data[0]], [40, 20, 200]);
+      // A transparent PNG whose hidden colour is red: seen as a viewer shows it, white.
+      const rgba = Buffer.alloc(4 * 4 * 4);
+      for (let i = 0; i < 16; i++) rgba.set([255, 0, 0, 0], 4 * i);
+      await sharp(rgba, { raw: { width: 4, height: 4, channels: 4 } })
+        .png()
+        .toFile(join(folder, 'clear.png'));
+      const clear = await readImage(join(folder, 'clear.png'));
+      assert.deepEqual([...clear.data.subarray(0, 3)], [255, 255, 255]);
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }

@@ -2,6 +2,7 @@ import { access, constants, mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
 import type { CamPostprocess } from '../engine/postprocess.js';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { parseTarget, type Target, topK } from '../engine/scores.js';
@@ -15,7 +16,7 @@ import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
 import { methodByName } from '../methods/registry.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
-import { resolveModel } from '../models/zoo-node.js';
+import { imagenetLabels, resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
 
@@ -92,6 +93,14 @@ export async function expandImages(specs: string[]): Promise<string[]> {
   return paths;
 }
 
+/** The picture in the format its file name asks for: PNG as made, JPEG or WebP converted (at quality 95). */
+async function inFormatOf(path: string, png: Uint8Array): Promise<Uint8Array> {
+  const extension = extname(path).toLowerCase();
+  if (extension === '.png') return png;
+  const image = sharp(png);
+  return new Uint8Array(await (extension === '.webp' ? image.webp({ quality: 95 }) : image.jpeg({ quality: 95 })).toBuffer());
+}
+
 /** Fails before any work when an output could not be written. */
 export async function checkWritable(path: string): Promise<void> {
   try {
@@ -104,16 +113,39 @@ export async function checkWritable(path: string): Promise<void> {
 interface LoadedModel {
   spec: string;
   entry?: ZooEntry;
+  /** Class names: the zoo entry's, or ImageNet's assumed for a plain 1000-class model. */
+  labels?: readonly string[];
+  labelsAssumed?: boolean;
   explainer: Explainer;
   resolutions: number[];
   preset: ReturnType<typeof presetByName>;
   size: number;
 }
 
+/** A zoo model's labels; for a plain model with 1000 outputs, ImageNet's, said to be assumed. */
+async function labelsFor(
+  entry: ZooEntry | undefined,
+  explainer: Explainer,
+  size: number,
+): Promise<{ labels?: readonly string[]; labelsAssumed?: boolean }> {
+  if (entry?.labels.length) return { labels: entry.labels };
+  // A model that does not declare its class count tells it on one small forward pass.
+  const channels = explainer.inputChannels ?? 3;
+  const classes =
+    explainer.classCount ??
+    (await explainer.logits({ data: new Float32Array(channels * size * size), shape: [1, channels, size, size] })).length;
+  if (classes === 1000) return { labels: await imagenetLabels(), labelsAssumed: !entry };
+  return {};
+}
+
 function classIndex(value: string, model: LoadedModel): number {
-  const found = classByName(value, model.entry?.labels);
+  const found = classByName(value, model.labels);
   if (found === undefined) {
-    const labels = model.entry ? ` or one of: ${model.entry.labels.join(', ')}` : ' (this model has no labels)';
+    const labels = model.labels
+      ? model.labels.length > 20
+        ? ` or a label of ${model.labelsAssumed ? 'ImageNet (assumed for this 1000-class model)' : 'the model'} ('cameras models' lists where they come from)`
+        : ` or one of: ${model.labels.join(', ')}`
+      : ' (this model has no labels)';
     throw new CamerasError(`unknown class '${value}'; give an index${labels}`);
   }
   return found;
@@ -130,6 +162,7 @@ async function classesFor(flags: ExplainFlags, model: LoadedModel, tensor: Float
 
 /** The CLI flag of each library option, so errors and listings speak the user's language. */
 export const OPTION_FLAGS: Readonly<Record<string, string>> = {
+  classIndex: '--class',
   resolutions: '--resolutions',
   perScale: '--scales',
   postprocess: '--postprocess',
@@ -182,9 +215,11 @@ function methodOptions(flags: ExplainFlags, model: LoadedModel): ExplainOptions 
 }
 
 function describe(model: LoadedModel, result: ExplainResult, multipleModels: boolean): string {
-  const label = model.entry?.labels[result.classIndex];
+  const label = model.labels?.[result.classIndex];
   const cls = `class ${result.classIndex}${label ? ` (${label})` : ''}`;
-  return `${multipleModels ? `${model.spec}: ` : ''}${cls}, p = ${result.classProbability.toFixed(3)}${result.empty ? ', empty map' : ''}`;
+  const what = result.method === 'cameras' ? '' : `${result.method}, `;
+  const target = result.target === 'logit' ? '' : `${result.target}, `;
+  return `${multipleModels ? `${model.spec}: ` : ''}${what}${target}${cls}, p = ${result.classProbability.toFixed(3)}${result.empty ? ', empty map' : ''}`;
 }
 
 export async function explainCommand(images: string[], flags: ExplainFlags): Promise<void> {
@@ -198,7 +233,13 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     throw new CamerasError('--out and --save-map name one file: with several images, use --out-dir');
   if (flags.input && (flags.models?.length ?? 0) > 1)
     throw new CamerasError('--models needs an image: each model preprocesses it its own way');
+  if (flags.top !== undefined && (flags.class !== undefined || flags.classes))
+    throw new CamerasError('--top picks the classes itself: give --top or --class/--classes, not both');
+  if (flags.class !== undefined && flags.classes) throw new CamerasError('give --class or --classes, not both');
   const modelSpecs = flags.models ?? [flags.model];
+  if (flags.weights && !modelSpecs.some((spec) => spec.startsWith('torchvision:')))
+    throw new CamerasError('--weights is the state dict of a torchvision:<arch> model; this model does not take it');
+  if (flags.out && !/\.(png|jpe?g|webp)$/i.test(flags.out)) throw new CamerasError(`--out ${flags.out}: name a .png, .jpg or .webp file`);
   const panel = !!(flags.panel || flags.scales || flags.classes || flags.top || modelSpecs.length > 1);
   const outputFor = (path: string | undefined): string | undefined => {
     if (flags.out) return flags.out;
@@ -224,6 +265,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     models.push({
       spec,
       entry: model.entry,
+      ...(await labelsFor(model.entry, explainer, model.entry?.inputSize ?? preset.size)),
       explainer,
       preset,
       size: model.entry?.inputSize ?? preset.size,
@@ -263,7 +305,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     if (out) {
       const pictureOptions = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
       const png = panel && picture ? await renderPanel(rows, pictureOptions) : await overlayWithBar(first.result, picture, pictureOptions);
-      await writeFileAtomic(out, png);
+      await writeFileAtomic(out, await inFormatOf(out, png));
     }
     // Each image's own time: reading it, explaining it, writing its outputs.
     return () => report(flags, results, path, out, many, (performance.now() - started) / 1000);
@@ -327,7 +369,9 @@ function report(
   if (flags.quiet) return;
   const lines: string[] = [];
   for (const { model, result } of results) {
-    const label = model.entry?.labels[result.classIndex];
+    const label = model.labels?.[result.classIndex]
+      ? `${model.labels[result.classIndex]}${model.labelsAssumed ? ', ImageNet label assumed' : ''}`
+      : undefined;
     lines.push(
       `${many ? `${path}: ` : ''}class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${model.explainer.layer.name}${results.length > 1 || flags.models ? ` of ${model.spec}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
     );
@@ -370,6 +414,7 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   const loaded: LoadedModel = {
     spec: flags.model,
     entry: model.entry,
+    ...(await labelsFor(model.entry, explainer, model.entry?.inputSize ?? preset.size)),
     explainer,
     preset,
     size: model.entry?.inputSize ?? preset.size,

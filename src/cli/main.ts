@@ -43,6 +43,9 @@ function parseOpacity(value: string): number {
   return v;
 }
 
+/** What `cameras compare` shows by default: CAMERAS and one method of each family. */
+const COMPARED = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'normgrad', 'gradient', 'smoothgrad'];
+
 function parseFraction(value: string): number {
   const v = Number(value);
   if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
@@ -227,15 +230,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .command('compare')
     .description('explain one photo with several methods into one picture, with their timings')
     .argument('<image>', 'JPEG, PNG or WebP photo')
-    .option('--methods <list>', 'methods to compare', parseList, [
-      'cameras',
-      'gradcam',
-      'gradcampp',
-      'layercam',
-      'normgrad',
-      'gradient',
-      'smoothgrad',
-    ])
+    .addOption(new Option('--methods <list>', 'methods to compare').argParser(parseList).default(COMPARED, COMPARED.join(',')))
     .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
     .option('--layer <name>', "target layer for the CAM methods; default: the model's")

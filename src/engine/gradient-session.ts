@@ -109,11 +109,11 @@ export class GradientSession {
     if (exported && (exported[0] !== h || exported[1] !== w)) {
       const node = /node\. Name:'([^']+)'/i.exec(first)?.[1] ?? /\(([^)]+)\)/.exec(first)?.[1];
       return new CamerasError(
-        `the model was exported for ${exported[0]} x ${exported[1]} inputs and ${node ? `node '${node}'` : 'a node'} fixes that size, so it cannot run at ${h} x ${w}; re-export with torch.onnx.export(..., dynamic_axes={'${this.graph.input}': {0: 'batch', 2: 'height', 3: 'width'}}) or pass --resolutions ${exported[0]}`,
+        `the model was exported for ${exported[0]} x ${exported[1]} inputs and ${node ? `node '${node}'` : 'a node'} fixes that size, so it cannot run at ${h} x ${w}; re-export with torch.onnx.export(..., dynamic_axes={'${this.graph.input}': {0: 'batch', 2: 'height', 3: 'width'}}) or keep to that size: 'resolutions' ${exported[0]}`,
       );
     }
     const hint =
-      Math.min(h, w) < 64 ? 'the size is likely too small for its strides and pooling: use larger --resolutions' : 'check the input';
+      Math.min(h, w) < 64 ? "the size is likely too small for its strides and pooling: use larger 'resolutions'" : 'check the input';
     return new CamerasError(`the model cannot run on a ${h} x ${w} input (ONNX Runtime: ${first}); ${hint}`);
   }
 

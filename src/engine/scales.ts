@@ -6,11 +6,10 @@ import { probabilityOf, topOne } from './scores.js';
 export const DEFAULT_RESOLUTIONS: readonly number[] = [224, 324, 424, 524, 624, 724, 824, 924];
 
 export function validateResolutions(resolutions: readonly number[]): void {
-  if (resolutions.length === 0)
-    throw new CamerasError('the resolution list is empty; give at least one size, e.g. --resolutions 224,324,424');
+  if (resolutions.length === 0) throw new CamerasError("the 'resolutions' list is empty; give at least one size, e.g. 224, 324, 424");
   for (const r of resolutions) {
     if (!Number.isInteger(r) || r < 8 || r > 4096) {
-      throw new CamerasError(`resolution ${r} is not an integer between 8 and 4096; e.g. --resolutions 224,324,424`);
+      throw new CamerasError(`resolution ${r} is not an integer between 8 and 4096; give sizes such as 224, 324, 424`);
     }
   }
 }

@@ -14,7 +14,7 @@ export function maxPixels(): number {
 
 /**
  * Decodes a JPEG, PNG or WebP file to RGB bytes, turned upright by its EXIF orientation (as OpenCV's
- * imread does), alpha dropped. Node only: browsers decode with a canvas.
+ * imread does), transparency composited on white. Node only: browsers decode with a canvas.
  */
 export async function readImage(path: string): Promise<RgbImage> {
   let bytes: Buffer;
@@ -28,7 +28,8 @@ export async function readImage(path: string): Promise<RgbImage> {
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels() })
       .rotate()
-      .removeAlpha()
+      // Transparent pixels become white, as an image viewer shows them, not the colour hidden under alpha 0.
+      .flatten({ background: '#ffffff' })
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });

@@ -10,7 +10,7 @@ import { buildResnet } from './resnet.js';
 import { parseSafetensors } from './safetensors.js';
 import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from './tfjs.js';
 import { buildDensenet, buildVgg } from './vgg-densenet.js';
-import { ZOO, type ZooEntry, zooEntry } from './zoo.js';
+import { ONLINE, TORCHVISION, ZOO, type ZooEntry, zooEntry } from './zoo.js';
 
 /** Where converted models are kept: $CAMERAS_CACHE_DIR, else $XDG_CACHE_HOME/cameras-saliency, else ~/.cache/cameras-saliency. */
 export function cacheDir(): string {
@@ -104,6 +104,10 @@ export async function convertTfjsFile(path: string): Promise<Uint8Array> {
   } catch (error) {
     throw new CamerasError(`cannot read TF.js model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  if ((json.modelTopology as { node?: unknown } | undefined)?.node)
+    throw new CamerasError(
+      `${path} is a TF.js graph model; only TF.js layers models convert here: convert the original model to ONNX (tf2onnx) and pass the .onnx`,
+    );
   if (!json.modelTopology || !json.weightsManifest)
     throw new CamerasError(`${path} is not a TF.js layers model (no modelTopology or weightsManifest)`);
   const shards: Uint8Array[] = [];
@@ -163,7 +167,7 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
   if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
   if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {
     throw new CamerasError(
-      `unknown model '${spec}'; give an .onnx file or one of: ${ZOO.map((e) => e.name).join(', ')} (see 'cameras models')`,
+      `unknown model '${spec}'; give an .onnx file or one of: ${[...ZOO, ...TORCHVISION, ...ONLINE].map((e) => e.name).join(', ')} (see 'cameras models')`,
     );
   }
   try {
