@@ -133,7 +133,10 @@ async function labelsFor(
   const channels = explainer.inputChannels ?? 3;
   const classes =
     explainer.classCount ??
-    (await explainer.logits({ data: new Float32Array(channels * size * size), shape: [1, channels, size, size] })).length;
+    (await explainer
+      .logits({ data: new Float32Array(channels * size * size), shape: [1, channels, size, size] })
+      .then((logits) => logits.length)
+      .catch(() => 0));
   if (classes === 1000) return { labels: await imagenetLabels(), labelsAssumed: !entry };
   return {};
 }
