@@ -16,6 +16,7 @@ import { Explainer, type ExplainerConfig } from './explainer.js';
 import { readImage } from './io/image-node.js';
 import { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
 import { preprocess, presetByName } from './io/preprocess.js';
+import { resolveModel } from './models/zoo-node.js';
 
 export * from './core.js';
 export { readImage } from './io/image-node.js';
@@ -31,12 +32,23 @@ export async function readModelFile(path: string): Promise<Uint8Array> {
   }
 }
 
-/** An explainer on ONNX Runtime for Node; `model` is a path or the model's bytes. */
+/**
+ * An explainer on ONNX Runtime for Node. `model` is a file path, a zoo name (`nsfwjs:mobilenet_v2`,
+ * `torchvision:resnet50` with `weights`, `onnx:resnet50-v1-7`; see `cameras models`), an .onnx URL, or the model's
+ * bytes. A zoo model's own layer is the default target.
+ */
 export async function createExplainer(
-  options: Omit<ExplainerConfig, 'model' | 'source'> & { model: string | Uint8Array },
+  options: Omit<ExplainerConfig, 'model' | 'source'> & { model: string | Uint8Array; weights?: string },
 ): Promise<Explainer> {
-  const bytes = typeof options.model === 'string' ? await readModelFile(options.model) : options.model;
-  return Explainer.create(ort, { ...options, model: bytes, source: typeof options.model === 'string' ? options.model : 'model' });
+  const { model, weights, ...config } = options;
+  if (typeof model !== 'string') return Explainer.create(ort, { ...config, model, source: 'model' });
+  const resolved = await resolveModel(model, weights);
+  return Explainer.create(ort, {
+    ...config,
+    layer: config.layer ?? (resolved.entry?.layer || undefined),
+    model: resolved.bytes,
+    source: model,
+  });
 }
 
 /** Decodes an image file and preprocesses it (default: the authors' `torchvision` preset). */
