@@ -540,6 +540,12 @@ describe('pictures and many inputs', () => {
     rmSync(join(work, 't.png'));
   });
 
+  it('says so when a tensor run writes no file', async () => {
+    const run = await cameras(['explain', '--input', INPUT, '--model', MODEL, '--resolutions', '224']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /no file written: an --input tensor has no picture to draw on; add --save-map/);
+  });
+
   it('refuses more threads than cores', () =>
     rejects(['explain', PHOTO, '--threads', String(availableParallelism() + 1)], /this machine has \d+ cores; give at most/));
 

@@ -382,6 +382,8 @@ function report(
   }
   if (out) lines.push(`wrote ${out}`);
   if (flags.saveMap) lines.push(`wrote ${flags.saveMap}`);
+  if (!out && !flags.saveMap)
+    lines.push('no file written: an --input tensor has no picture to draw on; add --save-map map.npy to keep the map');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
