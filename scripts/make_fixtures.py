@@ -133,6 +133,48 @@ for size, cls in [(33, 2), (48, 5)]:
     zoo_cases.append({'size': size, 'class': cls, 'other': other, 'prefix': base, 'layers': ['block', 'se']})
 
 
+# 2b. Insertion and deletion as RISE's evaluation.py computes them (CausalMetric.single_run, its gkern and auc,
+#     ported with HW the image's own area), on the zoo model and a seeded saliency map without ties.
+from scipy.ndimage import gaussian_filter
+
+
+def rise_gkern(klen, nsig):
+    inp = np.zeros((klen, klen))
+    inp[klen // 2, klen // 2] = 1
+    k = gaussian_filter(inp, nsig)
+    kern = np.zeros((3, 3, klen, klen))
+    for c in range(3):
+        kern[c, c] = k
+    return torch.from_numpy(kern.astype('float32'))
+
+
+def rise_scores(model, img, explanation, mode, step, substrate_fn):
+    hw = img.shape[2] * img.shape[3]
+    c = int(torch.argmax(model(img), 1)[0])
+    n_steps = (hw + step - 1) // step
+    start, finish = (img.clone(), substrate_fn(img).detach()) if mode == 'del' else (substrate_fn(img).detach(), img.clone())
+    scores = np.empty(n_steps + 1)
+    order = np.flip(np.argsort(explanation.reshape(-1, hw), axis=1), axis=-1)
+    for i in range(n_steps + 1):
+        scores[i] = float(model(start)[0, c])
+        if i < n_steps:
+            coords = order[:, step * i:step * (i + 1)]
+            start.numpy().reshape(1, 3, hw)[0, :, coords] = finish.numpy().reshape(1, 3, hw)[0, :, coords]
+    return c, scores
+
+
+softmax_zoo = nn.Sequential(zoo, nn.Softmax(dim=1))
+rise_input = torch.from_numpy(np.load(os.path.join(OUT, 'zoo.48.input.npy')))
+rng = np.random.RandomState(5)
+rise_map = rng.rand(48, 48).astype('float32')
+save('rise.48.map.npy', rise_map)
+kern = rise_gkern(11, 5)
+blur = lambda x: F.conv2d(x, kern, padding=11 // 2)
+for mode, substrate in [('del', torch.zeros_like), ('ins', blur)]:
+    cls, scores = rise_scores(softmax_zoo, rise_input.clone(), rise_map, mode, 10, substrate)
+    save(f'rise.48.{mode}.scores.npy', scores)
+save('rise.48.blurred.npy', blur(rise_input).detach().numpy())
+
 # 3. An opset-11 export (Squeeze/Unsqueeze/ReduceSum with axes attributes, Clip with inputs, a 4-D
 #    Softmax with the old flatten semantics) to test lifting to opset 16.
 class Old(nn.Module):

@@ -1,0 +1,72 @@
+import { resizePlaneBilinear } from '../engine/resize.js';
+
+/** A binary mask over the image, row-major `height x width` (1 where the class is). */
+export interface ClassMask {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * The pointing game's point (TorchRay's `pointing_game` benchmark): the first maximum, in row-major order, of
+ * the map upsampled (bilinear) to the image's size. Returns `[x, y]`.
+ */
+export function pointOf(map: ArrayLike<number>, mapHeight: number, mapWidth: number, height: number, width: number): [number, number] {
+  const values =
+    mapHeight === height && mapWidth === width ? map : resizePlaneBilinear(Float64Array.from(map), mapHeight, mapWidth, height, width);
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+  return [best % width, Math.floor(best / width)];
+}
+
+/**
+ * One trial of the pointing game as TorchRay's `PointingGame.evaluate` scores it: +1 (a hit) when a pixel of the
+ * class's mask lies strictly within `tolerance` pixels of the point, -1 (a miss) otherwise, an empty mask included.
+ */
+export function pointingHit(mask: ClassMask, point: [number, number], tolerance = 15): 1 | -1 {
+  const [px, py] = point;
+  const limit = tolerance * tolerance;
+  for (let y = 0; y < mask.height; y++) {
+    for (let x = 0; x < mask.width; x++) {
+      if (mask.data[y * mask.width + x] && (x - px) ** 2 + (y - py) ** 2 < limit) return 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Hits and misses per class, as TorchRay aggregates them: a class's accuracy is hits / max(1, hits + misses), and
+ * the score is the mean over all the data set's classes (a class never tried counts as 0, as there). A result of
+ * 0 (a skipped pair: all its boxes 'difficult', or outside the 'difficult' subset) is not counted.
+ */
+export class PointingGameScore {
+  private readonly hits: Map<string, number>;
+  private readonly misses: Map<string, number>;
+
+  constructor(readonly classes: readonly string[]) {
+    this.hits = new Map(classes.map((c) => [c, 0]));
+    this.misses = new Map(classes.map((c) => [c, 0]));
+  }
+
+  add(className: string, result: 1 | 0 | -1): void {
+    if (!this.hits.has(className)) throw new Error(`class '${className}' is not one of the data set's classes`);
+    if (result === 1) this.hits.set(className, (this.hits.get(className) as number) + 1);
+    else if (result === -1) this.misses.set(className, (this.misses.get(className) as number) + 1);
+  }
+
+  /** Per class: hits / max(1, hits + misses). */
+  perClass(): Record<string, number> {
+    return Object.fromEntries(
+      this.classes.map((c) => {
+        const hits = this.hits.get(c) as number;
+        return [c, hits / Math.max(1, hits + (this.misses.get(c) as number))];
+      }),
+    );
+  }
+
+  /** The mean of the per-class accuracies over all classes. */
+  mean(): number {
+    const values = Object.values(this.perClass());
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
+  }
+}
