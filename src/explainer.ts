@@ -215,6 +215,12 @@ export class Explainer {
     });
   }
 
+  /** Each input's logits from forward passes only, stacked into few ONNX Runtime calls where the model allows (metrics run it). */
+  async forward(inputs: FloatArray[]): Promise<Float32Array[]> {
+    for (const input of inputs) validateImageTensor({ ...input, shape: [1, ...input.shape.slice(1)] }, this.inputChannels);
+    return this.context.forward(inputs);
+  }
+
   /** The target layer's activation for one image at its own size (one forward pass). */
   async layerActivation(input: FloatArray): Promise<FloatArray> {
     validateImageTensor(input, this.inputChannels);

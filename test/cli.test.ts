@@ -724,6 +724,32 @@ describe('models by URL', () => {
   });
 });
 
+describe('cameras sanity', () => {
+  it('writes the grid of randomised maps and one JSON line per method and depth', async () => {
+    const out = join(work, 'sanity.png');
+    const args = ['sanity', PHOTO, '--model', MODEL, '--layer', 'layer3', '--methods', 'gradcam,gradient', '--depths', '1,13'];
+    const run = await cameras([...args, '--out', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { method: string; depth: number; spearmanAbs: number; ssim: number });
+    assert.deepEqual(
+      lines.map((l) => [l.method, l.depth]),
+      [
+        ['gradcam', 1],
+        ['gradient', 1],
+        ['gradcam', 13],
+        ['gradient', 13],
+      ],
+    );
+    const picture = await sharp(out).metadata();
+    assert.ok((picture.width as number) > 224 * 4 && (picture.height as number) > 224 * 2);
+    rmSync(out);
+    await rejects([...args, '--depths', '1,99', '--out', 'x.png'], /depth 99 is not between 1 and 13/);
+  });
+});
+
 describe('cameras compare', () => {
   it('writes a grid with one non-uniform heat tile per method', async () => {
     // The photo when ../shared is there, else the bundled one.

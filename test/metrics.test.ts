@@ -1,11 +1,20 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { softmax } from '../src/engine/scores.js';
+import { Explainer } from '../src/explainer.js';
 import type { FloatArray } from '../src/io/npy.js';
+import type { ExplainResult } from '../src/methods/method.js';
+import { confidenceChange } from '../src/metrics/confidence-change.js';
 import { densities, maskedInputs } from '../src/metrics/density.js';
 import { blurChannels, causalMetric, riseAuc, riseKernel, saliencyOrder } from '../src/metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../src/metrics/pointing-game.js';
+import { sanityCheck, similarity } from '../src/metrics/sanity.js';
+import { spearman, ssim } from '../src/metrics/similarity.js';
+import { OnnxGraph, tensorDims, tensorFloats } from '../src/onnx/graph.js';
+import { parameterLayers, randomiseLayers } from '../src/onnx/randomise.js';
 import { bytes, difference, FIXTURES, npy } from './helpers.js';
 
 const TORCH = resolve(FIXTURES, 'torch');
@@ -93,5 +102,97 @@ describe('insertion and deletion (RISE)', () => {
         assert.ok(Math.abs(curve.auc - riseAuc(expected)) <= 1e-5);
       });
     }
+  });
+});
+
+describe("pytorch-grad-cam's confidence change", () => {
+  it('score(x * map) - score(x): zero for a map of ones, the drop to a black input for a map of zeros', async () => {
+    const session = await ort.InferenceSession.create(bytes(resolve(TORCH, 'zoo.onnx')));
+    try {
+      const forward = async (inputs: FloatArray[]) => {
+        const out: Float32Array[] = [];
+        for (const x of inputs)
+          out.push((await session.run({ input: new ort.Tensor('float32', x.data, x.shape) })).logits?.data as Float32Array);
+        return out;
+      };
+      const input = npy(resolve(TORCH, 'zoo.48.input.npy'));
+      const ones = new Float32Array(48 * 48).fill(1);
+      assert.equal(await confidenceChange(forward, input, ones, 5), 0);
+      const [plain, black] = await forward([input, { data: new Float32Array(input.data.length), shape: input.shape }]);
+      const expected = (softmax(black as Float32Array)[5] as number) - (softmax(plain as Float32Array)[5] as number);
+      assert.ok(Math.abs((await confidenceChange(forward, input, new Float32Array(48 * 48), 5)) - expected) < 1e-9);
+      const logitDrop = (await confidenceChange(forward, input, new Float32Array(48 * 48), 5, 'logit')) as number;
+      assert.ok(Math.abs(logitDrop - ((black?.[5] as number) - (plain?.[5] as number))) < 1e-6);
+    } finally {
+      await session.release();
+    }
+  });
+});
+
+describe('similarity of maps (scipy and scikit-image values, scripts/metric_references.py)', () => {
+  const references = JSON.parse(readFileSync(resolve(FIXTURES, 'metrics/references.json'), 'utf8')) as Record<string, number>;
+  const a = npy(resolve(FIXTURES, 'metrics/ssim_a.npy')).data;
+  const b = npy(resolve(FIXTURES, 'metrics/ssim_b.npy')).data;
+
+  it('Spearman: Pearson on average ranks, ties included; NaN for a constant map', () => {
+    assert.ok(Math.abs(spearman([1, 2, 2, 3], [1, 2, 3, 4]) - (references.spearman_ties as number)) < 1e-12);
+    assert.ok(Math.abs(spearman(a, b) - (references.spearman_ab as number)) < 1e-9);
+    assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])));
+  });
+
+  it("SSIM with Gaussian weights equals scikit-image's structural_similarity", () => {
+    assert.ok(Math.abs(ssim(a, b, 20, 24, 1) - (references.ssim as number)) < 1e-9, `${ssim(a, b, 20, 24, 1)}`);
+    assert.ok(Math.abs(ssim(a, a, 20, 24, 1) - 1) < 1e-12);
+  });
+});
+
+describe('model randomisation (Adebayo et al.)', () => {
+  const model = bytes(resolve(FIXTURES, '../../assets/models/mini_resnet.onnx'));
+
+  it('re-draws only the named layers, within PyTorch default bounds, the same under a seed', () => {
+    const layers = parameterLayers(OnnxGraph.fromBytes(model));
+    const top = layers.at(-1)?.name as string;
+    const once = randomiseLayers(model, [top], 3);
+    assert.deepEqual(once, randomiseLayers(model, [top], 3));
+    assert.notDeepEqual(once, randomiseLayers(model, [top], 4));
+    const before = OnnxGraph.fromBytes(model);
+    const after = OnnxGraph.fromBytes(once);
+    for (const layer of layers) {
+      const old = tensorFloats(before.initializers.get(layer.weight) as never) as Float32Array;
+      const now = tensorFloats(after.initializers.get(layer.weight) as never) as Float32Array;
+      if (layer.name !== top) assert.deepEqual(now, old, `${layer.name} kept`);
+      else {
+        assert.notDeepEqual(now, old);
+        const fanIn = old.length / (tensorDims(before.initializers.get(layer.weight) as never)[0] as number);
+        assert.ok(Math.max(...now.map(Math.abs)) <= 1 / Math.sqrt(fanIn) + 1e-7);
+      }
+    }
+  });
+
+  it('cascading: each step randomises the top k layers; the maps and their similarities come back', async () => {
+    const input = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
+    const report = await sanityCheck(
+      (b) => Explainer.create(ort, { model: b, layer: 'layer3', threads: 2 }),
+      model,
+      input,
+      ['gradcam', 'gradient'],
+      {
+        depths: [1, 13],
+      },
+    );
+    assert.equal(report.layers.length, 13);
+    assert.deepEqual(
+      report.steps.map((s) => s.layers.length),
+      [1, 13],
+    );
+    assert.equal(report.steps[0]?.layers[0], report.layers[0]);
+    for (const step of report.steps)
+      for (const method of ['gradcam', 'gradient']) {
+        const s = step.similarity[method];
+        assert.ok(s && s.ssim <= 1 && (Number.isNaN(s.spearmanAbs) || Math.abs(s.spearmanAbs) <= 1));
+      }
+    // Against itself a map is identical.
+    const self = similarity(report.original.gradcam as ExplainResult, report.original.gradcam as ExplainResult);
+    assert.ok(Math.abs(self.spearmanAbs - 1) < 1e-12 && Math.abs(self.spearmanSigned - 1) < 1e-12 && Math.abs(self.ssim - 1) < 1e-12);
   });
 });

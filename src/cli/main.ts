@@ -14,6 +14,7 @@ import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
+import { sanityCommand } from './sanity.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -45,6 +46,9 @@ function parseOpacity(value: string): number {
 
 /** What `cameras compare` shows by default: CAMERAS and one method of each family. */
 const COMPARED = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'normgrad', 'gradient', 'smoothgrad'];
+
+/** What `cameras sanity` checks by default: CAMERAS, Grad-CAM and the input gradient. */
+const SANITY_METHODS = ['cameras', 'gradcam', 'gradient'];
 
 function parseFraction(value: string): number {
   const v = Number(value);
@@ -246,6 +250,28 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       `\nExample:\n  cameras compare photo.jpg --methods cameras,gradcam,integrated_gradients\n\nMethods: ${METHODS.join(', ')}`,
     )
     .action(compareCommand);
+  program
+    .command('sanity')
+    .description('model-randomisation sanity check (Adebayo et al.): each method on the trained model and on copies with randomised layers')
+    .argument('<image>', 'JPEG, PNG or WebP photo')
+    .addOption(new Option('--methods <list>', 'methods to check').argParser(parseList).default(SANITY_METHODS, SANITY_METHODS.join(',')))
+    .addOption(
+      new Option('--mode <mode>', 'randomise from the logits down, accumulating, or one layer at a time')
+        .choices(['cascading', 'independent'])
+        .default('cascading'),
+    )
+    .option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)', parseResolutions)
+    .option('--seed <n>', 'seed of the random weights (0)', parseSeed)
+    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
+    .option('--layer <name>', "target layer; default: the model's")
+    .option('--out <picture.png>', 'where the grid goes (default: <name>.sanity.png)')
+    .option('--json', 'print one JSON line per method and depth')
+    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText('after', '\nExample:\n  cameras sanity photo.jpg --methods cameras,gradcam,gradient --depths 1,2,4')
+    .action(sanityCommand);
   program
     .command('methods')
     .description('list the saliency methods, what each needs and its own options')

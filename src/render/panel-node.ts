@@ -10,7 +10,7 @@ export interface PanelRow {
   image: RgbImage;
   map: SaliencyMap;
   /** Maps of single resolutions, shown after the overlay so a reader sees what each scale adds. */
-  scales?: { resolution: number; map: SaliencyMap }[];
+  scales?: { resolution: number; map: SaliencyMap; caption?: string }[];
 }
 
 export interface PictureOptions {
@@ -103,7 +103,7 @@ export async function renderPanel(rows: PanelRow[], options: PictureOptions = {}
     }
     for (const scale of row.scales ?? []) {
       layers.push(raw(renderHeat(resizeMap(scale.map, tileW, TILE), tileW, TILE, { colormap }), tileW, TILE, left, top));
-      layers.push({ input: textSvg(`${scale.resolution} px only`, tileW, CAPTION, 12, 'middle'), left, top: top + TILE });
+      layers.push({ input: textSvg(scale.caption ?? `${scale.resolution} px only`, tileW, CAPTION, 12, 'middle'), left, top: top + TILE });
       left += tileW + GAP;
     }
     width = Math.max(width, left);

@@ -1,0 +1,102 @@
+import { basename, extname } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import * as ort from 'onnxruntime-node';
+import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
+import { Explainer } from '../explainer.js';
+import { writeFileAtomic } from '../index.js';
+import { readImage } from '../io/image-node.js';
+import { preprocess, presetByName } from '../io/preprocess.js';
+import { methodByName } from '../methods/registry.js';
+import { type RandomisationMode, type SanityReport, sanityCheck } from '../metrics/sanity.js';
+import { resolutionsFor } from '../models/zoo.js';
+import { resolveModel } from '../models/zoo-node.js';
+import type { ColormapName } from '../render/colormap.js';
+import { type PanelRow, renderPanel } from '../render/panel-node.js';
+import { checkWritable } from './explain.js';
+
+export interface SanityFlags {
+  model: string;
+  weights?: string;
+  layer?: string;
+  methods: string[];
+  mode: RandomisationMode;
+  depths?: number[];
+  seed?: number;
+  out?: string;
+  json?: boolean;
+  colormap?: ColormapName;
+  threads?: number;
+  quiet?: boolean;
+}
+
+/** `cameras sanity`: the maps of each method as the model's layers are randomised, a grid and the similarities. */
+export async function sanityCommand(image: string, flags: SanityFlags): Promise<void> {
+  for (const method of flags.methods) methodByName(method);
+  const out = flags.out ?? `${basename(image, extname(image))}.sanity.png`;
+  await checkWritable(out);
+  const model = await resolveModel(flags.model, flags.weights);
+  const preset = presetByName(model.entry?.preprocess ?? 'torchvision');
+  const picture = await readImage(image);
+  const size = model.entry?.inputSize ?? preset.size;
+  const input = preprocess(picture, preset, size);
+  const resolutions = model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS];
+  const layer = flags.layer ?? (model.entry?.layer || undefined);
+  const bar =
+    !flags.quiet && !flags.json && process.stderr.isTTY
+      ? new SingleBar({ format: 'sanity {bar} {value}/{total} maps | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true })
+      : undefined;
+  let started = false;
+  let report: SanityReport;
+  try {
+    report = await sanityCheck(
+      (bytes) => Explainer.create(ort, { model: bytes, layer, threads: flags.threads, source: model.source }),
+      model.bytes,
+      input,
+      flags.methods,
+      {
+        mode: flags.mode,
+        depths: flags.depths,
+        seed: flags.seed,
+        explain: (method) => (method === 'cameras' ? { resolutions } : {}),
+        onProgress: (done, total) => {
+          if (!started) bar?.start(total, 0);
+          started = true;
+          bar?.update(done);
+        },
+      },
+    );
+  } finally {
+    bar?.stop();
+  }
+  const rows: PanelRow[] = flags.methods.map((method) => ({
+    title: `${method}: the trained model, then ${flags.mode === 'cascading' ? 'the top k layers' : 'layer k alone'} randomised (Spearman |map|)`,
+    image: picture,
+    map: report.original[method] as PanelRow['map'],
+    scales: report.steps.map((step) => ({
+      resolution: step.depth,
+      map: step.maps[method] as PanelRow['map'],
+      caption: `k = ${step.depth}: ${(step.similarity[method]?.spearmanAbs ?? Number.NaN).toFixed(2)}`,
+    })),
+  }));
+  await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap }));
+  if (flags.json) {
+    const lines = report.steps.flatMap((step) =>
+      flags.methods.map((method) => ({ method, mode: report.mode, depth: step.depth, layers: step.layers, ...step.similarity[method] })),
+    );
+    for (const line of lines) process.stdout.write(`${JSON.stringify(line)}\n`);
+    return;
+  }
+  if (flags.quiet) return;
+  const header = ['method', 'k', 'spearman |map|', 'spearman signed', 'SSIM'];
+  const table = report.steps.flatMap((step) =>
+    flags.methods.map((method) => {
+      const s = step.similarity[method];
+      return [method, String(step.depth), s?.spearmanAbs.toFixed(3), s?.spearmanSigned.toFixed(3), s?.ssim.toFixed(3)] as string[];
+    }),
+  );
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
+  process.stdout.write(
+    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out}\n`,
+  );
+}

@@ -1,0 +1,21 @@
+import { type Target, targetScore } from '../engine/scores.js';
+import type { FloatArray } from '../io/npy.js';
+import type { Forward } from './insertion-deletion.js';
+
+/**
+ * pytorch-grad-cam's `CamMultImageConfidenceChange`: score(x * map) - score(x), the map in [0, 1] at the input's
+ * size multiplying every channel; the score is the target on the logits (default here: the class's softmax
+ * probability, as its `ClassifierOutputSoftmaxTarget`). Positive: the map alone keeps or raises the confidence.
+ */
+export async function confidenceChange(
+  forward: Forward,
+  input: FloatArray,
+  map: ArrayLike<number>,
+  classIndex: number,
+  target: Target = 'prob',
+): Promise<number> {
+  const positions = map.length;
+  const masked = Float32Array.from(input.data, (v, i) => v * (map[i % positions] as number));
+  const [plain, kept] = await forward([input, { data: masked, shape: input.shape }]);
+  return targetScore(kept as Float32Array, target, classIndex) - targetScore(plain as Float32Array, target, classIndex);
+}
