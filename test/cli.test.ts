@@ -724,6 +724,65 @@ describe('models by URL', () => {
   });
 });
 
+describe('cameras eval', () => {
+  it('scores methods on an annotated folder, appends JSON lines, resumes where it stopped, writes the summary', async () => {
+    const data = join(work, 'bench');
+    const results = join(work, 'eval');
+    mkdirSync(data);
+    for (const name of ['composite_000', 'composite_001', 'composite_002']) {
+      copyFileSync(resolve(ROOT, `bench/composite/${name}.jpg`), join(data, `${name}.jpg`));
+      copyFileSync(resolve(ROOT, `bench/composite/${name}.xml`), join(data, `${name}.xml`));
+    }
+    const args = ['eval', data, '--model', 'composite:fashion', '--methods', 'gradcam,gradient', '--out-dir', results];
+    const first = await cameras([...args, '--metrics', 'pointing,density', '--limit', '2']);
+    assert.equal(first.code, 0, first.stderr);
+    const lines = () => readFileSync(join(results, 'results.jsonl'), 'utf8').trim().split('\n');
+    const before = lines();
+    assert.equal(before.length, 4);
+    const second = await cameras([...args, '--metrics', 'pointing,density']);
+    assert.equal(second.code, 0, second.stderr);
+    const after = lines();
+    assert.equal(after.length, 6, 'only the new image was scored');
+    assert.deepEqual(after.slice(0, 4), before);
+    const record = JSON.parse(after[5] as string) as { pointing: number; rhoPlus: number; rhoMinus: number };
+    assert.ok([1, -1].includes(record.pointing) && record.rhoPlus >= 0 && record.rhoMinus >= 0);
+    const summary = JSON.parse(readFileSync(join(results, 'summary.json'), 'utf8')) as {
+      method: string;
+      pairs: number;
+      pointing: number;
+    }[];
+    assert.deepEqual(
+      summary.map((s) => [s.method, s.pairs]),
+      [
+        ['gradcam', 3],
+        ['gradient', 3],
+      ],
+    );
+    assert.match(readFileSync(join(results, 'summary.csv'), 'utf8'), /^method,pointing,rho\+,rho-,deletion,insertion,pairs\n/);
+    assert.match(second.stdout, /3 images, \d+ classes/);
+    const insdel = await cameras([
+      ...args,
+      '--methods',
+      'gradcam',
+      '--metrics',
+      'insdel',
+      '--limit',
+      '1',
+      '--out-dir',
+      join(work, 'eval2'),
+    ]);
+    assert.equal(insdel.code, 0, insdel.stderr);
+    assert.match(readFileSync(join(work, 'eval2/report.html'), 'utf8'), /<table>[\s\S]*gradcam[\s\S]*<svg/);
+    assert.match(readFileSync(join(work, 'eval2/insertion_deletion.svg'), 'utf8'), /deletion \(mean over images\)/);
+    const curve = JSON.parse(readFileSync(join(work, 'eval2/results.jsonl'), 'utf8')) as { deletion: number; insertion: number };
+    assert.ok(curve.deletion >= 0 && curve.deletion <= 1 && curve.insertion >= 0 && curve.insertion <= 1);
+    rmSync(data, { recursive: true });
+    rmSync(results, { recursive: true });
+    rmSync(join(work, 'eval2'), { recursive: true });
+    await rejects(['eval', work, '--model', 'composite:fashion'], /has no VOC annotations/);
+  });
+});
+
 describe('cameras sanity', () => {
   it('writes the grid of randomised maps and one JSON line per method and depth', async () => {
     const out = join(work, 'sanity.png');

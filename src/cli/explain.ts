@@ -110,7 +110,7 @@ export async function checkWritable(path: string): Promise<void> {
   }
 }
 
-interface LoadedModel {
+export interface LoadedModel {
   spec: string;
   entry?: ZooEntry;
   /** Class names: the zoo entry's, or ImageNet's assumed for a plain 1000-class model. */
@@ -123,7 +123,7 @@ interface LoadedModel {
 }
 
 /** A zoo model's labels; for a plain model with 1000 outputs, ImageNet's, said to be assumed. */
-async function labelsFor(
+export async function labelsFor(
   entry: ZooEntry | undefined,
   explainer: Explainer,
   size: number,
@@ -141,7 +141,7 @@ async function labelsFor(
   return {};
 }
 
-function classIndex(value: string, model: LoadedModel): number {
+export function classIndex(value: string, model: LoadedModel): number {
   const found = classByName(value, model.labels);
   if (found === undefined) {
     const labels = model.labels

@@ -13,6 +13,7 @@ import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
+import { evalCommand, METRICS } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import { sanityCommand } from './sanity.js';
 
@@ -46,6 +47,9 @@ function parseOpacity(value: string): number {
 
 /** What `cameras compare` shows by default: CAMERAS and one method of each family. */
 const COMPARED = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'normgrad', 'gradient', 'smoothgrad'];
+
+/** What `cameras eval` scores by default: the paper's comparison. */
+const EVAL_METHODS = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'scorecam', 'normgrad', 'gradient', 'smoothgrad'];
 
 /** What `cameras sanity` checks by default: CAMERAS, Grad-CAM and the input gradient. */
 const SANITY_METHODS = ['cameras', 'gradcam', 'gradient'];
@@ -250,6 +254,28 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       `\nExample:\n  cameras compare photo.jpg --methods cameras,gradcam,integrated_gradients\n\nMethods: ${METHODS.join(', ')}`,
     )
     .action(compareCommand);
+  program
+    .command('eval')
+    .description("score methods on an annotated data set: pointing game, the paper's densities, insertion and deletion")
+    .argument('<dataset>', 'a VOC folder (Annotations/ and JPEGImages/, or images with .xml beside them) or a COCO .json')
+    .addOption(new Option('--methods <list>', 'methods to score').argParser(parseList).default(EVAL_METHODS, EVAL_METHODS.join(',')))
+    .addOption(
+      new Option('--metrics <list>', `metrics: ${METRICS.join(', ')}`).argParser(parseList).default([...METRICS], METRICS.join(',')),
+    )
+    .option(
+      '--model <model>',
+      "an .onnx file or a zoo name (see 'cameras models'); its labels must name the data set's classes",
+      DEFAULT_MODEL_NAME,
+    )
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
+    .option('--layer <name>', "target layer; default: the model's")
+    .option('--out-dir <folder>', 'where results.jsonl (resumed if present), summary.csv and summary.json go', 'eval')
+    .option('--tolerance <px>', "pointing game's tolerance in pixels (15, TorchRay's)", parseSeed, 15)
+    .option('--limit <n>', 'only the first n images', parseCount)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText('after', '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/')
+    .action(evalCommand);
   program
     .command('sanity')
     .description('model-randomisation sanity check (Adebayo et al.): each method on the trained model and on copies with randomised layers')

@@ -12,6 +12,7 @@ import { resolutionsFor } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { type PanelRow, renderPanel } from '../render/panel-node.js';
+import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable } from './explain.js';
 
 export interface SanityFlags {
@@ -79,6 +80,19 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
     })),
   }));
   await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap }));
+  // The similarity curves: how fast each method's map leaves the trained model's as layers are randomised.
+  const plot = out.replace(/\.[a-z]+$/i, '.svg');
+  const panels = (['spearmanAbs', 'ssim'] as const).map((measure) => ({
+    title: measure === 'ssim' ? 'SSIM' : 'Spearman rank correlation, |map|',
+    points: report.steps.flatMap((step) =>
+      flags.methods.map((method) => ({ series: method, x: step.depth, y: step.similarity[method]?.[measure] ?? Number.NaN })),
+    ),
+  }));
+  const xTitle = flags.mode === 'cascading' ? 'layers randomised from the logits' : 'layer randomised (from the logits)';
+  await writeFileAtomic(
+    plot,
+    new TextEncoder().encode(await renderSvg(curvesSpec(panels, { x: xTitle, y: 'similarity to the trained model', yDomain: [-1, 1] }))),
+  );
   if (flags.json) {
     const lines = report.steps.flatMap((step) =>
       flags.methods.map((method) => ({ method, mode: report.mode, depth: step.depth, layers: step.layers, ...step.similarity[method] })),
@@ -97,6 +111,6 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
   process.stdout.write(
-    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out}\n`,
+    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out} and ${plot}\n`,
   );
 }

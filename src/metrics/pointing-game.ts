@@ -1,11 +1,5 @@
+import type { ClassMask } from '../datasets/mask.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
-
-/** A binary mask over the image, row-major `height x width` (1 where the class is). */
-export interface ClassMask {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
 
 /**
  * The pointing game's point (TorchRay's `pointing_game` benchmark): the first maximum, in row-major order, of

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CamerasError } from '../errors.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { downloadOnce } from './download-node.js';
@@ -157,6 +158,10 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
   if (entry?.url) {
     const bytes = await downloadOnce(entry.url, join(cacheDir(), 'downloads'), { validate: validOnnx });
     return { bytes, entry: { ...entry, labels: entry.labels.length ? entry.labels : await imagenetLabels() }, source: spec };
+  }
+  if (entry?.file) {
+    const file = fileURLToPath(new URL(`../../../${entry.file}`, import.meta.url));
+    return { bytes: new Uint8Array(await readFile(file)), entry, source: spec };
   }
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
   if (/^https?:\/\//.test(spec)) {

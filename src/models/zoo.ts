@@ -5,6 +5,8 @@ export interface ZooEntry {
   needsWeights?: boolean;
   /** Models downloaded once into the cache. */
   url?: string;
+  /** Models shipped in the package, by path from the package root. */
+  file?: string;
   description: string;
   /** Class names by index. */
   labels: readonly string[];
@@ -39,6 +41,16 @@ export const ZOO: readonly ZooEntry[] = [
     inputSize: 299,
     preprocess: 'unit',
     layer: 'mixed10',
+  },
+  {
+    name: 'composite:fashion',
+    description:
+      'a small CNN trained on the composite benchmark (Fashion-MNIST items pasted on photos, bench/composite): ground truth known by construction',
+    file: 'assets/models/composite_fashion.onnx',
+    labels: ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features',
   },
 ];
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""A localisation benchmark whose ground truth is known by construction (issue: evaluation and sanity checks).
+
+Fashion-MNIST items (Debian's dataset-fashion-mnist) are pasted, tinted and scaled 2-4x, at random places onto
+random crops of the photos in ../shared/images, so each image's class and box are known. A small CNN is trained on
+such composites (made from the training split) with Debian's PyTorch, and exported to assets/models/; 100 held-out
+composites (made from the test split, on the same photos) are written to bench/composite/ as JPEGs with VOC
+annotations, with the training log and the held-out accuracy. Seeded: a rerun makes the same images.
+
+Run: /usr/bin/python3 scripts/make_composite_benchmark.py   (about 5 minutes on 2 cores)
+"""
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+SHARED = os.path.join(ROOT, '..', 'shared', 'images')
+FASHION = '/usr/share/datasets/fashion-mnist'
+OUT = os.path.join(ROOT, 'bench', 'composite')
+MODEL = os.path.join(ROOT, 'assets', 'models', 'composite_fashion.onnx')
+CLASSES = ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot']
+SIZE = 224
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def load_idx(kind):
+    with gzip.open(os.path.join(FASHION, f'{kind}-images-idx3-ubyte.gz')) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(FASHION, f'{kind}-labels-idx1-ubyte.gz')) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return images, labels
+
+
+BACKGROUNDS = [np.asarray(Image.open(os.path.join(SHARED, n)).convert('RGB'))
+               for n in sorted(os.listdir(SHARED)) if n.lower().endswith(('.jpg', '.png'))]
+
+
+def composite(item, rng):
+    """A 224 px composite with `item` pasted; returns the RGB image and the item's inclusive box (0-based)."""
+    bg = BACKGROUNDS[rng.randint(len(BACKGROUNDS))]
+    h, w = bg.shape[:2]
+    side = int(rng.uniform(0.5, 1.0) * min(h, w))
+    y, x = rng.randint(h - side + 1), rng.randint(w - side + 1)
+    image = np.asarray(Image.fromarray(bg[y:y + side, x:x + side]).resize((SIZE, SIZE), Image.BILINEAR)).astype(np.float32)
+    scaled = int(28 * rng.uniform(2.0, 4.0))
+    alpha = np.minimum(1, 1.8 * np.asarray(Image.fromarray(item).resize((scaled, scaled), Image.BILINEAR)).astype(np.float32) / 255)
+    y0, x0 = rng.randint(SIZE - scaled + 1), rng.randint(SIZE - scaled + 1)
+    patch = image[y0:y0 + scaled, x0:x0 + scaled]
+    # A colour that stands out from what lies under the item: dark on light ground, light on dark.
+    light = patch.mean() > 110
+    tint = (rng.uniform(0.0, 0.3, 3) if light else rng.uniform(0.7, 1.0, 3)) * 255
+    image[y0:y0 + scaled, x0:x0 + scaled] = patch * (1 - alpha[..., None]) + tint * alpha[..., None]
+    ys, xs = np.nonzero(alpha > 0.15)
+    box = [int(x0 + xs.min()), int(y0 + ys.min()), int(x0 + xs.max()), int(y0 + ys.max())]
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8), box
+
+
+def tensor(images):
+    x = (images.astype(np.float32) / 255 - MEAN) / STD
+    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        block = lambda i, o, s: [nn.Conv2d(i, o, 3, stride=s, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+        self.features = nn.Sequential(*block(3, 16, 2), *block(16, 32, 2), *block(32, 64, 2), *block(64, 96, 2), *block(96, 128, 1))
+        self.fc = nn.Linear(128, len(CLASSES))
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def make(items, labels, rng):
+    pairs = [composite(item, rng) for item in items]
+    return np.stack([p[0] for p in pairs]), [p[1] for p in pairs], labels
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    rng = np.random.RandomState(0)
+    train_images, train_labels = load_idx('train')
+    test_images, test_labels = load_idx('t10k')
+    order = rng.permutation(len(train_images))[:8000]
+    log = []
+    started = time.time()
+    x_train, _, y_train = make(train_images[order], train_labels[order], rng)
+    held = rng.permutation(len(test_images))
+    x_val, _, y_val = make(test_images[held[:1000]], test_labels[held[:1000]], rng)
+    net = Net()
+    optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=4e-3, total_steps=6 * ((len(x_train) + 63) // 64))
+    for epoch in range(6):
+        net.train()
+        perm = rng.permutation(len(x_train))
+        total, correct, loss_sum = 0, 0, 0.0
+        for start in range(0, len(perm), 64):
+            idx = perm[start:start + 64]
+            x, y = tensor(x_train[idx]), torch.from_numpy(y_train[idx].astype(np.int64))
+            out = net(x)
+            loss = F.cross_entropy(out, y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int((out.argmax(1) == y).sum())
+            total += len(idx)
+        net.eval()
+        with torch.no_grad():
+            val = sum(int((net(tensor(x_val[s:s + 100])).argmax(1) == torch.from_numpy(y_val[s:s + 100].astype(np.int64))).sum())
+                      for s in range(0, len(x_val), 100)) / len(x_val)
+        log.append({'epoch': epoch + 1, 'loss': loss_sum / total, 'train_accuracy': correct / total, 'held_out_accuracy': val,
+                    'seconds': round(time.time() - started, 1)})
+        print(log[-1], flush=True)
+    net.eval()
+    torch.onnx.export(net, torch.randn(1, 3, SIZE, SIZE), MODEL, input_names=['input'], output_names=['logits'], opset_version=13,
+                      dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}, 'logits': {0: 'batch'}})
+    os.makedirs(OUT, exist_ok=True)
+    bench_images, bench_boxes, bench_labels = make(test_images[held[1000:1100]], test_labels[held[1000:1100]], rng)
+    for i, (image, box, label) in enumerate(zip(bench_images, bench_boxes, bench_labels)):
+        name = f'composite_{i:03d}'
+        Image.fromarray(image).save(os.path.join(OUT, f'{name}.jpg'), quality=92)
+        xmin, ymin, xmax, ymax = box
+        with open(os.path.join(OUT, f'{name}.xml'), 'w') as f:
+            f.write(f'<annotation>\n  <filename>{name}.jpg</filename>\n  <size>\n    <width>{SIZE}</width>\n    <height>{SIZE}</height>\n'
+                    f'    <depth>3</depth>\n  </size>\n  <object>\n    <name>{CLASSES[label]}</name>\n    <difficult>0</difficult>\n'
+                    f'    <bndbox>\n      <xmin>{xmin + 1}</xmin>\n      <ymin>{ymin + 1}</ymin>\n      <xmax>{xmax + 1}</xmax>\n'
+                    f'      <ymax>{ymax + 1}</ymax>\n    </bndbox>\n  </object>\n</annotation>\n')
+    with torch.no_grad():
+        bench_accuracy = float((net(tensor(bench_images)).argmax(1) == torch.from_numpy(bench_labels.astype(np.int64))).float().mean())
+    with open(os.path.join(OUT, 'training.json'), 'w') as f:
+        json.dump({'torch': torch.__version__, 'classes': CLASSES, 'train_images': len(x_train), 'epochs': log,
+                   'held_out_accuracy': log[-1]['held_out_accuracy'], 'benchmark_accuracy': bench_accuracy}, f, indent=1)
+    print('benchmark accuracy', bench_accuracy)
+
+
+if __name__ == '__main__':
+    main()
