@@ -1,7 +1,7 @@
 /**
  * One benchmark task in its own process (so peak RSS is the task's own), printing one JSON line:
  *   node dist/bench/measure.js <task> <model.onnx> <input.npy> <runs>
- * Tasks: forward-sum, cameras, input-gradient, throughput.
+ * Tasks: forward-sum, cameras, input-gradient, throughput, insdel.
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -9,6 +9,7 @@ import { resizeBicubic } from '../src/engine/resize.js';
 import { DEFAULT_RESOLUTIONS } from '../src/engine/scales.js';
 import { Explainer } from '../src/explainer.js';
 import { parseNpy } from '../src/io/npy.js';
+import { causalMetric } from '../src/metrics/insertion-deletion.js';
 import { buildGradientGraph } from '../src/onnx/autodiff.js';
 
 const [task, modelPath, inputPath, runsText] = process.argv.slice(2) as [string, string, string, string];
@@ -58,6 +59,16 @@ if (task === 'forward-sum') {
   await explainer.explain(input, {});
   result.times = [await timed(() => explainer.explainBatch(images, {}))];
   result.batched = [await timed(() => explainer.explainBatch(images, { batch: true }))];
+} else if (task === 'insdel') {
+  // RISE's insertion and deletion of one 224 px image (2 x 225 forward passes, batched), map from Grad-CAM.
+  const explainer = await Explainer.create(ort, { model, layer: 'layer4', threads: THREADS });
+  const map = (await explainer.explain(input, { method: 'gradcam', classIndex: 243 })).map;
+  const forward = (inputs: { data: Float32Array; shape: number[] }[]) => explainer.forward(inputs);
+  result.forward = await repeat(() => forward([input]), runs * 3);
+  result.times = await repeat(async () => {
+    await causalMetric(forward, input, map, 'deletion', { classIndex: 243 });
+    await causalMetric(forward, input, map, 'insertion', { classIndex: 243 });
+  }, 1);
 } else {
   throw new Error(`unknown task ${task}`);
 }

@@ -152,6 +152,17 @@ for (const [name, path] of [
       target: '<= 4.0 s, <= 0.22, <= 1536 MiB',
     });
     entry.cli = cli;
+    const insdel = measure('insdel', path, input, 1);
+    const one = median(insdel.forward as number[]);
+    rows.push({
+      name: 'insertion + deletion (RISE), one 224 px image',
+      model: name,
+      seconds: median(insdel.times),
+      rss: insdel.maxRssMiB,
+      ratio: `${(median(insdel.times) / one).toFixed(0)} x one forward`,
+      target: '450 passes; a few seconds',
+    });
+    entry.insdel = insdel;
   } else {
     const throughput = measure('throughput', path, input, 1);
     const serial = median(throughput.times);
