@@ -7,6 +7,10 @@
  *     const explainer = await Explainer.create(ort, { model: modelBytes });
  *     const result = await explainer.explain(preprocess(rgbImage, PRESETS.torchvision), { method: 'cameras' });
  */
+
+export { parseCoco } from './datasets/coco.js';
+export { type ClassMask, classesIn, classMask } from './datasets/mask.js';
+export { type AnnotatedObject, type Annotation, formatVoc, parseVoc } from './datasets/voc.js';
 export type { FusionScale } from './engine/fusion.js';
 export { type GradientPass, GradientSession } from './engine/gradient-session.js';
 export {
@@ -63,6 +67,22 @@ export type {
 } from './methods/method.js';
 export { noiseTunnel } from './methods/noise-tunnel.js';
 export { METHODS, methodByName, REGISTRY } from './methods/registry.js';
+export { confidenceChange } from './metrics/confidence-change.js';
+export { type Densities, densities, maskedInputs } from './metrics/density.js';
+export {
+  blurChannels,
+  type CausalCurve,
+  type CausalOptions,
+  causalMetric,
+  type Forward,
+  riseAuc,
+  riseKernel,
+  saliencyOrder,
+} from './metrics/insertion-deletion.js';
+export { PointingGameScore, pointingHit, pointOf } from './metrics/pointing-game.js';
+export { defaultDepths, type RandomisationMode, type SanityOptions, type SanityReport, sanityCheck, similarity } from './metrics/sanity.js';
+export { averageRanks, pearson, spearman, ssim } from './metrics/similarity.js';
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';
 export { type Layer, listLayers } from './onnx/layers.js';
+export { type ParameterLayer, parameterLayers, randomiseLayers } from './onnx/randomise.js';

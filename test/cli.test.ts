@@ -736,14 +736,22 @@ describe('cameras eval', () => {
     const args = ['eval', data, '--model', 'composite:fashion', '--methods', 'gradcam,gradient', '--out-dir', results];
     const first = await cameras([...args, '--metrics', 'pointing,density', '--limit', '2']);
     assert.equal(first.code, 0, first.stderr);
-    const lines = () => readFileSync(join(results, 'results.jsonl'), 'utf8').trim().split('\n');
+    // The first line records the run's settings; then one line per (image, class, method).
+    const lines = () => readFileSync(join(results, 'results.jsonl'), 'utf8').trim().split('\n').slice(1);
     const before = lines();
     assert.equal(before.length, 4);
+    await rejects([...args, '--metrics', 'pointing'], /results\.jsonl was made with other settings/);
+    // A line cut short by a stop is done again, and the next record still starts its own line.
+    writeFileSync(join(results, 'results.jsonl'), `${readFileSync(join(results, 'results.jsonl'), 'utf8')}{"image":"cut`);
     const second = await cameras([...args, '--metrics', 'pointing,density']);
     assert.equal(second.code, 0, second.stderr);
-    const after = lines();
+    const after = lines().filter((l) => !l.startsWith('{"image":"cut'));
     assert.equal(after.length, 6, 'only the new image was scored');
     assert.deepEqual(after.slice(0, 4), before);
+    assert.ok(
+      after.every((l) => JSON.parse(l)),
+      'every record whole',
+    );
     const record = JSON.parse(after[5] as string) as { pointing: number; rhoPlus: number; rhoMinus: number };
     assert.ok([1, -1].includes(record.pointing) && record.rhoPlus >= 0 && record.rhoMinus >= 0);
     const summary = JSON.parse(readFileSync(join(results, 'summary.json'), 'utf8')) as {
@@ -774,7 +782,10 @@ describe('cameras eval', () => {
     assert.equal(insdel.code, 0, insdel.stderr);
     assert.match(readFileSync(join(work, 'eval2/report.html'), 'utf8'), /<table>[\s\S]*gradcam[\s\S]*<svg/);
     assert.match(readFileSync(join(work, 'eval2/insertion_deletion.svg'), 'utf8'), /deletion \(mean over images\)/);
-    const curve = JSON.parse(readFileSync(join(work, 'eval2/results.jsonl'), 'utf8')) as { deletion: number; insertion: number };
+    const curve = JSON.parse(readFileSync(join(work, 'eval2/results.jsonl'), 'utf8').trim().split('\n')[1] as string) as {
+      deletion: number;
+      insertion: number;
+    };
     assert.ok(curve.deletion >= 0 && curve.deletion <= 1 && curve.insertion >= 0 && curve.insertion <= 1);
     rmSync(data, { recursive: true });
     rmSync(results, { recursive: true });

@@ -1,5 +1,5 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { type DatasetItem, loadDataset } from '../datasets/load-node.js';
@@ -32,6 +32,8 @@ export interface EvalFlags {
   metrics: string[];
   outDir: string;
   tolerance: number;
+  /** Insertion and deletion follow the annotated class instead of the model's top-1 (RISE's choice, the default). */
+  annotatedClass?: boolean;
   limit?: number;
   threads?: number;
   quiet?: boolean;
@@ -54,6 +56,11 @@ interface EvalRecord {
 }
 
 const key = (r: { image: string; class: string; method: string }) => `${r.image}\u0000${r.class}\u0000${r.method}`;
+
+/** What a results.jsonl was made with: a rerun with other settings would mix results, so it is refused. */
+interface EvalSettings {
+  settings: { model: string; layer: string; metrics: string[]; tolerance: number; annotatedClass: boolean; size: number };
+}
 
 /**
  * `cameras eval`: every method on every annotated (image, class) of a data set, scored by the chosen metrics;
@@ -88,11 +95,41 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     resolutions: resolved.entry ? resolutionsFor(size) : [...DEFAULT_RESOLUTIONS],
   };
   const resultsFile = join(flags.outDir, 'results.jsonl');
-  const records = await previousRecords(resultsFile);
-  const done = new Set(records.map(key));
+  const settings: EvalSettings = {
+    settings: {
+      model: flags.model,
+      layer: explainer.layer.name,
+      metrics: [...flags.metrics].sort(),
+      tolerance: flags.tolerance,
+      annotatedClass: !!flags.annotatedClass,
+      size,
+    },
+  };
+  // Every class must be one the model can explain, checked before any work.
+  for (const item of items)
+    for (const c of classesIn(item.annotation)) {
+      try {
+        classIndex(c, model);
+      } catch {
+        await explainer.dispose();
+        throw new CamerasError(
+          `class '${c}' of ${item.image} is not one of the model's labels; give a model whose labels name the data set's classes`,
+        );
+      }
+    }
+  const previous = await previousRecords(resultsFile, settings);
+  // Images are named relative to the data set, so a rerun from elsewhere resumes the same records.
+  const relativeName = (item: DatasetItem) => relativePath(dataset, item.image);
   const jobs = items.flatMap((item) =>
     classesIn(item.annotation).flatMap((c) => flags.methods.map((method) => ({ item, className: c, method }))),
   );
+  const wanted = new Set(jobs.map((j) => key({ image: relativeName(j.item), class: j.className, method: j.method })));
+  // The latest record of each of this run's pairs (a pair recorded twice counts once).
+  const byKey = new Map(previous.filter((r) => wanted.has(key(r))).map((r) => [key(r), r]));
+  const done = new Set(byKey.keys());
+  if (previous.length === 0 && !(await readFile(resultsFile, 'utf8').catch(() => '')))
+    await writeFileAtomic(resultsFile, new TextEncoder().encode(`${JSON.stringify(settings)}\n`));
+  else await ensureNewline(resultsFile);
   const bar =
     !flags.quiet && process.stderr.isTTY
       ? new SingleBar({
@@ -101,19 +138,25 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
           clearOnComplete: true,
         })
       : undefined;
-  bar?.start(jobs.length, jobs.filter((j) => done.has(key({ image: j.item.image, class: j.className, method: j.method }))).length, {
-    image: '',
-  });
+  bar?.start(jobs.length, done.size, { image: '' });
   try {
     let current: { item: DatasetItem; tensor: ReturnType<typeof preprocess> } | undefined;
     for (const job of jobs) {
-      const id = { image: job.item.image, class: job.className, method: job.method };
+      const id = { image: relativeName(job.item), class: job.className, method: job.method };
       if (done.has(key(id))) continue;
-      bar?.update({ image: job.item.image });
-      if (current?.item !== job.item) current = { item: job.item, tensor: preprocess(await readImage(job.item.image), preset, size) };
-      const record = await scoreOne(model, current.tensor, job.item, job.className, job.method, metrics, flags.tolerance);
+      bar?.update({ image: id.image });
+      if (current?.item !== job.item) {
+        const picture = await readImage(job.item.image);
+        const { width, height } = job.item.annotation;
+        if (picture.width !== width || picture.height !== height)
+          throw new CamerasError(
+            `${job.item.image} is ${picture.width} x ${picture.height} but its annotation says ${width} x ${height}; fix the annotation's <size> (or the image's EXIF orientation)`,
+          );
+        current = { item: job.item, tensor: preprocess(picture, preset, size) };
+      }
+      const record = { ...(await scoreOne(model, current.tensor, job.item, job.className, job.method, metrics, flags)), image: id.image };
       await appendFile(resultsFile, `${JSON.stringify(record)}\n`);
-      records.push(record);
+      byKey.set(key(record), record);
       bar?.increment();
     }
   } finally {
@@ -121,6 +164,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     await explainer.dispose();
   }
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
+  const records = [...byKey.values()];
   const summary = summarise(records, flags.methods, classes);
   const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'pairs'];
   const rows = summary.map((s) => [
@@ -157,19 +201,39 @@ function fmt(value: number | undefined): string {
   return value === undefined || Number.isNaN(value) ? '-' : value.toFixed(3);
 }
 
-async function previousRecords(file: string): Promise<EvalRecord[]> {
+/** The records of an earlier run with the same settings; one with other settings is refused. */
+async function previousRecords(file: string, settings: EvalSettings): Promise<EvalRecord[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  // A line cut short by a stop is dropped (and done again).
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as EvalRecord];
-      } catch {
-        return [];
-      }
-    });
+  const lines = text.split('\n').filter(Boolean);
+  if (lines.length === 0) return [];
+  const parse = (line: string) => {
+    try {
+      return JSON.parse(line) as EvalRecord & Partial<EvalSettings>;
+    } catch {
+      return undefined; // a line cut short by a stop: its pair is done again
+    }
+  };
+  const header = parse(lines[0] as string);
+  if (JSON.stringify(header?.settings) !== JSON.stringify(settings.settings))
+    throw new CamerasError(
+      `${file} was made with other settings (${JSON.stringify(header?.settings ?? 'none')}); use another --out-dir, or the same --model, --layer, --metrics and --tolerance`,
+    );
+  return lines.slice(1).flatMap((line) => {
+    const record = parse(line);
+    return record ? [record] : [];
+  });
+}
+
+/** A file cut short mid-line gets its newline back, so the next record starts a line of its own. */
+async function ensureNewline(file: string): Promise<void> {
+  const text = await readFile(file, 'utf8');
+  if (text.length > 0 && !text.endsWith('\n')) await appendFile(file, '\n');
+}
+
+function relativePath(root: string, file: string): string {
+  const base = resolve(root.endsWith('.json') ? dirname(root) : root);
+  const path = relative(base, resolve(file));
+  return path.startsWith('..') ? resolve(file) : path;
 }
 
 async function scoreOne(
@@ -179,7 +243,7 @@ async function scoreOne(
   className: string,
   method: string,
   metrics: Set<Metric>,
-  tolerance: number,
+  flags: EvalFlags,
 ): Promise<EvalRecord> {
   const started = performance.now();
   const cls = classIndex(className, model);
@@ -192,7 +256,7 @@ async function scoreOne(
   const { width, height } = item.annotation;
   if (metrics.has('pointing')) {
     const mask = classMask(item.annotation, className);
-    record.pointing = mask ? pointingHit(mask, pointOf(result.map, result.height, result.width, height, width), tolerance) : 0;
+    record.pointing = mask ? pointingHit(mask, pointOf(result.map, result.height, result.width, height, width), flags.tolerance) : 0;
   }
   const [, , h, w] = tensor.shape as [number, number, number, number];
   const map = result.height === h && result.width === w ? result.map : resizePlaneBilinear(result.map, result.height, result.width, h, w);
@@ -209,8 +273,10 @@ async function scoreOne(
   }
   if (metrics.has('insdel')) {
     const round = (scores: number[]) => scores.map((v) => Math.round(v * 1e4) / 1e4);
-    const deletion = await causalMetric(forward, tensor, map, 'deletion', { classIndex: cls });
-    const insertion = await causalMetric(forward, tensor, map, 'insertion', { classIndex: cls });
+    // RISE follows the model's top-1 class on the clean input; --annotated-class follows the explained class.
+    const followed = flags.annotatedClass ? { classIndex: cls } : {};
+    const deletion = await causalMetric(forward, tensor, map, 'deletion', followed);
+    const insertion = await causalMetric(forward, tensor, map, 'insertion', followed);
     Object.assign(record, {
       deletion: deletion.auc,
       insertion: insertion.auc,

@@ -54,6 +54,13 @@ const EVAL_METHODS = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'scorecam',
 /** What `cameras sanity` checks by default: CAMERAS, Grad-CAM and the input gradient. */
 const SANITY_METHODS = ['cameras', 'gradcam', 'gradient'];
 
+function parseDepths(value: string): number[] {
+  return splitList(value, 'the depth list is empty; give depths such as 1,2,4').map((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1) throw new InvalidArgumentError(`'${s}' is not a depth; give positive integers such as 1,2,4`);
+    return Number(s);
+  });
+}
+
 function parseFraction(value: string): number {
   const v = Number(value);
   if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
@@ -271,6 +278,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--layer <name>', "target layer; default: the model's")
     .option('--out-dir <folder>', 'where results.jsonl (resumed if present), summary.csv and summary.json go', 'eval')
     .option('--tolerance <px>', "pointing game's tolerance in pixels (15, TorchRay's)", parseSeed, 15)
+    .option('--annotated-class', "insertion/deletion follow the annotated class, not the model's top-1 (RISE's choice)")
     .option('--limit <n>', 'only the first n images', parseCount)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
@@ -286,7 +294,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
         .choices(['cascading', 'independent'])
         .default('cascading'),
     )
-    .option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)', parseResolutions)
+    .option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)', parseDepths)
     .option('--seed <n>', 'seed of the random weights (0)', parseSeed)
     .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')

@@ -1,4 +1,4 @@
-import { basename, extname } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
@@ -81,7 +81,7 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   }));
   await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap }));
   // The similarity curves: how fast each method's map leaves the trained model's as layers are randomised.
-  const plot = out.replace(/\.[a-z]+$/i, '.svg');
+  const plot = join(dirname(out), `${basename(out, extname(out))}.curves.svg`);
   const panels = (['spearmanAbs', 'ssim'] as const).map((measure) => ({
     title: measure === 'ssim' ? 'SSIM' : 'Spearman rank correlation, |map|',
     points: report.steps.flatMap((step) =>

@@ -17,7 +17,9 @@ export function parseCoco(text: string, source: string): Annotation[] {
   try {
     coco = JSON.parse(text) as CocoFile;
   } catch (error) {
-    throw new CamerasError(`${source} is not JSON (${(error as Error).message}); give a COCO annotation file`);
+    throw new CamerasError(
+      `${source} is not JSON (${(error as Error).message.replace(/\s+/g, ' ').slice(0, 120)}); give a COCO annotation file`,
+    );
   }
   for (const key of ['images', 'annotations', 'categories'] as const)
     if (!Array.isArray(coco[key])) throw new CamerasError(`${source}: the '${key}' list is missing`);

@@ -18,7 +18,8 @@ export interface Annotation {
 }
 
 function tag(xml: string, name: string): string | undefined {
-  return new RegExp(`<${name}>([\\s\\S]*?)</${name}>`).exec(xml)?.[1]?.trim();
+  // Attributes allowed (LabelImg writes <annotation verified="yes">).
+  return new RegExp(`<${name}(?:\\s[^>]*)?>([\\s\\S]*?)</${name}>`).exec(xml)?.[1]?.trim();
 }
 
 /**
@@ -41,12 +42,13 @@ export function parseVoc(xml: string, source: string): Annotation {
   };
   const size = tag(annotation, 'size');
   if (size === undefined) throw new CamerasError(`${source}: <size> is missing`);
-  const objects = [...annotation.matchAll(/<object>([\s\S]*?)<\/object>/g)].map((match, i) => {
+  const objects = [...annotation.matchAll(/<object(?:\s[^>]*)?>([\s\S]*?)<\/object>/g)].map((match, i) => {
     const object = match[1] as string;
     const where = `object ${i + 1} `;
     const box = tag(object, 'bndbox');
     if (box === undefined) throw new CamerasError(`${source}: ${where}<bndbox> is missing`);
-    const coordinate = (name: string) => number(box, name, `${where}bndbox `) - 1;
+    // Some tools write fractional pixels: rounded, as the box is a set of whole pixels.
+    const coordinate = (name: string) => Math.round(number(box, name, `${where}bndbox `)) - 1;
     return {
       className: field(object, 'name', where),
       box: { xmin: coordinate('xmin'), ymin: coordinate('ymin'), xmax: coordinate('xmax'), ymax: coordinate('ymax') },

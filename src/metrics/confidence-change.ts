@@ -15,6 +15,9 @@ export async function confidenceChange(
   target: Target = 'prob',
 ): Promise<number> {
   const positions = map.length;
+  const [, channels] = input.shape as [number, number];
+  if (positions * channels !== input.data.length)
+    throw new Error(`the map has ${positions} values; the input has ${input.data.length / channels} pixels`);
   const masked = Float32Array.from(input.data, (v, i) => v * (map[i % positions] as number));
   const [plain, kept] = await forward([input, { data: masked, shape: input.shape }]);
   return targetScore(kept as Float32Array, target, classIndex) - targetScore(plain as Float32Array, target, classIndex);

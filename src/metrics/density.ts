@@ -13,6 +13,8 @@ export interface Densities {
 /** The input times a map (and its complement), channel by channel: the two images the densities score. */
 export function maskedInputs(input: Float32Array, channels: number, map: ArrayLike<number>): { kept: Float32Array; removed: Float32Array } {
   const positions = map.length;
+  if (positions * channels !== input.length)
+    throw new Error(`the map has ${positions} values; the input has ${input.length / channels} pixels`);
   const kept = new Float32Array(input.length);
   const removed = new Float32Array(input.length);
   for (let c = 0; c < channels; c++) {
