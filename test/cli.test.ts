@@ -766,14 +766,14 @@ describe('cameras eval', () => {
         ['gradient', 3],
       ],
     );
-    assert.match(readFileSync(join(results, 'summary.csv'), 'utf8'), /^method,pointing,rho\+,rho-,deletion,insertion,pairs\n/);
+    assert.match(readFileSync(join(results, 'summary.csv'), 'utf8'), /^method,pointing,rho\+,rho-,deletion,insertion,confidence,pairs\n/);
     assert.match(second.stdout, /3 images, \d+ classes/);
     const insdel = await cameras([
       ...args,
       '--methods',
       'gradcam',
       '--metrics',
-      'insdel',
+      'insdel,confidence',
       '--limit',
       '1',
       '--out-dir',
@@ -785,7 +785,9 @@ describe('cameras eval', () => {
     const curve = JSON.parse(readFileSync(join(work, 'eval2/results.jsonl'), 'utf8').trim().split('\n')[1] as string) as {
       deletion: number;
       insertion: number;
+      confidence: number;
     };
+    assert.ok(curve.confidence >= -1 && curve.confidence <= 1);
     assert.ok(curve.deletion >= 0 && curve.deletion <= 1 && curve.insertion >= 0 && curve.insertion <= 1);
     rmSync(data, { recursive: true });
     rmSync(results, { recursive: true });

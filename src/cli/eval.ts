@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess, presetByName } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
+import { confidenceChange } from '../metrics/confidence-change.js';
 import { densities, maskedInputs } from '../metrics/density.js';
 import { causalMetric } from '../metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../metrics/pointing-game.js';
@@ -21,7 +22,9 @@ import { resolveModel } from '../models/zoo-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable, classIndex, type LoadedModel, labelsFor } from './explain.js';
 
-export const METRICS = ['pointing', 'density', 'insdel'] as const;
+export const METRICS = ['pointing', 'density', 'insdel', 'confidence'] as const;
+/** What `cameras eval` computes unless --metrics says otherwise. */
+export const DEFAULT_METRICS = ['pointing', 'density', 'insdel'];
 type Metric = (typeof METRICS)[number];
 
 export interface EvalFlags {
@@ -47,6 +50,8 @@ interface EvalRecord {
   pointing?: 1 | 0 | -1;
   rhoPlus?: number;
   rhoMinus?: number;
+  /** pytorch-grad-cam's confidence change: P(x * map) - P(x) for the explained class. */
+  confidence?: number;
   deletion?: number;
   insertion?: number;
   /** The probability after each step (4 decimals), for the mean curves of the report. */
@@ -166,7 +171,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
   const records = [...byKey.values()];
   const summary = summarise(records, flags.methods, classes);
-  const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'pairs'];
+  const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'pairs'];
   const rows = summary.map((s) => [
     s.method,
     fmt(s.pointing),
@@ -174,6 +179,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     fmt(s.rhoMinus),
     fmt(s.deletion),
     fmt(s.insertion),
+    fmt(s.confidence),
     String(s.pairs),
   ]);
   await writeFileAtomic(
@@ -271,6 +277,7 @@ async function scoreOne(
     record.rhoPlus = d.positive;
     record.rhoMinus = d.negative;
   }
+  if (metrics.has('confidence')) record.confidence = await confidenceChange(forward, tensor, map, cls, 'prob');
   if (metrics.has('insdel')) {
     const round = (scores: number[]) => scores.map((v) => Math.round(v * 1e4) / 1e4);
     // RISE follows the model's top-1 class on the clean input; --annotated-class follows the explained class.
@@ -295,6 +302,7 @@ interface MethodSummary {
   rhoMinus?: number;
   deletion?: number;
   insertion?: number;
+  confidence?: number;
   pairs: number;
 }
 
@@ -318,6 +326,7 @@ function summarise(records: EvalRecord[], methods: string[], classes: string[]):
       rhoMinus: mean((r) => r.rhoMinus),
       deletion: mean((r) => r.deletion),
       insertion: mean((r) => r.insertion),
+      confidence: mean((r) => r.confidence),
       pairs: mine.length,
     };
   });

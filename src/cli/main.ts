@@ -13,7 +13,7 @@ import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
-import { evalCommand, METRICS } from './eval.js';
+import { DEFAULT_METRICS, evalCommand, METRICS } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import { sanityCommand } from './sanity.js';
 
@@ -267,7 +267,9 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .argument('<dataset>', 'a VOC folder (Annotations/ and JPEGImages/, or images with .xml beside them) or a COCO .json')
     .addOption(new Option('--methods <list>', 'methods to score').argParser(parseList).default(EVAL_METHODS, EVAL_METHODS.join(',')))
     .addOption(
-      new Option('--metrics <list>', `metrics: ${METRICS.join(', ')}`).argParser(parseList).default([...METRICS], METRICS.join(',')),
+      new Option('--metrics <list>', `metrics: ${METRICS.join(', ')}`)
+        .argParser(parseList)
+        .default(DEFAULT_METRICS, DEFAULT_METRICS.join(',')),
     )
     .option(
       '--model <model>',
