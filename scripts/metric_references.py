@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 from scipy.stats import spearmanr
+from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
 OUT = os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures', 'metrics')
@@ -23,6 +24,16 @@ values = {
     'spearman_ab': spearmanr(a.ravel(), b.ravel()).correlation,
     'spearman_ties': spearmanr([1, 2, 2, 3], [1, 2, 3, 4]).correlation,
 }
+# HOG features of two 64 x 80 maps (16 px cells, 3 x 3 blocks, L2-Hys), and the Spearman correlation of them.
+c = rng.rand(64, 80).astype('float32')
+d = np.clip(c + 0.5 * rng.rand(64, 80) - 0.25, 0, 1).astype('float32')
+np.save(os.path.join(OUT, 'hog_c.npy'), c)
+np.save(os.path.join(OUT, 'hog_d.npy'), d)
+hc, hd = hog(c, pixels_per_cell=(16, 16)), hog(d, pixels_per_cell=(16, 16))
+values['hog_c_first'] = [float(v) for v in hc[:12]]
+values['hog_length'] = int(hc.size)
+values['hog_c_sum'] = float(hc.sum())
+values['spearman_hog'] = spearmanr(hc, hd).correlation
 with open(os.path.join(OUT, 'references.json'), 'w') as f:
     json.dump(values, f, indent=1)
 print(values)

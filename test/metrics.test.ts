@@ -12,7 +12,7 @@ import { densities, maskedInputs } from '../src/metrics/density.js';
 import { blurChannels, causalMetric, riseAuc, riseKernel, saliencyOrder } from '../src/metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../src/metrics/pointing-game.js';
 import { sanityCheck, similarity } from '../src/metrics/sanity.js';
-import { spearman, ssim } from '../src/metrics/similarity.js';
+import { hog, spearman, ssim } from '../src/metrics/similarity.js';
 import { OnnxGraph, tensorDims, tensorFloats } from '../src/onnx/graph.js';
 import { parameterLayers, randomiseLayers } from '../src/onnx/randomise.js';
 import { bytes, difference, FIXTURES, npy } from './helpers.js';
@@ -138,6 +138,17 @@ describe('similarity of maps (scipy and scikit-image values, scripts/metric_refe
     assert.ok(Math.abs(spearman([1, 2, 2, 3], [1, 2, 3, 4]) - (references.spearman_ties as number)) < 1e-12);
     assert.ok(Math.abs(spearman(a, b) - (references.spearman_ab as number)) < 1e-9);
     assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])));
+  });
+
+  it("HOG features equal scikit-image's hog (16 px cells, 3 x 3 blocks, L2-Hys), and their Spearman correlation", () => {
+    const c = npy(resolve(FIXTURES, 'metrics/hog_c.npy')).data;
+    const d = npy(resolve(FIXTURES, 'metrics/hog_d.npy')).data;
+    const hc = hog(c, 64, 80);
+    assert.equal(hc.length, references.hog_length);
+    const first = references.hog_c_first as unknown as number[];
+    assert.ok(difference(hc.subarray(0, first.length), first).max < 1e-6, `${[...hc.subarray(0, 4)]}`);
+    assert.ok(Math.abs(hc.reduce((s, v) => s + v, 0) - (references.hog_c_sum as number)) < 1e-4);
+    assert.ok(Math.abs(spearman(hc, hog(d, 64, 80)) - (references.spearman_hog as number)) < 1e-6);
   });
 
   it("SSIM with Gaussian weights equals scikit-image's structural_similarity", () => {

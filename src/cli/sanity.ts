@@ -101,11 +101,18 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
     return;
   }
   if (flags.quiet) return;
-  const header = ['method', 'k', 'spearman |map|', 'spearman signed', 'SSIM'];
+  const header = ['method', 'k', 'spearman |map|', 'spearman signed', 'SSIM', 'spearman HOG'];
   const table = report.steps.flatMap((step) =>
     flags.methods.map((method) => {
       const s = step.similarity[method];
-      return [method, String(step.depth), s?.spearmanAbs.toFixed(3), s?.spearmanSigned.toFixed(3), s?.ssim.toFixed(3)] as string[];
+      return [
+        method,
+        String(step.depth),
+        s?.spearmanAbs.toFixed(3),
+        s?.spearmanSigned.toFixed(3),
+        s?.ssim.toFixed(3),
+        s?.spearmanHog.toFixed(3),
+      ] as string[];
     }),
   );
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));

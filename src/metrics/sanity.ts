@@ -6,7 +6,7 @@ import type { FloatArray } from '../io/npy.js';
 import type { ExplainResult } from '../methods/method.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { parameterLayers, randomiseLayers } from '../onnx/randomise.js';
-import { spearman, ssim } from './similarity.js';
+import { hog, spearman, ssim } from './similarity.js';
 
 /** How the model is randomised (Adebayo et al. 2018): from the logits down, accumulating, or one layer at a time. */
 export type RandomisationMode = 'cascading' | 'independent';
@@ -30,6 +30,8 @@ export interface Similarity {
   spearmanSigned: number;
   /** Structural similarity of the post-processed maps (Gaussian window, sigma 1.5, data range 1). */
   ssim: number;
+  /** Spearman rank correlation of the maps' HOG features (16 px cells), as Adebayo et al. also report. */
+  spearmanHog: number;
 }
 
 export interface SanityStep {
@@ -80,6 +82,7 @@ export function similarity(original: ExplainResult, randomised: ExplainResult): 
     spearmanAbs: spearman(original.map, randomised.map),
     spearmanSigned: spearman(signedAt(original), signedAt(randomised)),
     ssim: ssim(original.map, randomised.map, original.height, original.width, 1),
+    spearmanHog: spearman(hog(original.map, original.height, original.width), hog(randomised.map, randomised.height, randomised.width)),
   };
 }
 

@@ -109,3 +109,56 @@ export function ssim(a: ArrayLike<number>, b: ArrayLike<number>, height: number,
     }
   return sum / count;
 }
+
+/**
+ * Histogram of oriented gradients as scikit-image's `hog(image, orientations=9, pixels_per_cell=(cell, cell),
+ * cells_per_block=(3, 3), block_norm='L2-Hys')` computes it on a float32 map: central differences (0 on the
+ * border) in float32, unsigned orientations in `orientations` bins, each cell's histogram the mean magnitude per
+ * bin (summed in float32 as its Cython does), blocks of 3 x 3 cells L2-normalised, clipped at 0.2, normalised again.
+ */
+export function hog(map: ArrayLike<number>, height: number, width: number, cell = 16, orientations = 9): Float64Array {
+  const f = Math.fround;
+  const gRow = new Float64Array(height * width);
+  const gCol = new Float64Array(height * width);
+  for (let y = 1; y < height - 1; y++)
+    for (let x = 0; x < width; x++) gRow[y * width + x] = f(f(map[(y + 1) * width + x] as number) - f(map[(y - 1) * width + x] as number));
+  for (let y = 0; y < height; y++)
+    for (let x = 1; x < width - 1; x++) gCol[y * width + x] = f(f(map[y * width + x + 1] as number) - f(map[y * width + x - 1] as number));
+  const magnitude = gRow.map((r, i) => Math.hypot(gCol[i] as number, r));
+  const orientation = gRow.map((r, i) => ((((Math.atan2(r, gCol[i] as number) * 180) / Math.PI) % 180) + 180) % 180);
+  const cellsRow = Math.floor(height / cell);
+  const cellsCol = Math.floor(width / cell);
+  const histogram = new Float64Array(cellsRow * cellsCol * orientations);
+  const perBin = f(180 / orientations);
+  for (let o = 0; o < orientations; o++) {
+    const start = f(perBin * (o + 1));
+    const end = f(perBin * o);
+    for (let cr = 0; cr < cellsRow; cr++)
+      for (let cc = 0; cc < cellsCol; cc++) {
+        let total = 0;
+        for (let y = cr * cell; y < (cr + 1) * cell; y++)
+          for (let x = cc * cell; x < (cc + 1) * cell; x++) {
+            const angle = orientation[y * width + x] as number;
+            if (angle < start && angle >= end) total = f(total + (magnitude[y * width + x] as number));
+          }
+        histogram[(cr * cellsCol + cc) * orientations + o] = f(total / (cell * cell));
+      }
+  }
+  const blocksRow = cellsRow - 2;
+  const blocksCol = cellsCol - 2;
+  const out = new Float64Array(Math.max(0, blocksRow * blocksCol * 9 * orientations));
+  let at = 0;
+  const eps2 = 1e-10;
+  for (let br = 0; br < blocksRow; br++)
+    for (let bc = 0; bc < blocksCol; bc++) {
+      const block: number[] = [];
+      for (let r = br; r < br + 3; r++)
+        for (let c = bc; c < bc + 3; c++)
+          for (let o = 0; o < orientations; o++) block.push(histogram[(r * cellsCol + c) * orientations + o] as number);
+      const norm1 = Math.sqrt(block.reduce((s, v) => s + v * v, 0) + eps2);
+      const clipped = block.map((v) => Math.min(v / norm1, 0.2));
+      const norm2 = Math.sqrt(clipped.reduce((s, v) => s + v * v, 0) + eps2);
+      for (const v of clipped) out[at++] = v / norm2;
+    }
+  return out;
+}
