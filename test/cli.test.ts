@@ -820,7 +820,12 @@ describe('cameras sanity', () => {
     );
     const picture = await sharp(out).metadata();
     assert.ok((picture.width as number) > 224 * 4 && (picture.height as number) > 224 * 2);
-    rmSync(out);
+    assert.match(readFileSync(join(work, 'sanity.curves.svg'), 'utf8'), /^<svg[\s\S]*Spearman rank correlation[\s\S]*<\/svg>$/);
+    assert.match(
+      readFileSync(join(work, 'sanity.html'), 'utf8'),
+      /<table>[\s\S]*<svg[\s\S]*<img alt="the maps[^"]*" src="data:image\/png;base64,/,
+    );
+    for (const file of [out, join(work, 'sanity.curves.svg'), join(work, 'sanity.html')]) rmSync(file);
     await rejects([...args, '--depths', '1,99', '--out', 'x.png'], /depth 99 is not between 1 and 13/);
   });
 });

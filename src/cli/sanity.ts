@@ -79,7 +79,8 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
       caption: `k = ${step.depth}: ${(step.similarity[method]?.spearmanAbs ?? Number.NaN).toFixed(2)}`,
     })),
   }));
-  await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap }));
+  const grid = await renderPanel(rows, { colormap: flags.colormap });
+  await writeFileAtomic(out, grid);
   // The similarity curves: how fast each method's map leaves the trained model's as layers are randomised.
   const plot = join(dirname(out), `${basename(out, extname(out))}.curves.svg`);
   const panels = (['spearmanAbs', 'ssim'] as const).map((measure) => ({
@@ -89,10 +90,18 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
     ),
   }));
   const xTitle = flags.mode === 'cascading' ? 'layers randomised from the logits' : 'layer randomised (from the logits)';
-  await writeFileAtomic(
-    plot,
-    new TextEncoder().encode(await renderSvg(curvesSpec(panels, { x: xTitle, y: 'similarity to the trained model', yDomain: [-1, 1] }))),
+  const svg = await renderSvg(curvesSpec(panels, { x: xTitle, y: 'similarity to the trained model', yDomain: [-1, 1] }));
+  await writeFileAtomic(plot, new TextEncoder().encode(svg));
+  // One self-contained page: the table, the curves and the grid (embedded).
+  const page = join(dirname(out), `${basename(out, extname(out))}.html`);
+  const cells = report.steps.flatMap((step) =>
+    flags.methods.map((method) => {
+      const s = step.similarity[method];
+      return `<tr><td>${method}</td><td>${step.depth}</td>${[s?.spearmanAbs, s?.spearmanSigned, s?.ssim, s?.spearmanHog].map((v) => `<td>${(v ?? Number.NaN).toFixed(3)}</td>`).join('')}</tr>`;
+    }),
   );
+  const html = `<!doctype html><html lang="en"><meta charset="utf-8"><title>cameras sanity</title><style>body{font-family:DejaVu Sans,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}img{max-width:100%}</style><h1>Model-randomisation sanity check</h1><p>${basename(image)}, model ${flags.model}, class ${report.classIndex}: ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised). A method passes when its maps move away from the trained model's.</p><table><tr><th>method</th><th>k</th><th>Spearman |map|</th><th>Spearman signed</th><th>SSIM</th><th>Spearman HOG</th></tr>${cells.join('')}</table>${svg}<h2>Maps</h2><img alt="the maps of each method as layers are randomised" src="data:image/png;base64,${Buffer.from(grid).toString('base64')}"></html>\n`;
+  await writeFileAtomic(page, new TextEncoder().encode(html));
   if (flags.json) {
     const lines = report.steps.flatMap((step) =>
       flags.methods.map((method) => ({ method, mode: report.mode, depth: step.depth, layers: step.layers, ...step.similarity[method] })),
@@ -118,6 +127,6 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
   process.stdout.write(
-    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out} and ${plot}\n`,
+    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out}, ${plot} and ${page}\n`,
   );
 }
