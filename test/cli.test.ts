@@ -769,14 +769,17 @@ describe('cameras eval', () => {
         ['gradient', 3],
       ],
     );
-    assert.match(readFileSync(join(results, 'summary.csv'), 'utf8'), /^method,pointing,rho\+,rho-,deletion,insertion,confidence,pairs\n/);
+    assert.match(
+      readFileSync(join(results, 'summary.csv'), 'utf8'),
+      /^method,pointing,rho\+,rho-,deletion,insertion,confidence,road,pairs\n/,
+    );
     assert.match(second.stdout, /3 images, \d+ classes/);
     const insdel = await cameras([
       ...args,
       '--methods',
       'gradcam',
       '--metrics',
-      'insdel,confidence',
+      'insdel,confidence,road',
       '--limit',
       '1',
       '--out-dir',
@@ -789,8 +792,10 @@ describe('cameras eval', () => {
       deletion: number;
       insertion: number;
       confidence: number;
+      road: number;
     };
     assert.ok(curve.confidence >= -1 && curve.confidence <= 1);
+    assert.ok(curve.road >= -1 && curve.road <= 1);
     assert.ok(curve.deletion >= 0 && curve.deletion <= 1 && curve.insertion >= 0 && curve.insertion <= 1);
     rmSync(data, { recursive: true });
     rmSync(results, { recursive: true });

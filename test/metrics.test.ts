@@ -11,6 +11,7 @@ import { confidenceChange } from '../src/metrics/confidence-change.js';
 import { densities, maskedInputs } from '../src/metrics/density.js';
 import { blurChannels, causalMetric, riseAuc, riseKernel, saliencyOrder } from '../src/metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../src/metrics/pointing-game.js';
+import { noisyLinearImpute, percentile, road } from '../src/metrics/road.js';
 import { sanityCheck, similarity } from '../src/metrics/sanity.js';
 import { hog, spearman, ssim } from '../src/metrics/similarity.js';
 import { OnnxGraph, tensorDims, tensorFloats } from '../src/onnx/graph.js';
@@ -154,6 +155,48 @@ describe('similarity of maps (scipy and scikit-image values, scripts/metric_refe
   it("SSIM with Gaussian weights equals scikit-image's structural_similarity", () => {
     assert.ok(Math.abs(ssim(a, b, 20, 24, 1) - (references.ssim as number)) < 1e-9, `${ssim(a, b, 20, 24, 1)}`);
     assert.ok(Math.abs(ssim(a, a, 20, 24, 1) - 1) < 1e-12);
+  });
+});
+
+describe("ROAD (pytorch-grad-cam's NoisyLinearImputer and averagers)", () => {
+  const references = JSON.parse(readFileSync(resolve(FIXTURES, 'metrics/references.json'), 'utf8')) as Record<string, number>;
+  it("imputes removed pixels as scipy's spsolve of the same system does (noise 0); percentiles as numpy's", () => {
+    const image = npy(resolve(FIXTURES, 'metrics/road_image.npy'));
+    const map = npy(resolve(FIXTURES, 'metrics/road_map.npy')).data;
+    const threshold = percentile(map, 70);
+    assert.ok(Math.abs(threshold - (references.road_threshold as number)) < 1e-7);
+    assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
+    const keep = Uint8Array.from(map, (v) => (v < threshold ? 1 : 0));
+    const imputed = noisyLinearImpute(image, keep, 0);
+    const d = difference(imputed, npy(resolve(FIXTURES, 'metrics/road_imputed.npy')).data);
+    assert.ok(d.max < 1e-5, `imputation differs by ${d.max}`);
+  });
+
+  it('averages target changes over percentiles; combined = (LeRF - MoRF) / 2', async () => {
+    // A linear "model" whose logit 0 is the mean of channel 0: every number is checkable by hand.
+    const forward = async (inputs: FloatArray[]) =>
+      inputs.map((x) => {
+        const plane = (x.shape[2] as number) * (x.shape[3] as number);
+        let s = 0;
+        for (let p = 0; p < plane; p++) s += x.data[p] as number;
+        return Float32Array.from([s / plane, 0]);
+      });
+    const image = npy(resolve(FIXTURES, 'metrics/road_image.npy'));
+    const map = npy(resolve(FIXTURES, 'metrics/road_map.npy')).data;
+    const result = await road(forward, image, map, 0, { noise: 0, target: 'logit', percentiles: [70] });
+    const [plain, morf] = await forward([
+      image,
+      {
+        data: noisyLinearImpute(
+          image,
+          Uint8Array.from(map, (v) => (v < percentile(map, 70) ? 1 : 0)),
+          0,
+        ),
+        shape: image.shape,
+      },
+    ]);
+    assert.ok(Math.abs(result.mostRelevantFirst - ((morf?.[0] as number) - (plain?.[0] as number))) < 1e-9);
+    assert.ok(Math.abs(result.combined - (result.leastRelevantFirst - result.mostRelevantFirst) / 2) < 1e-12);
   });
 });
 

@@ -12,17 +12,19 @@ import { Explainer } from '../explainer.js';
 import { writeFileAtomic } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess, presetByName } from '../io/preprocess.js';
+import { gaussian } from '../methods/noise-tunnel.js';
 import { methodByName } from '../methods/registry.js';
 import { confidenceChange } from '../metrics/confidence-change.js';
 import { densities, maskedInputs } from '../metrics/density.js';
 import { causalMetric } from '../metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../metrics/pointing-game.js';
+import { road } from '../metrics/road.js';
 import { resolutionsFor } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable, classIndex, type LoadedModel, labelsFor } from './explain.js';
 
-export const METRICS = ['pointing', 'density', 'insdel', 'confidence'] as const;
+export const METRICS = ['pointing', 'density', 'insdel', 'confidence', 'road'] as const;
 /** What `cameras eval` computes unless --metrics says otherwise. */
 export const DEFAULT_METRICS = ['pointing', 'density', 'insdel'];
 type Metric = (typeof METRICS)[number];
@@ -52,6 +54,8 @@ interface EvalRecord {
   rhoMinus?: number;
   /** pytorch-grad-cam's confidence change: P(x * map) - P(x) for the explained class. */
   confidence?: number;
+  /** ROAD combined, (LeRF - MoRF) / 2 over percentiles 10..90, noise seeded per record. */
+  road?: number;
   deletion?: number;
   insertion?: number;
   /** The probability after each step (4 decimals), for the mean curves of the report. */
@@ -171,7 +175,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
   const records = [...byKey.values()];
   const summary = summarise(records, flags.methods, classes);
-  const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'pairs'];
+  const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'road', 'pairs'];
   const rows = summary.map((s) => [
     s.method,
     fmt(s.pointing),
@@ -180,6 +184,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     fmt(s.deletion),
     fmt(s.insertion),
     fmt(s.confidence),
+    fmt(s.road),
     String(s.pairs),
   ]);
   await writeFileAtomic(
@@ -277,6 +282,7 @@ async function scoreOne(
     record.rhoPlus = d.positive;
     record.rhoMinus = d.negative;
   }
+  if (metrics.has('road')) record.road = (await road(forward, tensor, map, cls, { random: gaussian(0) })).combined;
   if (metrics.has('confidence')) record.confidence = await confidenceChange(forward, tensor, map, cls, 'prob');
   if (metrics.has('insdel')) {
     const round = (scores: number[]) => scores.map((v) => Math.round(v * 1e4) / 1e4);
@@ -303,6 +309,7 @@ interface MethodSummary {
   deletion?: number;
   insertion?: number;
   confidence?: number;
+  road?: number;
   pairs: number;
 }
 
@@ -327,6 +334,7 @@ function summarise(records: EvalRecord[], methods: string[], classes: string[]):
       deletion: mean((r) => r.deletion),
       insertion: mean((r) => r.insertion),
       confidence: mean((r) => r.confidence),
+      road: mean((r) => r.road),
       pairs: mine.length,
     };
   });
