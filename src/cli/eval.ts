@@ -1,28 +1,24 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import * as ort from 'onnxruntime-node';
 import { type DatasetItem, loadDataset } from '../datasets/load-node.js';
 import { classesIn, classMask } from '../datasets/mask.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
-import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { softmax } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
-import { Explainer } from '../explainer.js';
 import { writeFileAtomic } from '../index.js';
 import { readImage } from '../io/image-node.js';
-import { preprocess, presetByName } from '../io/preprocess.js';
-import { gaussian } from '../methods/noise-tunnel.js';
+import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
 import { confidenceChange } from '../metrics/confidence-change.js';
 import { densities, maskedInputs } from '../metrics/density.js';
 import { causalMetric } from '../metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../metrics/pointing-game.js';
 import { road } from '../metrics/road.js';
-import { resolutionsFor } from '../models/zoo.js';
-import { resolveModel } from '../models/zoo-node.js';
+import { gaussian } from '../random.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
-import { checkWritable, classIndex, type LoadedModel, labelsFor } from './explain.js';
+import { checkWritable, classIndex, type LoadedModel, loadModel } from './explain.js';
+import { formatTable } from './table.js';
 
 export const METRICS = ['pointing', 'density', 'insdel', 'confidence', 'road'] as const;
 /** What `cameras eval` computes unless --metrics says otherwise. */
@@ -85,24 +81,8 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const items = (await loadDataset(dataset)).slice(0, flags.limit);
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   await checkWritable(join(flags.outDir, 'results.jsonl'));
-  const resolved = await resolveModel(flags.model, flags.weights);
-  const preset = presetByName(resolved.entry?.preprocess ?? 'torchvision');
-  const size = resolved.entry?.inputSize ?? preset.size;
-  const explainer = await Explainer.create(ort, {
-    model: resolved.bytes,
-    layer: flags.layer ?? (resolved.entry?.layer || undefined),
-    threads: flags.threads,
-    source: resolved.source,
-  });
-  const model: LoadedModel = {
-    spec: flags.model,
-    entry: resolved.entry,
-    ...(await labelsFor(resolved.entry, explainer, size)),
-    explainer,
-    preset,
-    size,
-    resolutions: resolved.entry ? resolutionsFor(size) : [...DEFAULT_RESOLUTIONS],
-  };
+  const model = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
+  const { explainer, preset, size } = model;
   const resultsFile = join(flags.outDir, 'results.jsonl');
   const settings: EvalSettings = {
     settings: {
@@ -201,10 +181,8 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     `${items.length} images, ${classes.length} classes, model ${flags.model}`,
   );
   if (flags.quiet) return;
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
   process.stdout.write(
-    `${items.length} images, ${classes.length} classes, model ${flags.model}\n${line(header)}\n${rows.map(line).join('\n')}\nwrote ${join(flags.outDir, 'summary.csv')}, summary.json, results.jsonl${plotted ? ', insertion_deletion.svg' : ''} and report.html\n`,
+    `${items.length} images, ${classes.length} classes, model ${flags.model}\n${formatTable(header, rows)}\nwrote ${join(flags.outDir, 'summary.csv')}, summary.json, results.jsonl${plotted ? ', insertion_deletion.svg' : ''} and report.html\n`,
   );
 }
 

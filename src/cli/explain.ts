@@ -122,6 +122,34 @@ export interface LoadedModel {
   size: number;
 }
 
+/**
+ * A model by zoo name, path or URL with its explainer built: its preprocessing, input size, labels and default
+ * resolutions, which every command starts from.
+ */
+export async function loadModel(
+  spec: string,
+  options: { weights?: string; layer?: string; threads?: number; preprocess?: string; resolutions?: number[] } = {},
+): Promise<LoadedModel> {
+  const model = await resolveModel(spec, options.weights);
+  const preset = presetByName(options.preprocess ?? model.entry?.preprocess ?? 'torchvision');
+  const size = model.entry?.inputSize ?? preset.size;
+  const explainer = await Explainer.create(ort, {
+    model: model.bytes,
+    layer: options.layer ?? (model.entry?.layer || undefined),
+    threads: options.threads,
+    source: model.source,
+  });
+  return {
+    spec,
+    entry: model.entry,
+    ...(await labelsFor(model.entry, explainer, size)),
+    explainer,
+    preset,
+    size,
+    resolutions: options.resolutions ?? (model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
+  };
+}
+
 /** A zoo model's labels; for a plain model with 1000 outputs, ImageNet's, said to be assumed. */
 export async function labelsFor(
   entry: ZooEntry | undefined,
@@ -257,23 +285,15 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
 
   const models: LoadedModel[] = [];
   for (const spec of modelSpecs) {
-    const model = await resolveModel(spec, flags.weights);
-    const preset = presetByName(flags.preprocess ?? model.entry?.preprocess ?? 'torchvision');
-    const explainer = await Explainer.create(ort, {
-      model: model.bytes,
-      layer: (modelSpecs.length > 1 ? undefined : flags.layer) ?? (model.entry?.layer || undefined),
-      threads: flags.threads,
-      source: model.source,
-    });
-    models.push({
-      spec,
-      entry: model.entry,
-      ...(await labelsFor(model.entry, explainer, model.entry?.inputSize ?? preset.size)),
-      explainer,
-      preset,
-      size: model.entry?.inputSize ?? preset.size,
-      resolutions: flags.resolutions ?? (model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
-    });
+    models.push(
+      await loadModel(spec, {
+        weights: flags.weights,
+        layer: modelSpecs.length > 1 ? undefined : flags.layer,
+        threads: flags.threads,
+        preprocess: flags.preprocess,
+        resolutions: flags.resolutions,
+      }),
+    );
   }
   const showProgress = !flags.quiet && !flags.json && process.stderr.isTTY;
   const bar = showProgress
@@ -406,25 +426,10 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   for (const method of flags.methods) methodByName(method);
   const out = flags.out ?? `${basename(image, extname(image))}.compare.png`;
   await checkWritable(out);
-  const model = await resolveModel(flags.model, flags.weights);
-  const preset = presetByName(model.entry?.preprocess ?? 'torchvision');
+  const loaded = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
+  const { explainer } = loaded;
   const picture = await readImage(image);
-  const tensor = preprocess(picture, preset, model.entry?.inputSize ?? preset.size);
-  const explainer = await Explainer.create(ort, {
-    model: model.bytes,
-    layer: flags.layer ?? (model.entry?.layer || undefined),
-    threads: flags.threads,
-    source: model.source,
-  });
-  const loaded: LoadedModel = {
-    spec: flags.model,
-    entry: model.entry,
-    ...(await labelsFor(model.entry, explainer, model.entry?.inputSize ?? preset.size)),
-    explainer,
-    preset,
-    size: model.entry?.inputSize ?? preset.size,
-    resolutions: model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS],
-  };
+  const tensor = preprocess(picture, loaded.preset, loaded.size);
   try {
     const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, loaded);
     const target = flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, loaded));

@@ -14,6 +14,7 @@ import type { ColormapName } from '../render/colormap.js';
 import { type PanelRow, renderPanel } from '../render/panel-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable } from './explain.js';
+import { formatTable } from './table.js';
 
 export interface SanityFlags {
   model: string;
@@ -124,9 +125,7 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
       ] as string[];
     }),
   );
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
   process.stdout.write(
-    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${line(header)}\n${table.map(line).join('\n')}\nwrote ${out}, ${plot} and ${page}\n`,
+    `class ${report.classIndex}; ${report.mode} randomisation of ${report.layers.length} weighted layers from the logits down (k = layers randomised)\n${formatTable(header, table)}\nwrote ${out}, ${plot} and ${page}\n`,
   );
 }

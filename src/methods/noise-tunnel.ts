@@ -2,20 +2,8 @@ import { resizeInput } from '../engine/resize.js';
 import { probabilityOf, topOne } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
+import { gaussian } from '../random.js';
 import { type CommonOptions, imageSize, type MethodContext, type MethodOutput, type NoiseOptions, type SaliencyMethod } from './method.js';
-
-/** A seeded generator of standard normal numbers (mulberry32 and Box-Muller). */
-export function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 /**
  * NoiseTunnel (Captum), SmoothGrad's recipe (Smilkov et al. 2017) around any method:

@@ -1,4 +1,4 @@
-import { softmax } from '../engine/scores.js';
+import { softmax, topOne } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
 
 /** Logits of each input, as `Explainer.forward` gives them (stacked into few ONNX Runtime calls). */
@@ -108,7 +108,7 @@ export async function causalMetric(
   if (map.length !== positions) throw new Error(`the map has ${map.length} values; the input has ${height} x ${width} pixels`);
   const step = options.step ?? Math.max(1, Math.round(positions / 224));
   const batch = options.batch ?? 16;
-  const classIndex = options.classIndex ?? topClass((await forward([input]))[0] as Float32Array);
+  const classIndex = options.classIndex ?? topOne((await forward([input]))[0] as Float32Array).index;
   const substrate = mode === 'deletion' ? new Float32Array(input.data.length) : blurChannels(input, riseKernel(11, 5), 11);
   const [start, finish] = mode === 'deletion' ? [input.data, substrate] : [substrate, input.data];
   const order = saliencyOrder(map);
@@ -129,10 +129,4 @@ export async function causalMetric(
     options.onProgress?.(scores.length, steps + 1);
   }
   return { scores, auc: riseAuc(scores), classIndex };
-}
-
-function topClass(logits: Float32Array): number {
-  let best = 0;
-  for (let k = 1; k < logits.length; k++) if ((logits[k] as number) > (logits[best] as number)) best = k;
-  return best;
 }

@@ -1,4 +1,5 @@
 import { CamerasError } from '../errors.js';
+import { mulberry32 } from '../random.js';
 import { makeTensor, OnnxGraph, tensorDims } from './graph.js';
 import type { NodeProto } from './proto.js';
 
@@ -30,18 +31,6 @@ export function parameterLayers(graph: OnnxGraph): ParameterLayer[] {
   return layers;
 }
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-function uniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Fan-in of a weight as PyTorch counts it: input channels times the kernel's area (Gemm and MatMul: the inner size). */
 function fanIn(layer: ParameterLayer, dims: number[]): number {
   const op = layer.node.opType;
@@ -67,7 +56,8 @@ export function randomiseLayers(bytes: Uint8Array, layerNames: readonly string[]
     const layer = layers[index];
     if (!layer) throw new CamerasError(`no layer with weights named '${name}'; the model's are: ${layers.map((l) => l.name).join(', ')}`);
     // One stream per layer: a layer gets the same random weights whichever other layers are randomised with it.
-    const next = uniform(Math.imul(seed + 1, 0x9e3779b1) ^ index);
+    const integers = mulberry32(Math.imul(seed + 1, 0x9e3779b1) ^ index);
+    const next = () => integers() / 4294967296;
     const weight = graph.initializers.get(layer.weight);
     if (!weight) continue;
     const dims = tensorDims(weight);
