@@ -81,7 +81,17 @@ export {
 } from './metrics/insertion-deletion.js';
 export { PointingGameScore, pointingHit, pointOf } from './metrics/pointing-game.js';
 export { noisyLinearImpute, percentile, type RoadOptions, road } from './metrics/road.js';
-export { defaultDepths, type RandomisationMode, type SanityOptions, type SanityReport, sanityCheck, similarity } from './metrics/sanity.js';
+export {
+  type AttributionView,
+  adebayoDiverging,
+  adebayoGrayscale,
+  defaultDepths,
+  type RandomisationMode,
+  type SanityOptions,
+  type SanityReport,
+  sanityCheck,
+  similarity,
+} from './metrics/sanity.js';
 export { averageRanks, hog, pearson, spearman, ssim } from './metrics/similarity.js';
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';

@@ -755,8 +755,9 @@ describe('cameras eval', () => {
       after.every((l) => JSON.parse(l)),
       'every record whole',
     );
-    const record = JSON.parse(after[5] as string) as { pointing: number; rhoPlus: number; rhoMinus: number };
+    const record = JSON.parse(after[5] as string) as { pointing: number; difficult: boolean; rhoPlus: number; rhoMinus: number };
     assert.ok([1, -1].includes(record.pointing) && record.rhoPlus >= 0 && record.rhoMinus >= 0);
+    assert.equal(record.difficult, false, 'one object per composite image: no distractor class, so not difficult');
     const summary = JSON.parse(readFileSync(join(results, 'summary.json'), 'utf8')) as {
       method: string;
       pairs: number;
@@ -771,7 +772,7 @@ describe('cameras eval', () => {
     );
     assert.match(
       readFileSync(join(results, 'summary.csv'), 'utf8'),
-      /^method,pointing,rho\+,rho-,deletion,insertion,confidence,road,pairs\n/,
+      /^method,pointing,pointing \(difficult\),rho\+,rho-,deletion,insertion,confidence,road,pairs\n/,
     );
     assert.match(second.stdout, /3 images, \d+ classes/);
     const insdel = await cameras([

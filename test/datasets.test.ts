@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parseCoco } from '../src/datasets/coco.js';
+import { decodeRleString, parseCoco } from '../src/datasets/coco.js';
 import { loadDataset } from '../src/datasets/load-node.js';
-import { classesIn, classMask } from '../src/datasets/mask.js';
+import { classesIn, classMask, isDifficultPair } from '../src/datasets/mask.js';
 import { formatVoc, parseVoc } from '../src/datasets/voc.js';
 import { CamerasError } from '../src/errors.js';
 
@@ -29,6 +29,12 @@ describe('annotations', () => {
     // 3 x 3 box at x 1..3, y 2..4, and 2 x 1 at x 8..9, y 7.
     assert.equal(set.length, 11);
     assert.equal(classMask(a, 'cat'), undefined, "a pair whose boxes are all 'difficult' is skipped");
+    // Zhang et al.'s 'difficult' subset: 11 of 80 pixels (< 1/4) and another class (cat) in the image.
+    assert.equal(isDifficultPair(a, 'dog', dog), true);
+    const alone = { ...a, objects: a.objects.filter((o) => o.className === 'dog') };
+    assert.equal(isDifficultPair(alone, 'dog', dog), false, 'no other class: not difficult');
+    const big = { ...dog, data: dog.data.map((_, i) => (i < 20 ? 1 : 0)) };
+    assert.equal(isDifficultPair(a, 'dog', big), false, 'a quarter of the image (20 of 80): not difficult');
     assert.deepEqual(parseVoc(formatVoc(a), 'b.xml'), a);
   });
 
@@ -56,6 +62,38 @@ describe('annotations', () => {
       9,
     );
     assert.throws(() => parseCoco('{not json', 'c.json'), /c\.json is not JSON/);
+    assert.throws(
+      () => parseCoco(coco.replace('[[1, 1, 4, 1, 4, 4, 1, 4]]'.replace(/ /g, ''), '{"counts":[3]}'), 'c.json'),
+      /segmentation needs 'size'/,
+    );
+  });
+
+  it('reads COCO crowd regions: run lengths as a list or a compressed string (pycocotools encoding)', () => {
+    // A 4 x 5 mask (rows 1-2, columns 1-3, and pixel (x 4, y 0)); column-major runs from pycocotools' rule.
+    assert.deepEqual(decodeRleString('522000OO2'), [5, 2, 2, 2, 2, 2, 1, 1, 3]);
+    // 300 x 400: rows 10..249 of columns 20..29 and rows 100..101 of columns 200..389 (multi-group, negative deltas).
+    const counts = decodeRleString(`jk5\`7l1${'0'.repeat(17)}bla1bHlZ^N${'0'.repeat(377)}dj2`);
+    assert.equal(counts.length, 401);
+    assert.deepEqual(counts.slice(0, 3), [6010, 240, 60]);
+    const coco = (counts: unknown) =>
+      JSON.stringify({
+        images: [{ id: 1, file_name: 'a.jpg', width: 400, height: 300 }],
+        annotations: [{ image_id: 1, category_id: 1, bbox: [20, 10, 370, 240], iscrowd: 1, segmentation: { counts, size: [300, 400] } }],
+        categories: [{ id: 1, name: 'person' }],
+      });
+    for (const form of [`jk5\`7l1${'0'.repeat(17)}bla1bHlZ^N${'0'.repeat(377)}dj2`, counts]) {
+      const mask = classMask(parseCoco(coco(form), 'c.json')[0] as never, 'person');
+      assert.ok(mask);
+      assert.equal(
+        mask.data.reduce((a, v) => a + v, 0),
+        240 * 10 + 2 * 190,
+      );
+      assert.deepEqual(
+        [mask.data[10 * 400 + 20], mask.data[9 * 400 + 20], mask.data[101 * 400 + 389], mask.data[102 * 400 + 389]],
+        [1, 0, 1, 0],
+      );
+    }
+    assert.throws(() => parseCoco(coco([5, 5]), 'c.json'), /run lengths do not cover its 300 x 400 size/);
     assert.throws(() => parseCoco('{"images": []}', 'c.json'), /c\.json: the 'annotations' list is missing/);
   });
 

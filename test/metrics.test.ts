@@ -12,7 +12,7 @@ import { densities, maskedInputs } from '../src/metrics/density.js';
 import { blurChannels, causalMetric, riseAuc, riseKernel, saliencyOrder } from '../src/metrics/insertion-deletion.js';
 import { PointingGameScore, pointingHit, pointOf } from '../src/metrics/pointing-game.js';
 import { noisyLinearImpute, percentile, road } from '../src/metrics/road.js';
-import { sanityCheck, similarity } from '../src/metrics/sanity.js';
+import { adebayoDiverging, adebayoGrayscale, sanityCheck, similarity } from '../src/metrics/sanity.js';
 import { hog, spearman, ssim } from '../src/metrics/similarity.js';
 import { OnnxGraph, tensorDims, tensorFloats } from '../src/onnx/graph.js';
 import { parameterLayers, randomiseLayers } from '../src/onnx/randomise.js';
@@ -248,5 +248,28 @@ describe('model randomisation (Adebayo et al.)', () => {
     // Against itself a map is identical.
     const self = similarity(report.original.gradcam as ExplainResult, report.original.gradcam as ExplainResult);
     assert.ok(Math.abs(self.spearmanAbs - 1) < 1e-12 && Math.abs(self.spearmanSigned - 1) < 1e-12 && Math.abs(self.ssim - 1) < 1e-12);
+  });
+
+  it("views input attributions as Adebayo et al.'s code does (grayscale: sum |g| to p99; diverging)", async () => {
+    // Two channels over four positions; numpy: clip((g - min) / (p99 - min), 0, 1) and clip((s + r) / 2r, -1, 1).
+    const data = [1, -2, 0, 3, -1, 0, 0.5, 1];
+    const close = (a: ArrayLike<number>, b: number[]) => assert.ok(difference(a, b).max < 1e-12, `${Array.from(a)} vs ${b}`);
+    close(adebayoGrayscale(data, 2), [0.43604651162790703, 0.43604651162790703, 0, 1]);
+    close(adebayoDiverging(data, 2), [0.5, 0.2432605905006418, 0.5641848523748396, 1]);
+    // The gradient's similarity follows the view: the max |g| map and sum |g| clipped rank positions differently.
+    const input = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
+    const explainer = await Explainer.create(ort, { model, threads: 2 });
+    try {
+      const a = await explainer.explain(input, { method: 'gradient', classIndex: 1, raw: true });
+      const b = await explainer.explain(input, { method: 'gradient', classIndex: 2, raw: true });
+      const raw = (r: ExplainResult) => r.raw?.data as Float64Array;
+      const adebayo = similarity(a, b);
+      assert.ok(Math.abs(adebayo.spearmanAbs - spearman(adebayoGrayscale(raw(a), 3), adebayoGrayscale(raw(b), 3))) < 1e-12);
+      assert.ok(Math.abs(adebayo.spearmanSigned - spearman(adebayoDiverging(raw(a), 3), adebayoDiverging(raw(b), 3))) < 1e-12);
+      assert.ok(Math.abs(similarity(a, b, 'method').spearmanAbs - spearman(a.map, b.map)) < 1e-12);
+      assert.notEqual(adebayo.spearmanAbs, similarity(a, b, 'method').spearmanAbs);
+    } finally {
+      await explainer.dispose();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { type DatasetItem, loadDataset } from '../datasets/load-node.js';
-import { classesIn, classMask } from '../datasets/mask.js';
+import { classesIn, classMask, isDifficultPair } from '../datasets/mask.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
 import { softmax } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
@@ -46,6 +46,8 @@ interface EvalRecord {
   class: string;
   method: string;
   pointing?: 1 | 0 | -1;
+  /** In the pointing game's 'difficult' subset (class region < 1/4 of the image, another class present). */
+  difficult?: boolean;
   rhoPlus?: number;
   rhoMinus?: number;
   /** pytorch-grad-cam's confidence change: P(x * map) - P(x) for the explained class. */
@@ -155,10 +157,11 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
   const records = [...byKey.values()];
   const summary = summarise(records, flags.methods, classes);
-  const header = ['method', 'pointing', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'road', 'pairs'];
+  const header = ['method', 'pointing', 'pointing (difficult)', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'road', 'pairs'];
   const rows = summary.map((s) => [
     s.method,
     fmt(s.pointing),
+    fmt(s.pointingDifficult),
     fmt(s.rhoPlus),
     fmt(s.rhoMinus),
     fmt(s.deletion),
@@ -246,6 +249,7 @@ async function scoreOne(
   if (metrics.has('pointing')) {
     const mask = classMask(item.annotation, className);
     record.pointing = mask ? pointingHit(mask, pointOf(result.map, result.height, result.width, height, width), flags.tolerance) : 0;
+    record.difficult = mask ? isDifficultPair(item.annotation, className, mask) : false;
   }
   const [, , h, w] = tensor.shape as [number, number, number, number];
   const map = result.height === h && result.width === w ? result.map : resizePlaneBilinear(result.map, result.height, result.width, h, w);
@@ -282,6 +286,8 @@ async function scoreOne(
 interface MethodSummary {
   method: string;
   pointing?: number;
+  /** The pointing game on the 'difficult' subset alone (undefined when no pair is in it). */
+  pointingDifficult?: number;
   rhoPlus?: number;
   rhoMinus?: number;
   deletion?: number;
@@ -298,15 +304,17 @@ function summarise(records: EvalRecord[], methods: string[], classes: string[]):
       const values = mine.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v));
       return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined;
     };
-    let pointing: number | undefined;
-    if (mine.some((r) => r.pointing !== undefined)) {
+    const pointingOver = (pairs: EvalRecord[]) => {
+      if (!pairs.some((r) => r.pointing !== undefined)) return undefined;
       const score = new PointingGameScore(classes);
-      for (const r of mine) if (r.pointing !== undefined && classes.includes(r.class)) score.add(r.class, r.pointing);
-      pointing = score.mean();
-    }
+      for (const r of pairs) if (r.pointing !== undefined && classes.includes(r.class)) score.add(r.class, r.pointing);
+      return score.mean();
+    };
+    const difficult = mine.filter((r) => r.difficult && r.pointing);
     return {
       method,
-      pointing,
+      pointing: pointingOver(mine),
+      pointingDifficult: difficult.length ? pointingOver(difficult) : undefined,
       rhoPlus: mean((r) => r.rhoPlus),
       rhoMinus: mean((r) => r.rhoMinus),
       deletion: mean((r) => r.deletion),

@@ -296,6 +296,14 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
         .choices(['cascading', 'independent'])
         .default('cascading'),
     )
+    .addOption(
+      new Option(
+        '--attribution-view <view>',
+        "how input attributions are compared: as Adebayo et al.'s code views them (sum |g|, clipped at the 99th percentile) or as the method's own map",
+      )
+        .choices(['adebayo', 'method'])
+        .default('adebayo'),
+    )
     .option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)', parseDepths)
     .option('--seed <n>', 'seed of the random weights (0)', parseSeed)
     .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../index.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess, presetByName } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
-import { type RandomisationMode, type SanityReport, sanityCheck } from '../metrics/sanity.js';
+import { type AttributionView, type RandomisationMode, type SanityReport, sanityCheck } from '../metrics/sanity.js';
 import { resolutionsFor } from '../models/zoo.js';
 import { resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
@@ -22,6 +22,7 @@ export interface SanityFlags {
   layer?: string;
   methods: string[];
   mode: RandomisationMode;
+  attributionView: AttributionView;
   depths?: number[];
   seed?: number;
   out?: string;
@@ -57,6 +58,7 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
       flags.methods,
       {
         mode: flags.mode,
+        attributionView: flags.attributionView,
         depths: flags.depths,
         seed: flags.seed,
         explain: (method) => (method === 'cameras' ? { resolutions } : {}),

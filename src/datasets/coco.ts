@@ -1,5 +1,5 @@
 import { CamerasError } from '../errors.js';
-import type { Annotation } from './voc.js';
+import type { AnnotatedObject, Annotation } from './voc.js';
 
 interface CocoFile {
   images?: { id?: number; file_name?: string; width?: number; height?: number }[];
@@ -8,9 +8,51 @@ interface CocoFile {
 }
 
 /**
- * COCO detection annotations (`images`, `annotations` with `bbox` [x, y, w, h] and polygon `segmentation`,
- * `categories`) as one `Annotation` per image. Crowd (RLE) masks fall back to their box. A file that is not JSON,
- * or a missing field, is an error naming the file and the field.
+ * The run lengths of a COCO compressed RLE string (pycocotools' `rleFrString`): each count in 5-bit groups, low
+ * first, 48 added to each, bit 0x20 "more follows", 0x10 of the last group the sign; from the third on, a count is
+ * stored as its difference from the count two before.
+ */
+export function decodeRleString(text: string): number[] {
+  const counts: number[] = [];
+  let p = 0;
+  while (p < text.length) {
+    let x = 0;
+    let k = 0;
+    let more = true;
+    while (more) {
+      const c = text.charCodeAt(p) - 48;
+      x += (c & 0x1f) * 2 ** (5 * k);
+      more = (c & 0x20) !== 0;
+      p++;
+      k++;
+      if (!more && c & 0x10) x -= 2 ** (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2] as number;
+    counts.push(x);
+  }
+  return counts;
+}
+
+/** A crowd region's `segmentation` ({ counts, size: [h, w] }, counts a list or a compressed string) as runs. */
+function runsOf(segmentation: unknown, source: string, index: number): AnnotatedObject['runs'] {
+  const rle = segmentation as { counts?: unknown; size?: unknown };
+  const size = rle.size as number[] | undefined;
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v > 0))
+    throw new CamerasError(`${source}: annotations[${index}].segmentation needs 'size' [height, width]`);
+  let counts: number[];
+  if (typeof rle.counts === 'string') counts = decodeRleString(rle.counts);
+  else if (Array.isArray(rle.counts) && rle.counts.every((v) => Number.isInteger(v) && v >= 0)) counts = rle.counts as number[];
+  else throw new CamerasError(`${source}: annotations[${index}].segmentation needs 'counts' (a list of run lengths or an RLE string)`);
+  const [height, width] = size as [number, number];
+  if (counts.reduce((a, b) => a + b, 0) !== height * width || counts.some((v) => v < 0))
+    throw new CamerasError(`${source}: annotations[${index}].segmentation's run lengths do not cover its ${height} x ${width} size`);
+  return { counts, height, width };
+}
+
+/**
+ * COCO detection annotations (`images`, `annotations` with `bbox` [x, y, w, h], `segmentation` polygons or
+ * crowd run-length masks, `categories`) as one `Annotation` per image. A file that is not JSON, or a missing
+ * field, is an error naming the file and the field.
  */
 export function parseCoco(text: string, source: string): Annotation[] {
   let coco: CocoFile;
@@ -43,9 +85,12 @@ export function parseCoco(text: string, source: string): Annotation[] {
     const [x, y, w, h] = a.bbox ?? [];
     if (![x, y, w, h].every((v) => typeof v === 'number'))
       throw new CamerasError(`${source}: annotations[${i}] needs 'bbox' [x, y, width, height]`);
-    const polygons =
-      Array.isArray(a.segmentation) && !a.iscrowd
-        ? (a.segmentation as number[][]).filter((p) => Array.isArray(p) && p.length >= 6)
+    const polygons = Array.isArray(a.segmentation)
+      ? (a.segmentation as number[][]).filter((p) => Array.isArray(p) && p.length >= 6)
+      : undefined;
+    const runs =
+      a.segmentation && typeof a.segmentation === 'object' && !Array.isArray(a.segmentation)
+        ? runsOf(a.segmentation, source, i)
         : undefined;
     image.objects.push({
       className,
@@ -57,6 +102,7 @@ export function parseCoco(text: string, source: string): Annotation[] {
       },
       difficult: false,
       ...(polygons?.length ? { polygons } : {}),
+      ...(runs ? { runs } : {}),
     });
   });
   return [...images.values()];

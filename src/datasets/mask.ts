@@ -31,6 +31,20 @@ function fillPolygon(mask: ClassMask, polygon: number[]): void {
   }
 }
 
+/** A COCO run-length mask (column-major, 0s first) set in `mask`, where the two overlap. */
+function fillRuns(mask: ClassMask, runs: NonNullable<AnnotatedObject['runs']>): void {
+  let at = 0;
+  runs.counts.forEach((length, k) => {
+    if (k % 2 === 1)
+      for (let i = at; i < at + length; i++) {
+        const x = Math.floor(i / runs.height);
+        const y = i % runs.height;
+        if (x < mask.width && y < mask.height) mask.data[y * mask.width + x] = 1;
+      }
+    at += length;
+  });
+}
+
 function fillBox(mask: ClassMask, object: AnnotatedObject): void {
   const { xmin, ymin, xmax, ymax } = object.box;
   for (let y = Math.max(0, ymin); y <= Math.min(mask.height - 1, ymax); y++)
@@ -39,8 +53,8 @@ function fillBox(mask: ClassMask, object: AnnotatedObject): void {
 
 /**
  * The class's ground-truth region in an image, as TorchRay's benchmark builds it: the union of the class's boxes
- * (VOC, difficult ones included) or polygons (COCO; pixel centres inside, which can differ from pycocotools on
- * boundary pixels). Undefined when the pair is skipped: every box of the class is 'difficult'.
+ * (VOC, difficult ones included), polygons (COCO; pixel centres inside, which can differ from pycocotools on
+ * boundary pixels) or run-length masks (COCO crowd regions). Undefined when the pair is skipped: every box of the class is 'difficult'.
  */
 export function classMask(annotation: Annotation, className: string): ClassMask | undefined {
   const objects = annotation.objects.filter((o) => o.className === className);
@@ -51,10 +65,22 @@ export function classMask(annotation: Annotation, className: string): ClassMask 
     height: annotation.height,
   };
   for (const object of objects) {
-    if (object.polygons) for (const polygon of object.polygons) fillPolygon(mask, polygon);
+    if (object.runs) fillRuns(mask, object.runs);
+    else if (object.polygons) for (const polygon of object.polygons) fillPolygon(mask, polygon);
     else fillBox(mask, object);
   }
   return mask;
+}
+
+/**
+ * Whether a pair belongs to the pointing game's 'difficult' subset, by the definition of Zhang et al. (ECCV 2016,
+ * "Top-down neural attention by excitation backprop"), which TorchRay's subset lists were made from: the class's
+ * region covers less than a quarter of the image and the image holds at least one other class.
+ */
+export function isDifficultPair(annotation: Annotation, className: string, mask: ClassMask): boolean {
+  let area = 0;
+  for (const v of mask.data) area += v;
+  return classesIn(annotation).some((c) => c !== className) && area < (mask.width * mask.height) / 4;
 }
 
 /** The classes present in an image, in order of first appearance. */

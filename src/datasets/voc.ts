@@ -7,6 +7,8 @@ export interface AnnotatedObject {
   difficult: boolean;
   /** COCO polygons, in pixels: [x1, y1, x2, y2, ...] each. */
   polygons?: number[][];
+  /** A COCO run-length mask (crowd regions): run lengths alternating 0s and 1s over the column-major pixels. */
+  runs?: { counts: number[]; height: number; width: number };
 }
 
 export interface Annotation {

@@ -6,6 +6,7 @@ import type { FloatArray } from '../io/npy.js';
 import type { ExplainResult } from '../methods/method.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { parameterLayers, randomiseLayers } from '../onnx/randomise.js';
+import { percentile } from './road.js';
 import { hog, spearman, ssim } from './similarity.js';
 
 /** How the model is randomised (Adebayo et al. 2018): from the logits down, accumulating, or one layer at a time. */
@@ -19,10 +20,20 @@ export interface SanityOptions {
   /** Each method's explain options (resolutions and the like); the class is the original model's top-1 unless given. */
   explain?: (method: string) => ExplainOptions;
   classIndex?: number;
+  /**
+   * How input attributions (gradient, SmoothGrad, ...) are compared: 'adebayo' (default) as Adebayo et al.'s code
+   * views them (`adebayoGrayscale` and `adebayoDiverging`), 'method' as the method's own post-processed map.
+   */
+  attributionView?: AttributionView;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** How far a randomised model's map moved from the original's. */
+export type AttributionView = 'adebayo' | 'method';
+
+/**
+ * How far a randomised model's map moved from the original's. For input attributions under the 'adebayo' view,
+ * "post-processed map" below reads Adebayo's grayscale view and "signed map" their diverging view.
+ */
 export interface Similarity {
   /** Spearman rank correlation of the post-processed maps (|map|: they are non-negative). */
   spearmanAbs: number;
@@ -64,25 +75,66 @@ export function defaultDepths(count: number): number[] {
 function signedAt(result: ExplainResult): Float64Array {
   const raw = result.raw;
   if (!raw) return Float64Array.from(result.map);
-  let plane = raw.data;
-  if (raw.channels > 1) {
-    // Input attributions: the channel sum, signed.
-    const positions = raw.height * raw.width;
-    plane = new Float64Array(positions);
-    for (let c = 0; c < raw.channels; c++)
-      for (let p = 0; p < positions; p++) plane[p] = (plane[p] as number) + (raw.data[c * positions + p] as number);
-  }
+  const plane = raw.channels > 1 ? channelSum(raw.data, raw.channels, false) : raw.data;
   return raw.height === result.height && raw.width === result.width
-    ? plane
+    ? Float64Array.from(plane)
     : resizePlaneBilinear(plane, raw.height, raw.width, result.height, result.width);
 }
 
-export function similarity(original: ExplainResult, randomised: ExplainResult): Similarity {
+function channelSum(data: ArrayLike<number>, channels: number, absolute: boolean): Float64Array {
+  const positions = data.length / channels;
+  const out = new Float64Array(positions);
+  for (let c = 0; c < channels; c++)
+    for (let p = 0; p < positions; p++) {
+      const v = data[c * positions + p] as number;
+      out[p] = (out[p] as number) + (absolute ? Math.abs(v) : v);
+    }
+  return out;
+}
+
+/**
+ * Adebayo et al.'s grayscale view of a channels-first input attribution (the `saliency` library's
+ * `VisualizeImageGrayscale`): g = sum_c |a_c|, then clip((g - min g) / (p99(g) - min g), 0, 1).
+ */
+export function adebayoGrayscale(data: ArrayLike<number>, channels: number): Float64Array {
+  const g = channelSum(data, channels, true);
+  let low = Number.POSITIVE_INFINITY;
+  for (const v of g) low = Math.min(low, v);
+  const span = percentile(g, 99) - low;
+  return g.map((v) => Math.min(1, Math.max(0, (v - low) / span)));
+}
+
+/**
+ * Their diverging view (`VisualizeImageDiverging`): s = sum_c a_c, r = |p99(s)|, then clip((s + r) / 2r, -1, 1)
+ * (their formula, which maps [-r, r] onto [0, 1] and clips only above).
+ */
+export function adebayoDiverging(data: ArrayLike<number>, channels: number): Float64Array {
+  const s = channelSum(data, channels, false);
+  const span = Math.abs(percentile(s, 99));
+  return s.map((v) => Math.min(1, Math.max(-1, (v + span) / (2 * span))));
+}
+
+/** The map pair a similarity is computed on: the post-processed and signed maps, or Adebayo's views of an input attribution. */
+function views(result: ExplainResult, view: AttributionView): { abs: Float64Array; signed: Float64Array; height: number; width: number } {
+  const raw = result.raw;
+  if (view === 'adebayo' && raw && raw.channels > 1)
+    return {
+      abs: adebayoGrayscale(raw.data, raw.channels),
+      signed: adebayoDiverging(raw.data, raw.channels),
+      height: raw.height,
+      width: raw.width,
+    };
+  return { abs: Float64Array.from(result.map), signed: signedAt(result), height: result.height, width: result.width };
+}
+
+export function similarity(original: ExplainResult, randomised: ExplainResult, view: AttributionView = 'adebayo'): Similarity {
+  const a = views(original, view);
+  const b = views(randomised, view);
   return {
-    spearmanAbs: spearman(original.map, randomised.map),
-    spearmanSigned: spearman(signedAt(original), signedAt(randomised)),
-    ssim: ssim(original.map, randomised.map, original.height, original.width, 1),
-    spearmanHog: spearman(hog(original.map, original.height, original.width), hog(randomised.map, randomised.height, randomised.width)),
+    spearmanAbs: spearman(a.abs, b.abs),
+    spearmanSigned: spearman(a.signed, b.signed),
+    ssim: ssim(a.abs, b.abs, a.height, a.width, 1),
+    spearmanHog: spearman(hog(a.abs, a.height, a.width), hog(b.abs, b.height, b.width)),
   };
 }
 
@@ -132,7 +184,9 @@ export async function sanityCheck(
     const explainer = await create(randomiseLayers(model, chosen, options.seed ?? 0));
     try {
       const maps = await explainAll(explainer, classIndex);
-      const sims = Object.fromEntries(methods.map((m) => [m, similarity(original[m] as ExplainResult, maps[m] as ExplainResult)]));
+      const sims = Object.fromEntries(
+        methods.map((m) => [m, similarity(original[m] as ExplainResult, maps[m] as ExplainResult, options.attributionView)]),
+      );
       steps.push({ depth, layers: chosen, maps, similarity: sims });
     } finally {
       await explainer.dispose();
