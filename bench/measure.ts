@@ -3,12 +3,14 @@
  *   node dist/bench/measure.js <task> <model.onnx> <input.npy> <runs>
  * Tasks: forward-sum, cameras, input-gradient, throughput, insdel.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { resizeBicubic } from '../src/engine/resize.js';
 import { DEFAULT_RESOLUTIONS } from '../src/engine/scales.js';
 import { Explainer } from '../src/explainer.js';
-import { parseNpy } from '../src/io/npy.js';
+import { formatNpy, parseNpy } from '../src/io/npy.js';
 import { causalMetric } from '../src/metrics/insertion-deletion.js';
 import { buildGradientGraph } from '../src/onnx/autodiff.js';
 
@@ -63,6 +65,9 @@ if (task === 'forward-sum') {
   // RISE's insertion and deletion of one 224 px image (2 x 225 forward passes, batched), map from Grad-CAM.
   const explainer = await Explainer.create(ort, { model, layer: 'layer4', threads: THREADS });
   const map = (await explainer.explain(input, { method: 'gradcam', classIndex: 243 })).map;
+  // The same map for the Python reference's timing (bench/rise_insdel.py).
+  result.mapPath = join(tmpdir(), 'cameras-bench-insdel-map.npy');
+  writeFileSync(result.mapPath as string, formatNpy({ data: Float32Array.from(map), shape: [224, 224] }));
   const forward = (inputs: { data: Float32Array; shape: number[] }[]) => explainer.forward(inputs);
   result.forward = await repeat(() => forward([input]), runs * 3);
   result.times = await repeat(async () => {

@@ -163,6 +163,23 @@ for (const [name, path] of [
       target: '450 passes; a few seconds',
     });
     entry.insdel = insdel;
+    if (torch) {
+      // RISE's own loop (one pass per step) in PyTorch on the same map: the Python reference's cost.
+      const rise = JSON.parse(
+        execFileSync(PYTHON, [resolve(BENCH, 'rise_insdel.py'), name, input, insdel.mapPath as string], { encoding: 'utf8' })
+          .trim()
+          .split('\n')
+          .pop() as string,
+      ) as Measurement;
+      rows.push({
+        name: "insertion + deletion, RISE's code, PyTorch",
+        model: name,
+        seconds: median(rise.times),
+        rss: rise.maxRssMiB,
+        ratio: `${(median(insdel.times) / median(rise.times)).toFixed(2)} ours/theirs`,
+      });
+      entry.rise = rise;
+    }
   } else {
     const throughput = measure('throughput', path, input, 1);
     const serial = median(throughput.times);
