@@ -124,7 +124,9 @@ for size, cls in [(33, 2), (48, 5)]:
         save(f'{base}.grad.{name}.npy', captured[name].grad.numpy())
     # Targets beyond one logit: the class's softmax probability, and the contrast logit_cls - logit_other.
     other = (cls + 3) % 7
-    for target, score in [('prob', lambda z: torch.softmax(z, dim=1)[0, cls]), ('contrast', lambda z: z[0, cls] - z[0, other])]:
+    # 'logprob' is minus the cross-entropy toward cls: what the saliency-guided attack follows.
+    for target, score in [('prob', lambda z: torch.softmax(z, dim=1)[0, cls]), ('contrast', lambda z: z[0, cls] - z[0, other]),
+                          ('logprob', lambda z: -F.cross_entropy(z, torch.tensor([cls])))]:
         x = inp.detach().clone().requires_grad_(True)
         score(zoo(x)).backward()
         save(f'{base}.{target}.grad.input.npy', x.grad.numpy())

@@ -46,7 +46,7 @@ describe('gradient graphs equal PyTorch autograd on a whole model', () => {
   }
 
   for (const c of cases.zoo) {
-    it(`targets beyond one logit at ${c.size} px: softmax probability and contrast equal PyTorch autograd`, async () => {
+    it(`targets beyond one logit at ${c.size} px: softmax probability, contrast and log-probability equal PyTorch autograd`, async () => {
       const input = npy(resolve(TORCH, `${c.prefix}.input.npy`));
       const targets = ['input', ...c.layers.map((layer) => resolveLayer(graph, layer).tensor)];
       const session = await GradientSession.create(ort, graph, targets);
@@ -57,6 +57,8 @@ describe('gradient graphs equal PyTorch autograd on a whole model', () => {
           ['contrast', { contrast: c.other }],
           // Weights over the probabilities: the one-hot weighting is the probability target.
           ['prob', { weights: oneHot, space: 'probabilities' }],
+          // Minus the cross-entropy toward the class: the attack's loss.
+          ['logprob', 'logprob'],
         ];
         for (const [name, target] of checks) {
           const pass = await session.run(input, c.class, target);

@@ -191,7 +191,7 @@ describe('cameras explain', () => {
     assert.ok(difference(maps[0] as Float32Array, maps[2] as Float32Array).max > 0.05, 'a contrast changes the map');
     await rejects([...base, '--target', 'contrast:5'], /contrast class 5 is the explained class/);
     await rejects([...base, '--target', 'contrast:99'], /class 99 is out of range/);
-    await rejects([...base, '--target', 'entropy'], /unknown target 'entropy'; use logit, prob or contrast:<class>/);
+    await rejects([...base, '--target', 'entropy'], /unknown target 'entropy'; use logit, prob, logprob or contrast:<class>/);
   });
 
   it('refuses an option the method cannot honour, naming both', async () => {

@@ -147,7 +147,7 @@ describe('the method registry', () => {
       { contrast: 7 },
     );
     assert.throws(() => parseTarget('contrast:dog', () => Number.NaN), /unknown contrast class 'dog'/);
-    assert.deepEqual(targetSeed({ contrast: 2 }, null, 3), { seed: Float32Array.from([0, 0, -1]), topOne: 1, softmax: 0 });
+    assert.deepEqual(targetSeed({ contrast: 2 }, null, 3), { seed: Float32Array.from([0, 0, -1]), topOne: 1, softmax: 0, logSoftmax: 0 });
     const e = await explainer;
     const logit = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });
     const contrast = await e.explain(catDog, { method: 'gradcam', classIndex: 5, target: { contrast: 4 } });

@@ -174,7 +174,7 @@ export async function buildProgram(): Promise<Command> {
     )
     .option(
       '--target <target>',
-      "what is explained: logit (default), prob (its softmax probability) or contrast:<class> (logit minus that class's: why this class rather than that one)",
+      "what is explained: logit (default), prob (its softmax probability), logprob (its log) or contrast:<class> (logit minus that class's: why this class rather than that one)",
     )
     .addOption(
       new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (default: exact comparisons) or resize-first").choices([
@@ -250,7 +250,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
     .option('--layer <name>', "target layer for the CAM methods; default: the model's")
     .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
-    .option('--target <target>', 'logit (default), prob or contrast:<class>')
+    .option('--target <target>', 'logit (default), prob, logprob or contrast:<class>')
     .option('--out <picture.png>', 'where the grid goes (default: <name>.compare.png)')
     .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
     .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)

@@ -56,7 +56,10 @@ export class GradientSession {
   async run(input: FloatArray, classIndex: number | null, target?: Target): Promise<GradientPass> {
     if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
     const batch = input.shape[0] as number;
-    if (this.classes === undefined && (classIndex !== null || (target !== undefined && target !== 'logit' && target !== 'prob'))) {
+    if (
+      this.classes === undefined &&
+      (classIndex !== null || (target !== undefined && target !== 'logit' && target !== 'prob' && target !== 'logprob'))
+    ) {
       // The model does not declare its class count: one top-1 pass tells it, once.
       this.classes = (await this.run(input, null)).logits.shape[1];
     }
@@ -71,6 +74,7 @@ export class GradientSession {
       [this.graph.seed]: new Tensor('float32', seed, [batch, classes]),
       [this.graph.topOne as string]: new Tensor('float32', new Float32Array(batch).fill(one.topOne), [batch, 1]),
       [this.graph.softmax as string]: new Tensor('float32', new Float32Array(batch).fill(one.softmax), [batch, 1]),
+      [this.graph.logSoftmax as string]: new Tensor('float32', new Float32Array(batch).fill(one.logSoftmax), [batch, 1]),
     };
     let outputs: InferenceSession.OnnxValueMapType;
     try {

@@ -15,9 +15,10 @@ export interface GradientGraphOptions {
   /** The tensor to differentiate; default: the model's first output, with a trailing Softmax stripped. */
   output?: string;
   /**
-   * The seed is a graph input of the output's shape, the vector of the vector-Jacobian product. This adds two `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne` and `.softmax`): the seed of
-   * the logits becomes `s = seed + topOne * onehot(argmax logits)`, and where `softmax` is 1, `s` weights the
-   * probabilities p = softmax(logits) instead, so the logits receive `p * (s - sum(s * p))`.
+   * The seed is a graph input of the output's shape, the vector of the vector-Jacobian product. This adds three `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne`, `.softmax` and `.logSoftmax`): the seed of
+   * the logits becomes `s = seed + topOne * onehot(argmax logits)`; where `softmax` is 1, `s` weights the
+   * probabilities p = softmax(logits) instead, so the logits receive `p * (s - sum(s * p))`; where `logSoftmax` is
+   * 1, `s` weights the log-probabilities, so the logits receive `s - p * sum(s)`.
    */
   seedInputs?: boolean;
   /**
@@ -39,6 +40,8 @@ export interface GradientGraph {
   topOne?: string;
   /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the softmax probabilities instead of the logits. */
   softmax?: string;
+  /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the log-probabilities (cross-entropy's gradient). */
+  logSoftmax?: string;
   /** The input's height and width when the model was exported for one size (freed here; see `relaxInputShape`). */
   exportedSize?: [number, number];
   /** For each target: the activation output (undefined for a graph input) and its gradient output. */
@@ -192,13 +195,16 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   let seedUsed = seed;
   let topOne: string | undefined;
   let softmax: string | undefined;
+  let logSoftmax: string | undefined;
   if (options.seedInputs) {
     if (logitsRank !== 2)
       throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
     topOne = graph.freshName('cameras_top_one');
     softmax = graph.freshName('cameras_softmax');
     graph.addInput(topOne, DataType.FLOAT, ['cameras_seed_0', 1]);
+    logSoftmax = graph.freshName('cameras_log_softmax');
     graph.addInput(softmax, DataType.FLOAT, ['cameras_seed_0', 1]);
+    graph.addInput(logSoftmax, DataType.FLOAT, ['cameras_seed_0', 1]);
     const top = ctx.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
     const oneHot = ctx.op('OneHot', [top, ctx.dims(logits, 1, 2), ctx.floatTensor([0, 1], [2])], { axis: -1 });
     const onLogits = ctx.op('Add', [seedUsed, ctx.op('Mul', [topOne, oneHot])]);
@@ -206,7 +212,18 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     const p = ctx.op('Softmax', [logits], { axis: -1 });
     const centred = ctx.op('Sub', [onLogits, ctx.op('ReduceSum', [ctx.op('Mul', [onLogits, p]), ctx.int64([-1])], { keepdims: 1 })]);
     const onProbabilities = ctx.op('Mul', [p, centred]);
-    seedUsed = ctx.op('Add', [onLogits, ctx.op('Mul', [softmax, ctx.op('Sub', [onProbabilities, onLogits])])]);
+    // The log-softmax's: s - p * sum(s).
+    const onLogProbabilities = ctx.op('Sub', [
+      onLogits,
+      ctx.op('Mul', [p, ctx.op('ReduceSum', [onLogits, ctx.int64([-1])], { keepdims: 1 })]),
+    ]);
+    seedUsed = ctx.op('Add', [
+      onLogits,
+      ctx.op('Add', [
+        ctx.op('Mul', [softmax, ctx.op('Sub', [onProbabilities, onLogits])]),
+        ctx.op('Mul', [logSoftmax, ctx.op('Sub', [onLogProbabilities, onLogits])]),
+      ]),
+    ]);
   }
 
   const contributions = new Map<string, string[]>([[logits, [seedUsed]]]);
@@ -271,7 +288,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     input,
     logits,
     seed,
-    ...(topOne ? { topOne, softmax } : {}),
+    ...(topOne ? { topOne, softmax, logSoftmax } : {}),
     ...(exportedSize ? { exportedSize } : {}),
     targets: result,
   };
