@@ -1,16 +1,19 @@
 /**
  * One benchmark task in its own process (so peak RSS is the task's own), printing one JSON line:
  *   node dist/bench/measure.js <task> <model.onnx> <input.npy> <runs>
- * Tasks: forward-sum, cameras, input-gradient, throughput, insdel.
+ * Tasks: forward-sum, cameras, input-gradient, throughput, insdel, pgd-step.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { pgd } from '../src/attacks/pgd.js';
 import { resizeBicubic } from '../src/engine/resize.js';
 import { DEFAULT_RESOLUTIONS } from '../src/engine/scales.js';
 import { Explainer } from '../src/explainer.js';
+import { readImage } from '../src/io/image-node.js';
 import { formatNpy, parseNpy } from '../src/io/npy.js';
+import { normalise, PRESETS, resizeLinearUint8 } from '../src/io/preprocess.js';
 import { causalMetric } from '../src/metrics/insertion-deletion.js';
 import { buildGradientGraph } from '../src/onnx/autodiff.js';
 
@@ -18,7 +21,9 @@ const [task, modelPath, inputPath, runsText] = process.argv.slice(2) as [string,
 const runs = Number(runsText ?? 3);
 const THREADS = 2;
 const model = new Uint8Array(readFileSync(modelPath));
-const input = parseNpy(new Uint8Array(readFileSync(inputPath)));
+const input = inputPath.endsWith('.npy')
+  ? parseNpy(new Uint8Array(readFileSync(inputPath)))
+  : { data: new Float32Array(3 * 224 * 224), shape: [1, 3, 224, 224] };
 const scaled = DEFAULT_RESOLUTIONS.map((r) =>
   r === 224 ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, 3, r, r] },
 );
@@ -74,6 +79,18 @@ if (task === 'forward-sum') {
     await causalMetric(forward, input, map, 'deletion', { classIndex: 243 });
     await causalMetric(forward, input, map, 'insertion', { classIndex: 243 });
   }, 1);
+} else if (task === 'pgd-step') {
+  // The saliency-guided attack's steps (one forward and backward pass of -cross-entropy each, the penalty, the
+  // projection) against one forward pass; the input argument is a photo here (nsfwjs models take /255 pixels).
+  const explainer = await Explainer.create(ort, { model, threads: THREADS });
+  const preset = PRESETS.unit as (typeof PRESETS)[string];
+  const image = resizeLinearUint8(await readImage(inputPath), 224, 224);
+  const tensor = normalise(image, preset);
+  result.forward = await repeat(() => explainer.forward([tensor]), runs * 5);
+  const steps = 20;
+  const saliency = new Float64Array(224 * 224).fill(0.5);
+  result.steps = steps;
+  result.times = await repeat(() => pgd(explainer, image, preset, { iterations: steps, confidence: 1, beta: 50, saliency }), runs);
 } else {
   throw new Error(`unknown task ${task}`);
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadImageTensor, writeNpyFile } from '../src/index.js';
+import { resolveModel } from '../src/models/zoo-node.js';
 import { BENCH, ensureModel, MODELS } from './models.js';
 
 const ROOT = resolve(BENCH, '..');
@@ -201,6 +202,24 @@ for (const [name, path] of [
     entry.throughput = throughput;
   }
   results[name] = entry;
+}
+{
+  // The attack's cost on the bundled MobileNetV2: one PGD step (21 gradient passes per run, the clean forward
+  // and the penalty included) against one forward pass.
+  const mobilenet = resolve(MODELS, 'nsfwjs_mobilenet_v2.onnx');
+  if (!existsSync(mobilenet)) writeFileSync(mobilenet, (await resolveModel('nsfwjs:mobilenet_v2')).bytes);
+  const attack = measure('pgd-step', mobilenet, photo, runs);
+  const step = median(attack.times) / ((attack.steps as number) + 1);
+  const forward = median(attack.forward as number[]);
+  rows.push({
+    name: 'one PGD step of the attack, 224 px',
+    model: 'mobilenet_v2',
+    seconds: step,
+    rss: attack.maxRssMiB,
+    ratio: `${(step / forward).toFixed(2)} x forward`,
+    target: '<= 3',
+  });
+  results.attack = attack;
 }
 if (!torch)
   results.note = `${PYTHON} cannot import torch and torchvision: the authors' baseline was skipped (apt-get install python3-torchvision)`;

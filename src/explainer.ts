@@ -3,7 +3,7 @@ import { GradientSession } from './engine/gradient-session.js';
 import { resizeInput } from './engine/resize.js';
 import { type OrtRuntime, QUIET } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
-import { checkClass, checkTarget, targetName } from './engine/scores.js';
+import { checkClass, checkTarget, type Target, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
 import type { CamOptions } from './methods/base-cam.js';
@@ -219,6 +219,16 @@ export class Explainer {
   async forward(inputs: FloatArray[]): Promise<Float32Array[]> {
     for (const input of inputs) validateImageTensor({ ...input, shape: [1, ...input.shape.slice(1)] }, this.inputChannels);
     return this.context.forward(inputs);
+  }
+
+  /**
+   * The input gradient of a target (default the class's logit) and the logits, in one forward and backward pass:
+   * what gradient-based attacks step along.
+   */
+  async inputGradient(input: FloatArray, classIndex: number, target?: Target): Promise<{ gradient: Float32Array; logits: Float32Array }> {
+    validateImageTensor(input, this.inputChannels);
+    const pass = await (await this.inputGradients()).run(input, classIndex, target);
+    return { gradient: pass.targets[0]?.gradient.data as Float32Array, logits: pass.logits.data };
   }
 
   /** The target layer's activation for one image at its own size (one forward pass). */

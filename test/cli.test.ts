@@ -7,7 +7,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { softmax } from '../src/engine/scores.js';
+import { createExplainer } from '../src/index.js';
+import { readImage } from '../src/io/image-node.js';
 import { formatNpy } from '../src/io/npy.js';
+import { normalise, PRESETS, resizeLinearUint8 } from '../src/io/preprocess.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { DataType } from '../src/onnx/proto.js';
 import { difference, FIXTURES, hasShared, npy, ROOT, SHARED, SHARED_REFERENCE } from './helpers.js';
@@ -724,6 +728,43 @@ describe('models by URL', () => {
       ['explain', PHOTO, '--model', `http://127.0.0.1:${port}/nothing.onnx`, '--out', 'x.png'],
       /^cameras: error: cannot download http:\/\/127\.0\.0\.1:\d+\/nothing\.onnx \(ECONNREFUSED\)/,
     );
+  });
+});
+
+describe('cameras attack', () => {
+  it('writes the adversarial PNG that, re-read and preprocessed, is the target class; the plain one beside it; a summary', async () => {
+    const out = join(work, 'attack');
+    const image = join(work, 'bag.jpg');
+    copyFileSync(resolve(ROOT, 'bench/composite/composite_002.jpg'), image);
+    const args = ['attack', image, '--model', 'composite:fashion', '--out-dir', out, '--confidence', '0.99', '--iterations', '400'];
+    const run = await cameras(args);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /success: plain 1\/1, guided 1\/1; mean L2 reduction where both succeed/);
+    const record = JSON.parse(readFileSync(join(out, 'attack.jsonl'), 'utf8').trim()) as {
+      targetClass: string;
+      guided: { success: boolean; l2: number };
+      plain: { success: boolean; l2: number };
+    };
+    assert.ok(record.guided.success && record.plain.success);
+    for (const name of ['bag.adversarial.png', 'bag.plain.png', 'bag.perturbation.png', 'bag.attack.png'])
+      assert.ok(existsSync(join(out, name)), name);
+    // Re-read the written file on our own and classify it: the least likely class of the clean image, p >= 0.99.
+    const explainer = await createExplainer({ model: 'composite:fashion', threads: 2 });
+    try {
+      const preset = PRESETS.torchvision as (typeof PRESETS)[string];
+      const probabilities = async (path: string) =>
+        softmax((await explainer.forward([normalise(resizeLinearUint8(await readImage(path), 224, 224), preset)]))[0] as Float32Array);
+      const clean = await probabilities(image);
+      const target = clean.indexOf(Math.min(...clean));
+      assert.equal(record.targetClass.split(' ')[0], String(target));
+      assert.ok(((await probabilities(join(out, 'bag.adversarial.png')))[target] as number) >= 0.99);
+      assert.ok(((await probabilities(join(out, 'bag.plain.png')))[target] as number) >= 0.99);
+    } finally {
+      await explainer.dispose();
+    }
+    await rejects([...args, '--target', 'unicorn'], /unknown class 'unicorn'/);
+    await rejects([...args, '--confidence', '2'], /--confidence.*above 0 and at most 1/);
+    await rejects([...args, '--saliency', 'nothing'], /--saliency/);
   });
 });
 

@@ -57,7 +57,7 @@ const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 /** Pictures this tool wrote (`photo.cameras.png`, `photo.compare.png`): a rerun over a folder does not explain them. */
 function isOwnOutput(name: string): boolean {
-  return /\.(cameras|compare)\.png$/i.test(name);
+  return /\.(cameras|compare|adversarial|plain|perturbation|attack)\.png$/i.test(name);
 }
 
 /** Files, folders (their images, sorted, our own outputs left out) and simple globs (`photos/*.jpg`) to image paths. */

@@ -13,6 +13,7 @@ import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
+import { attackCommand } from './attack.js';
 import { DEFAULT_METRICS, evalCommand, METRICS } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import { sanityCommand } from './sanity.js';
@@ -64,6 +65,20 @@ function parseDepths(value: string): number[] {
 function parseFraction(value: string): number {
   const v = Number(value);
   if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
+  return v;
+}
+
+/** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255. */
+function parsePixels(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?$/.exec(value.trim());
+  const v = match ? Number(match[1]) / (match[2] ? Number(match[2]) : 1) : Number.NaN;
+  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError('expected a positive number in pixel units, e.g. 0.1 or 8/255');
+  return v;
+}
+
+function parseConfidence(value: string): number {
+  const v = Number(value);
+  if (!(v > 0 && v <= 1)) throw new InvalidArgumentError('expected a probability above 0 and at most 1, e.g. 0.9999');
   return v;
 }
 
@@ -316,6 +331,41 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--quiet', 'print nothing but errors')
     .addHelpText('after', '\nExample:\n  cameras sanity photo.jpg --methods cameras,gradcam,gradient --depths 1,2,4')
     .action(sanityCommand);
+  program
+    .command('attack')
+    .description(
+      "the paper's saliency-guided attack: PGD toward a class with its perturbation pushed where the saliency map looks, beside the plain attack",
+    )
+    .argument('<images...>', 'JPEG, PNG or WebP photos, folders of them, or globs')
+    .option('--target <class>', 'least-likely (default), untargeted, or a class index or label', 'least-likely')
+    .option('--beta <n>', "weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50)", parseFraction, 50)
+    .addOption(new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default('cameras'))
+    .addOption(
+      new Option('--norm <norm>', 'step and budget: linf (sign steps in a box) or l2 (normalised steps in a ball)')
+        .choices(['linf', 'l2'])
+        .default('linf'),
+    )
+    .option('--patience <n>', 'steps without progress after which beta halves (0: beta stays fixed, as in the paper)', parseSeed, 10)
+    .option(
+      '--epsilon <px>',
+      'budget of the perturbation in pixel units (default: none beyond the pixel range; the attack stops on confidence and reports the norm)',
+      parsePixels,
+    )
+    .option('--step <px>', 'step size in pixel units (default 1/255 for linf, 0.1 for l2)', parsePixels)
+    .option('--iterations <n>', 'iteration cap', parseSeed, 500)
+    .option('--confidence <p>', "stop once the target's probability reaches this", parseConfidence, 0.9999)
+    .option('--random-start', 'start from a random point of the budget (seeded by --seed)')
+    .option('--seed <n>', 'seed of the random start (0)', parseSeed)
+    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
+    .option('--layer <name>', "target layer of the saliency method; default: the model's")
+    .option('--out-dir <folder>', 'where the images and attack.jsonl go', 'attack')
+    .option('--json', 'print one JSON line per image')
+    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText('after', '\nExample:\n  cameras attack photo.jpg --target least-likely --beta 50 --saliency cameras')
+    .action(attackCommand);
   program
     .command('methods')
     .description('list the saliency methods, what each needs and its own options')
