@@ -8,6 +8,8 @@
  *     const result = await explainer.explain(preprocess(rgbImage, PRESETS.torchvision), { method: 'cameras' });
  */
 
+export { type AttackGoal, type PgdOptions, type PgdResult, pgd, saliencyPenalty } from './attacks/pgd.js';
+export { type SaliencyAttackOptions, type SaliencyAttackResult, saliencyGuidedAttack } from './attacks/saliency-attack.js';
 export { parseCoco } from './datasets/coco.js';
 export { type ClassMask, classesIn, classMask } from './datasets/mask.js';
 export { type AnnotatedObject, type Annotation, formatVoc, parseVoc } from './datasets/voc.js';

@@ -8,17 +8,17 @@
  *     const explainer = await createExplainer({ model: 'resnet50.onnx', layer: 'layer4' });
  *     const result = await explainer.explain(await loadImageTensor('cat.jpg'), { classIndex: 281 });
  */
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { CamerasError } from './errors.js';
 import { Explainer, type ExplainerConfig } from './explainer.js';
 import { readImage } from './io/image-node.js';
-import { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
+import type { FloatArray } from './io/npy.js';
 import { preprocess, presetByName } from './io/preprocess.js';
 import { resolveModel } from './models/zoo-node.js';
 
 export * from './core.js';
+export { readNpyFile, writeFileAtomic, writeNpyFile } from './io/files-node.js';
 export { readImage } from './io/image-node.js';
 
 /** Reads a model file; a missing or unreadable file fails with one line. */
@@ -55,32 +55,4 @@ export async function createExplainer(
 export async function loadImageTensor(path: string, preset = 'torchvision'): Promise<FloatArray> {
   const chosen = presetByName(preset);
   return preprocess(await readImage(path), chosen);
-}
-
-export async function readNpyFile(path: string): Promise<FloatArray> {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(path));
-  } catch (error) {
-    throw new CamerasError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`);
-  }
-  return parseNpy(bytes, path);
-}
-
-/** Writes a file whole or not at all: to a temporary name first, then renamed into place. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temporary = `${path}.partial-${process.pid}`;
-  try {
-    await writeFile(temporary, bytes);
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true }).catch(() => undefined);
-    throw new CamerasError(
-      `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check that ${dirname(path)} exists and is writable`,
-    );
-  }
-}
-
-export async function writeNpyFile(path: string, array: FloatArray): Promise<void> {
-  await writeFileAtomic(path, formatNpy(array));
 }

@@ -25,11 +25,6 @@ export interface PgdOptions {
   /** Start from a random point of the budget (seeded) rather than from the image. */
   randomStart?: boolean;
   seed?: number;
-  /**
-   * J: 'ce' (default), the cross-entropy toward the target; 'margin', minus the logit margin z_t - max_(k != t) z_k
-   * (Carlini-Wagner's), whose gradient does not fade as the target's probability nears 1.
-   */
-  loss?: 'ce' | 'margin';
   /** The saliency penalty's weight beta (0: the plain attack). */
   beta?: number;
   /**
@@ -124,7 +119,9 @@ function linf(values: ArrayLike<number>): number {
  * J(I + p) + beta * ||p * (1 - Psi)||_2 with J the cross-entropy toward the target class (untargeted: minus the
  * cross-entropy of the clean class), p kept within its budget and I + p within [0, 1]. Each step evaluates the
  * image rounded to 8 bits, so the stop rule (target probability >= `confidence`) is judged on what a PNG holds,
- * and the gradient there steps the continuous p (straight through the rounding).
+ * and the gradient there steps the continuous p (straight through the rounding). Two additions to plain PGD make
+ * the penalised attack reach the confidence: beta halves after `patience` steps without a new best probability,
+ * and the penalty's pull stops a value at zero rather than carrying it across.
  */
 export async function pgd(explainer: Explainer, image: RgbImage, preset: PreprocessPreset, options: PgdOptions = {}): Promise<PgdResult> {
   const norm = options.norm ?? 'linf';
@@ -148,12 +145,12 @@ export async function pgd(explainer: Explainer, image: RgbImage, preset: Preproc
     throw new CamerasError(`the saliency penalty needs a ${width} x ${height} map (got ${options.saliency?.length ?? 'none'} values)`);
   const clean = pixelsOf(image, preset);
   const std = preset.std;
-  const forward = async (pixels: Float64Array) => {
+  const render = (pixels: Float64Array) => {
     const picture = quantise(pixels, width, height, preset);
     return { picture, tensor: normalise(picture, preset) };
   };
 
-  const first = await forward(clean);
+  const first = render(clean);
   const cleanLogits = (await explainer.forward([first.tensor]))[0] as Float32Array;
   const originalClass = topOne(cleanLogits).index;
   const goal = options.goal ?? 'least-likely';
@@ -196,24 +193,12 @@ export async function pgd(explainer: Explainer, image: RgbImage, preset: Preproc
   clampInto();
 
   let iteration = 0;
-  let current = await forward(adversarial);
-  // The margin's rival class: the most likely other class on the previous step's logits.
-  let previous: ArrayLike<number> = cleanLogits;
+  let current = render(adversarial);
   let best = Number.NEGATIVE_INFINITY;
   let stalled = 0;
-  const rival = (followed: number) => {
-    let best = followed === 0 ? 1 : 0;
-    for (let k = 0; k < previous.length; k++) if (k !== followed && (previous[k] as number) > (previous[best] as number)) best = k;
-    return best;
-  };
   for (;;) {
     const followed = targeted ? targetClass : originalClass;
-    const { gradient, logits } = await explainer.inputGradient(
-      current.tensor,
-      followed,
-      options.loss === 'margin' ? { contrast: rival(followed) } : 'logprob',
-    );
-    previous = logits;
+    const { gradient, logits } = await explainer.inputGradient(current.tensor, followed, 'logprob');
     const top = topOne(logits);
     const probability = targeted ? Math.exp(logProbabilityOf(logits, targetClass)) : top.probability;
     options.onStep?.(iteration, probability);
@@ -248,7 +233,7 @@ export async function pgd(explainer: Explainer, image: RgbImage, preset: Preproc
       }
     clampInto();
     iteration++;
-    current = await forward(adversarial);
+    current = render(adversarial);
   }
 
   function result(success: boolean, iterations: number, target: number, finalClass: number, probability: number): PgdResult {

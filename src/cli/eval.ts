@@ -6,7 +6,7 @@ import { classesIn, classMask, isDifficultPair } from '../datasets/mask.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
 import { softmax } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
-import { writeFileAtomic } from '../index.js';
+import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';

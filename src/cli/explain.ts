@@ -1,22 +1,23 @@
-import { access, constants, mkdir, readdir, stat } from 'node:fs/promises';
+import { access, constants, mkdir } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { CamPostprocess } from '../engine/postprocess.js';
-import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { parseTarget, type Target, topK } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
-import { Explainer, type ExplainOptions } from '../explainer.js';
-import { readNpyFile, writeFileAtomic, writeNpyFile } from '../index.js';
+import type { Explainer, ExplainOptions } from '../explainer.js';
+import { readNpyFile, writeFileAtomic, writeNpyFile } from '../io/files-node.js';
+import { expandImages } from '../jobs/inputs.js';
+import { classIndex, type LoadedModel, loadModel } from '../jobs/loaded-model.js';
+
+export { classIndex, expandImages, type LoadedModel, loadModel };
+
 import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
-import { preprocess, presetByName, type RgbImage } from '../io/preprocess.js';
+import { preprocess, type RgbImage } from '../io/preprocess.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
 import { methodByName } from '../methods/registry.js';
-import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
-import { imagenetLabels, resolveModel } from '../models/zoo-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
 
@@ -53,46 +54,6 @@ export interface ExplainFlags {
   colorbar?: boolean;
 }
 
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
-
-/** Pictures this tool wrote (`photo.cameras.png`, `photo.compare.png`): a rerun over a folder does not explain them. */
-function isOwnOutput(name: string): boolean {
-  return /\.(cameras|compare|adversarial|plain|perturbation|attack)\.png$/i.test(name);
-}
-
-/** Files, folders (their images, sorted, our own outputs left out) and simple globs (`photos/*.jpg`) to image paths. */
-export async function expandImages(specs: string[]): Promise<string[]> {
-  const paths: string[] = [];
-  for (const spec of specs) {
-    if (spec.includes('*') || spec.includes('?')) {
-      const folder = dirname(spec);
-      const pattern = new RegExp(
-        `^${basename(spec)
-          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-          .replace(/\*/g, '.*')
-          .replace(/\?/g, '.')}$`,
-        'i',
-      );
-      const names = await readdir(folder).catch(() => {
-        throw new CamerasError(`cannot read folder ${folder} of pattern ${spec}; check the path`);
-      });
-      const matched = names.filter((n) => pattern.test(n) && !isOwnOutput(n)).sort();
-      if (matched.length === 0) throw new CamerasError(`no file matches ${spec}`);
-      paths.push(...matched.map((n) => join(folder, n)));
-      continue;
-    }
-    const info = await stat(spec).catch(() => undefined);
-    if (info?.isDirectory()) {
-      const names = (await readdir(spec)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase()) && !isOwnOutput(n)).sort();
-      if (names.length === 0) throw new CamerasError(`folder ${spec} has no JPEG, PNG or WebP image`);
-      paths.push(...names.map((n) => join(spec, n)));
-    } else {
-      paths.push(spec);
-    }
-  }
-  return paths;
-}
-
 /** The picture in the format its file name asks for: PNG as made, JPEG or WebP converted (at quality 95). */
 async function inFormatOf(path: string, png: Uint8Array): Promise<Uint8Array> {
   const extension = extname(path).toLowerCase();
@@ -108,78 +69,6 @@ export async function checkWritable(path: string): Promise<void> {
   } catch {
     throw new CamerasError(`cannot write ${path}: its folder ${dirname(resolve(path))} does not exist or is not writable`);
   }
-}
-
-export interface LoadedModel {
-  spec: string;
-  entry?: ZooEntry;
-  /** Class names: the zoo entry's, or ImageNet's assumed for a plain 1000-class model. */
-  labels?: readonly string[];
-  labelsAssumed?: boolean;
-  explainer: Explainer;
-  resolutions: number[];
-  preset: ReturnType<typeof presetByName>;
-  size: number;
-}
-
-/**
- * A model by zoo name, path or URL with its explainer built: its preprocessing, input size, labels and default
- * resolutions, which every command starts from.
- */
-export async function loadModel(
-  spec: string,
-  options: { weights?: string; layer?: string; threads?: number; preprocess?: string; resolutions?: number[] } = {},
-): Promise<LoadedModel> {
-  const model = await resolveModel(spec, options.weights);
-  const preset = presetByName(options.preprocess ?? model.entry?.preprocess ?? 'torchvision');
-  const size = model.entry?.inputSize ?? preset.size;
-  const explainer = await Explainer.create(ort, {
-    model: model.bytes,
-    layer: options.layer ?? (model.entry?.layer || undefined),
-    threads: options.threads,
-    source: model.source,
-  });
-  return {
-    spec,
-    entry: model.entry,
-    ...(await labelsFor(model.entry, explainer, size)),
-    explainer,
-    preset,
-    size,
-    resolutions: options.resolutions ?? (model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
-  };
-}
-
-/** A zoo model's labels; for a plain model with 1000 outputs, ImageNet's, said to be assumed. */
-export async function labelsFor(
-  entry: ZooEntry | undefined,
-  explainer: Explainer,
-  size: number,
-): Promise<{ labels?: readonly string[]; labelsAssumed?: boolean }> {
-  if (entry?.labels.length) return { labels: entry.labels };
-  // A model that does not declare its class count tells it on one small forward pass.
-  const channels = explainer.inputChannels ?? 3;
-  const classes =
-    explainer.classCount ??
-    (await explainer
-      .logits({ data: new Float32Array(channels * size * size), shape: [1, channels, size, size] })
-      .then((logits) => logits.length)
-      .catch(() => 0));
-  if (classes === 1000) return { labels: await imagenetLabels(), labelsAssumed: !entry };
-  return {};
-}
-
-export function classIndex(value: string, model: LoadedModel): number {
-  const found = classByName(value, model.labels);
-  if (found === undefined) {
-    const labels = model.labels
-      ? model.labels.length > 20
-        ? ` or a label of ${model.labelsAssumed ? 'ImageNet (assumed for this 1000-class model)' : 'the model'} ('cameras models' lists where they come from)`
-        : ` or one of: ${model.labels.join(', ')}`
-      : ' (this model has no labels)';
-    throw new CamerasError(`unknown class '${value}'; give an index${labels}`);
-  }
-  return found;
 }
 
 /** The classes to explain for one input: --classes, --top k, --class, or the top-1 class. */

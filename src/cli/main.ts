@@ -14,6 +14,7 @@ import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
 import { attackCommand } from './attack.js';
+import { batchCommand, workerCommand } from './batch.js';
 import { DEFAULT_METRICS, evalCommand, METRICS } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import { sanityCommand } from './sanity.js';
@@ -367,6 +368,42 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .addHelpText('after', '\nExample:\n  cameras attack photo.jpg --target least-likely --beta 50 --saliency cameras')
     .action(attackCommand);
   program
+    .command('batch')
+    .description('explain many images with several methods and models: here by default, or through BullMQ workers with --redis')
+    .argument('[inputs...]', 'images, folders, globs, or a manifest (.csv with an image column, .jsonl with {"image": ...})')
+    .addOption(new Option('--methods <list>', 'methods to run').argParser(parseList).default(['cameras'], 'cameras'))
+    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
+    .option('--models <list>', 'several models, each job once per model', parseList)
+    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
+    .option('--class <class>', "class for every image (a manifest's class column wins); default: the top-1 class")
+    .option('--target <target>', 'logit (default), prob, logprob or contrast:<class>')
+    .option('--out-dir <folder>', 'where each job writes <image>.<method>.<key>.npy, .png and .json', 'batch')
+    .option('--redis <url>', 'run the jobs through BullMQ on this Redis (redis://host:port); workers: cameras worker')
+    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
+    .option('--status', "print the queue's counts and recent failures (with --redis)")
+    .option('--json', 'print one JSON line per job')
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cameras batch photos/ --methods cameras,gradcam --out-dir maps/\n  cameras batch manifest.csv --redis redis://10.0.0.5:6379',
+    )
+    .action(batchCommand);
+  program
+    .command('worker')
+    .description('process batch jobs from Redis (BullMQ), each in a sandboxed child process, until stopped')
+    .requiredOption('--redis <url>', 'the Redis the batch was sent to (redis://host:port)')
+    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
+    .option('--concurrency <n>', 'jobs at once, each in its own process', parseCount, 1)
+    .addOption(
+      new Option('--lock-ms <ms>', "how long a silent worker's job stays locked before another takes it over")
+        .argParser(parseCount)
+        .hideHelp(),
+    )
+    .option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)', parseThreads)
+    .option('--quiet', 'print nothing but errors')
+    .action(workerCommand);
+  program
     .command('methods')
     .description('list the saliency methods, what each needs and its own options')
     .option('--json', 'print JSON')
@@ -403,7 +440,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = await buildProgram();
   try {
     await program.parseAsync(argv);
-    return ExitCode.ok;
+    // A command that finished but with failures (a batch's failed jobs) has set its own code.
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Commander already printed the message; help and version exit 0.

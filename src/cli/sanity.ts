@@ -3,7 +3,7 @@ import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { Explainer } from '../explainer.js';
-import { writeFileAtomic } from '../index.js';
+import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess, presetByName } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';

@@ -1,0 +1,117 @@
+import { basename } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { CamerasError, ExitCode } from '../errors.js';
+import { writeFileAtomic } from '../io/files-node.js';
+import { type BatchJob, type BatchOutcome, planBatch, runBatch } from '../jobs/batch.js';
+import { batchInputs } from '../jobs/inputs.js';
+import { enqueueAndWait, queueStatus, startWorker } from '../jobs/queue.js';
+import { formatTable } from './table.js';
+
+export interface BatchFlags {
+  model: string;
+  models?: string[];
+  weights?: string;
+  methods: string[];
+  class?: string;
+  target?: string;
+  outDir: string;
+  redis?: string;
+  queue?: string;
+  status?: boolean;
+  json?: boolean;
+  threads?: number;
+  quiet?: boolean;
+}
+
+export interface WorkerFlags {
+  redis: string;
+  queue?: string;
+  concurrency: number;
+  lockMs?: number;
+  threads?: number;
+  quiet?: boolean;
+}
+
+/** `cameras batch`: plan the jobs, run them here (default) or through BullMQ workers (--redis), then sum up. */
+export async function batchCommand(specs: string[], flags: BatchFlags): Promise<void> {
+  if (flags.status) {
+    if (!flags.redis) throw new CamerasError('--status reads the queue: give --redis redis://host:port');
+    const { counts, failed } = await queueStatus(flags.redis, flags.queue);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ counts, failed })}\n`);
+    else
+      process.stdout.write(
+        `${formatTable(Object.keys(counts), [Object.values(counts).map(String)])}\n${failed.map((f) => `failed ${f.id.slice(0, 12)}: ${f.reason}\n`).join('')}`,
+      );
+    return;
+  }
+  if (specs.length === 0) throw new CamerasError('give images, folders, globs or a manifest (.csv, .jsonl) to run');
+  const jobs = await planBatch(await batchInputs(specs), {
+    models: flags.models ?? [flags.model],
+    methods: flags.methods,
+    weights: flags.weights,
+    class: flags.class,
+    target: flags.target,
+    outDir: flags.outDir,
+  });
+  const bar =
+    !flags.quiet && !flags.json && process.stderr.isTTY
+      ? new SingleBar({
+          format: 'batch {bar} {value}/{total} jobs | ETA {eta_formatted} | {image}',
+          hideCursor: true,
+          clearOnComplete: true,
+        })
+      : undefined;
+  bar?.start(jobs.length, 0, { image: '' });
+  let finished = 0;
+  const tick = (job: BatchJob) => bar?.update(++finished, { image: basename(job.image) });
+  let outcome: BatchOutcome;
+  try {
+    outcome = flags.redis
+      ? await enqueueAndWait(jobs, {
+          redis: flags.redis,
+          queue: flags.queue,
+          onEvent: (event, job) => {
+            if (event !== 'progress') tick(job);
+          },
+        })
+      : await runBatch(jobs, { threads: flags.threads, onJob: (job) => tick(job) });
+  } finally {
+    bar?.stop();
+  }
+  const records = [...outcome.done].sort((a, b) => a.image.localeCompare(b.image) || a.method.localeCompare(b.method));
+  await writeFileAtomic(`${flags.outDir}/results.jsonl`, new TextEncoder().encode(records.map((r) => `${JSON.stringify(r)}\n`).join('')));
+  if (flags.json) for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
+  for (const f of outcome.failed) process.stderr.write(`failed: ${f.job.image} (${f.job.method}): ${f.reason}\n`);
+  if (!flags.quiet && !flags.json)
+    process.stdout.write(
+      `${jobs.length} jobs: ${outcome.done.length - outcome.skipped} run, ${outcome.skipped} already done, ${outcome.failed.length} failed${
+        flags.redis ? ` (through ${flags.redis})` : ''
+      }\nwrote ${flags.outDir}/<image>.<method>.<key>.npy, .png, .json and results.jsonl\n`,
+    );
+  // Failed jobs are bad input (corrupt images, unknown classes): the usage exit code, after the rest is done.
+  if (outcome.failed.length > 0) process.exitCode = ExitCode.usage;
+}
+
+/** `cameras worker`: processes batch jobs from Redis until stopped (SIGINT/SIGTERM close it gracefully). */
+export async function workerCommand(flags: WorkerFlags): Promise<void> {
+  const worker = await startWorker({
+    redis: flags.redis,
+    queue: flags.queue,
+    concurrency: flags.concurrency,
+    lockMs: flags.lockMs,
+    threads: flags.threads,
+  });
+  if (!flags.quiet) {
+    process.stderr.write(`worker ready on ${flags.redis} (concurrency ${flags.concurrency})\n`);
+    worker.on('completed', (job) => process.stderr.write(`done ${basename(job.data.image)} ${job.data.method}\n`));
+    worker.on('failed', (job, error) => process.stderr.write(`failed ${job ? basename(job.data.image) : '?'}: ${error.message}\n`));
+    worker.on('stalled', (id) => process.stderr.write(`took over ${id.slice(0, 12)}: its worker stopped renewing the lock\n`));
+  }
+  await new Promise<void>((done) => {
+    const stop = () => {
+      void worker.close().then(done);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,211 @@
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { parseTarget } from '../engine/scores.js';
+import { CamerasError } from '../errors.js';
+import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
+import { readImage } from '../io/image-node.js';
+import { preprocess } from '../io/preprocess.js';
+import { methodByName } from '../methods/registry.js';
+import { resolveModel } from '../models/zoo-node.js';
+import { overlayWithBar } from '../render/panel-node.js';
+import type { BatchInput } from './inputs.js';
+import { classIndex, type LoadedModel, loadModel } from './loaded-model.js';
+
+/**
+ * One unit of a batch: an image explained by one method of one model for one class and target. Its key hashes
+ * everything the result depends on (the image's and the model's bytes, method, class, target), and its outputs
+ * are named by it, so a rerun finds finished work and a retried job rewrites the same result, never another.
+ */
+export interface BatchJob {
+  key: string;
+  image: string;
+  imageHash: string;
+  model: string;
+  modelHash: string;
+  weights?: string;
+  method: string;
+  /** A class index or label; undefined: the top-1 class. */
+  class?: string;
+  /** logit (default), prob, logprob or contrast:<class>. */
+  target?: string;
+  outDir: string;
+  /** The outputs' common path: `<outDir>/<image name>.<method>.<key, 12 hex>`. */
+  stem: string;
+}
+
+/** What a finished job records (its `.json` file, one line; written last, it marks the job done). */
+export interface BatchRecord {
+  key: string;
+  image: string;
+  model: string;
+  method: string;
+  target: string;
+  classIndex: number;
+  className?: string;
+  probability: number;
+  empty: boolean;
+  map: string;
+  overlay: string;
+  seconds: number;
+}
+
+export interface BatchPlanOptions {
+  models: string[];
+  methods: string[];
+  weights?: string;
+  /** A class for every image (a manifest's own class wins). */
+  class?: string;
+  target?: string;
+  outDir: string;
+}
+
+function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function outputsOf(job: BatchJob): { map: string; overlay: string; record: string } {
+  return { map: `${job.stem}.npy`, overlay: `${job.stem}.png`, record: `${job.stem}.json` };
+}
+
+/** The jobs of a batch: every input by every model and method, keyed by content. */
+export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions): Promise<BatchJob[]> {
+  for (const method of options.methods) methodByName(method);
+  if (options.target !== undefined) parseTarget(options.target, () => 0);
+  const outDir = resolve(options.outDir);
+  const modelHashes = new Map<string, string>();
+  for (const model of options.models) modelHashes.set(model, sha256((await resolveModel(model, options.weights)).bytes));
+  const jobs: BatchJob[] = [];
+  for (const input of inputs) {
+    const bytes = await readFile(input.image).catch((error: NodeJS.ErrnoException) => {
+      throw new CamerasError(`cannot read image ${input.image}: ${error.code ?? error.message}; check the path`);
+    });
+    const imageHash = sha256(bytes);
+    for (const model of options.models)
+      for (const method of options.methods) {
+        const cls = input.class ?? options.class;
+        const modelHash = modelHashes.get(model) as string;
+        const key = sha256(JSON.stringify({ imageHash, modelHash, method, class: cls ?? null, target: options.target ?? 'logit' }));
+        const name = basename(input.image, extname(input.image));
+        jobs.push({
+          key,
+          image: input.image,
+          imageHash,
+          model,
+          modelHash,
+          ...(options.weights ? { weights: options.weights } : {}),
+          method,
+          ...(cls !== undefined ? { class: cls } : {}),
+          ...(options.target !== undefined ? { target: options.target } : {}),
+          outDir,
+          stem: join(outDir, `${name}.${method}.${key.slice(0, 12)}`),
+        });
+      }
+  }
+  return jobs;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The job's record when its outputs are all there (a finished job), else undefined. */
+export async function finishedRecord(job: BatchJob): Promise<BatchRecord | undefined> {
+  const out = outputsOf(job);
+  if (!(await exists(out.record)) || !(await exists(out.map)) || !(await exists(out.overlay))) return undefined;
+  try {
+    return JSON.parse(await readFile(out.record, 'utf8')) as BatchRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs jobs in one process, loading each model once (a worker holds one of these). */
+export class JobRunner {
+  private readonly models = new Map<string, Promise<LoadedModel>>();
+
+  constructor(private readonly threads?: number) {}
+
+  /** Runs one job, or returns its record when its outputs exist; outputs are written whole, the record last. */
+  async run(job: BatchJob): Promise<{ record: BatchRecord; skipped: boolean }> {
+    const done = await finishedRecord(job);
+    if (done) return { record: done, skipped: true };
+    const started = performance.now();
+    const key = `${job.model}\u0000${job.weights ?? ''}`;
+    let loading = this.models.get(key);
+    if (!loading) {
+      loading = loadModel(job.model, { weights: job.weights, threads: this.threads });
+      this.models.set(key, loading);
+      loading.catch(() => this.models.delete(key));
+    }
+    const model = await loading;
+    const picture = await readImage(job.image);
+    const tensor = preprocess(picture, model.preset, model.size);
+    const result = await model.explainer.explain(tensor, {
+      method: job.method,
+      classIndex: job.class === undefined ? null : classIndex(job.class, model),
+      ...(job.target !== undefined ? { target: parseTarget(job.target, (label) => classIndex(label, model)) } : {}),
+      ...(job.method === 'cameras' ? { resolutions: model.resolutions } : {}),
+    });
+    const out = outputsOf(job);
+    await mkdir(job.outDir, { recursive: true });
+    await writeNpyFile(out.map, { data: result.map, shape: [result.height, result.width] });
+    await writeFileAtomic(out.overlay, await overlayWithBar(result, picture, {}));
+    const record: BatchRecord = {
+      key: job.key,
+      image: job.image,
+      model: job.model,
+      method: job.method,
+      target: result.target,
+      classIndex: result.classIndex,
+      ...(model.labels?.[result.classIndex] ? { className: model.labels[result.classIndex] } : {}),
+      probability: result.classProbability,
+      empty: result.empty,
+      map: basename(out.map),
+      overlay: basename(out.overlay),
+      seconds: Math.round(performance.now() - started) / 1000,
+    };
+    await writeFileAtomic(out.record, new TextEncoder().encode(`${JSON.stringify(record)}\n`));
+    return { record, skipped: false };
+  }
+
+  async dispose(): Promise<void> {
+    for (const loading of this.models.values()) await (await loading.catch(() => undefined))?.explainer.dispose();
+    this.models.clear();
+  }
+}
+
+export interface BatchOutcome {
+  done: BatchRecord[];
+  skipped: number;
+  failed: { job: BatchJob; reason: string }[];
+}
+
+/** The embedded default: every job in this process, one after another, a failing job recorded and passed over. */
+export async function runBatch(
+  jobs: BatchJob[],
+  options: { threads?: number; onJob?: (job: BatchJob, index: number, outcome: 'done' | 'skipped' | 'failed') => void } = {},
+): Promise<BatchOutcome> {
+  const runner = new JobRunner(options.threads);
+  const outcome: BatchOutcome = { done: [], skipped: 0, failed: [] };
+  try {
+    for (const [index, job] of jobs.entries()) {
+      try {
+        const { record, skipped } = await runner.run(job);
+        outcome.done.push(record);
+        if (skipped) outcome.skipped++;
+        options.onJob?.(job, index, skipped ? 'skipped' : 'done');
+      } catch (error) {
+        if (!(error instanceof CamerasError)) throw error;
+        outcome.failed.push({ job, reason: error.message });
+        options.onJob?.(job, index, 'failed');
+      }
+    }
+  } finally {
+    await runner.dispose();
+  }
+  return outcome;
+}

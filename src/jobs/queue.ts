@@ -1,0 +1,192 @@
+import { fileURLToPath } from 'node:url';
+import { Job, Queue, QueueEvents, Worker } from 'bullmq';
+import { CamerasError } from '../errors.js';
+import { type BatchJob, type BatchOutcome, type BatchRecord, finishedRecord } from './batch.js';
+
+/** The queue's name unless told otherwise. */
+export const DEFAULT_QUEUE = 'cameras';
+
+export interface RedisTarget {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  db?: number;
+}
+
+/** `redis://[user:password@]host[:port][/db]` as ioredis options (BullMQ needs `maxRetriesPerRequest: null`). */
+export function parseRedisUrl(url: string): RedisTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CamerasError(`'${url}' is not a Redis URL; give redis://host:port`);
+  }
+  if (parsed.protocol !== 'redis:') throw new CamerasError(`'${url}' is not a Redis URL; give redis://host:port`);
+  const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : 6379,
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(db !== undefined && Number.isInteger(db) ? { db } : {}),
+  };
+}
+
+/** Waits for a BullMQ client's connection, failing in one line when Redis does not answer within 5 s. */
+async function ready(client: { waitUntilReady(): Promise<unknown> }, url: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer in 5 s')), 5000);
+  });
+  try {
+    await Promise.race([client.waitUntilReady(), timeout]);
+  } catch (error) {
+    throw new CamerasError(`cannot reach Redis at ${url} (${(error as Error).message}); start redis-server or fix --redis`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function connection(url: string) {
+  return { ...parseRedisUrl(url), maxRetriesPerRequest: null };
+}
+
+export interface QueueOptions {
+  redis: string;
+  queue?: string;
+  /** Tries per job before it lands in the failed list (default 3), with exponential backoff from `backoffMs`. */
+  attempts?: number;
+  backoffMs?: number;
+  onEvent?: (event: 'done' | 'skipped' | 'failed' | 'progress', job: BatchJob) => void;
+}
+
+/**
+ * Puts the jobs on a BullMQ queue (job id = the job's key, so a job is queued once however often it is sent) and
+ * waits until each is finished or has failed its last try. Jobs whose outputs exist are not queued.
+ */
+export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): Promise<BatchOutcome> {
+  const name = options.queue ?? DEFAULT_QUEUE;
+  const queue = new Queue(name, { connection: connection(options.redis) });
+  const events = new QueueEvents(name, { connection: connection(options.redis) });
+  const outcome: BatchOutcome = { done: [], skipped: 0, failed: [] };
+  try {
+    await ready(queue, options.redis);
+    await ready(events, options.redis);
+    const pending = new Map<string, BatchJob>();
+    for (const job of jobs) {
+      const record = await finishedRecord(job);
+      if (record) {
+        outcome.done.push(record);
+        outcome.skipped++;
+        options.onEvent?.('skipped', job);
+      } else pending.set(job.key, job);
+    }
+    let wake: () => void = () => undefined;
+    const settle = async (key: string) => {
+      const job = pending.get(key);
+      if (!job) return;
+      const record = await finishedRecord(job);
+      // An event and the periodic look can settle the same job at once: the first one counts it.
+      if (!pending.has(key)) return;
+      if (record) {
+        pending.delete(key);
+        outcome.done.push(record);
+        options.onEvent?.('done', job);
+        wake();
+        return;
+      }
+      const queued = await Job.fromId(queue, key);
+      if (queued && (await queued.getState()) === 'failed' && pending.has(key)) {
+        pending.delete(key);
+        outcome.failed.push({ job, reason: queued.failedReason.split('\n')[0] ?? 'failed' });
+        options.onEvent?.('failed', job);
+        wake();
+      }
+    };
+    events.on('completed', ({ jobId }) => void settle(jobId));
+    events.on('failed', ({ jobId }) => void settle(jobId));
+    events.on('progress', ({ jobId }) => {
+      const job = pending.get(jobId);
+      if (job) options.onEvent?.('progress', job);
+    });
+    // A job failed on an earlier run is queued afresh; one waiting or active (another batch sent it) is joined.
+    for (const key of pending.keys()) {
+      const old = await Job.fromId(queue, key);
+      if (old && ['failed', 'completed'].includes(await old.getState())) await old.remove();
+    }
+    await queue.addBulk(
+      [...pending.values()].map((job) => ({
+        name: 'explain',
+        data: job,
+        opts: {
+          jobId: job.key,
+          attempts: options.attempts ?? 3,
+          backoff: { type: 'exponential', delay: options.backoffMs ?? 1000 },
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      })),
+    );
+    // Events can be missed across a Redis restart: look at every pending job now and then as well.
+    while (pending.size > 0) {
+      await new Promise<void>((done) => {
+        wake = done;
+        setTimeout(done, 2000);
+      });
+      for (const key of [...pending.keys()]) await settle(key);
+    }
+  } finally {
+    await events.close();
+    await queue.close();
+  }
+  return outcome;
+}
+
+export interface WorkerOptions {
+  redis: string;
+  queue?: string;
+  /** Jobs run at once, each in its own child process (default 1). */
+  concurrency?: number;
+  /** How long a job's lock lasts without renewal before another worker takes the job over (default 30 s). */
+  lockMs?: number;
+  threads?: number;
+}
+
+/**
+ * A BullMQ worker whose jobs run in sandboxed child processes (ONNX Runtime's work is synchronous; in a child it
+ * cannot stall the lock renewal of the worker process). Each child keeps its models loaded between jobs.
+ */
+export async function startWorker(options: WorkerOptions): Promise<Worker<BatchJob, BatchRecord>> {
+  const processor = fileURLToPath(new URL('./processor.js', import.meta.url));
+  const lockDuration = options.lockMs ?? 30_000;
+  if (options.threads) process.env.CAMERAS_JOB_THREADS = String(options.threads);
+  const worker = new Worker<BatchJob, BatchRecord>(options.queue ?? DEFAULT_QUEUE, processor, {
+    connection: connection(options.redis),
+    concurrency: options.concurrency ?? 1,
+    lockDuration,
+    stalledInterval: lockDuration,
+    maxStalledCount: 3,
+  });
+  await ready(worker, options.redis);
+  return worker;
+}
+
+/** The queue's counts (waiting, active, delayed, completed, failed) and its most recent failures with their reasons. */
+export async function queueStatus(
+  redis: string,
+  name = DEFAULT_QUEUE,
+): Promise<{ counts: Record<string, number>; failed: { id: string; reason: string }[] }> {
+  const queue = new Queue(name, { connection: connection(redis) });
+  try {
+    await ready(queue, redis);
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+    const failed = (await queue.getFailed(0, 19)).map((job) => ({
+      id: String(job.id),
+      reason: `${(job.data as BatchJob).image}: ${job.failedReason.split('\n')[0]}`,
+    }));
+    return { counts, failed };
+  } finally {
+    await queue.close();
+  }
+}

@@ -1,0 +1,313 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { planBatch, runBatch } from '../src/jobs/batch.js';
+import { batchInputs, readManifest } from '../src/jobs/inputs.js';
+import { ROOT } from './helpers.js';
+
+const CLI = resolve(ROOT, 'dist/src/cli/main.js');
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+const skip = hasRedis ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run installs it)';
+if (skip) process.stderr.write(`jobs tests through Redis skipped: ${skip}\n`);
+
+const work = mkdtempSync(join(tmpdir(), 'cameras-jobs-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** Ten composite images (a small trained CNN: jobs take a fraction of a second) and one corrupt JPEG. */
+const images = join(work, 'images');
+mkdirSync(images);
+for (let i = 0; i < 10; i++) copyFileSync(resolve(ROOT, `bench/composite/composite_00${i}.jpg`), join(images, `img${i}.jpg`));
+const METHODS = ['gradcam', 'gradient', 'hirescam', 'layercam'];
+const MODEL = 'composite:fashion';
+
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** A real redis-server on loopback with its append-only file on, restartable on the same port and data. */
+class RedisServer {
+  private process?: ChildProcess;
+  readonly dir = mkdtempSync(join(work, 'redis-'));
+  constructor(readonly port: number) {}
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    this.process = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+      ],
+      { stdio: 'ignore' },
+    );
+    for (let i = 0; i < 100; i++) {
+      if (spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout?.includes('PONG')) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('redis-server did not start');
+  }
+  /** Killed outright (no save on shutdown): only the append-only file keeps the queue. */
+  async kill(): Promise<void> {
+    const exited = new Promise((r) => this.process?.once('exit', r));
+    this.process?.kill('SIGKILL');
+    await exited;
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cameras(args: string[]): Promise<Run> {
+  return new Promise((done) =>
+    execFile(process.execPath, [CLI, ...args], (error, stdout, stderr) =>
+      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+/** A worker in its own process group, so SIGKILL takes its sandboxed children with it. */
+function worker(url: string, queue: string, lockMs = 2000): ChildProcess & { log: string[] } {
+  const child = spawn(process.execPath, [CLI, 'worker', '--redis', url, '--queue', queue, '--lock-ms', String(lockMs), '--threads', '1'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  }) as ChildProcess & { log: string[] };
+  child.log = [];
+  child.stderr?.on('data', (chunk: Buffer) => child.log.push(...chunk.toString().trim().split('\n')));
+  return child;
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  process.kill(-(child.pid as number), signal);
+  await exited;
+}
+
+async function until(test: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!test()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The maps (.npy bytes) and records (less their timing) a batch folder holds, by file name. */
+function outputs(folder: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const name of readdirSync(folder).sort()) {
+    assert.ok(!name.includes('.partial'), `a half-written file was left: ${name}`);
+    if (name.endsWith('.npy')) files.set(name, readFileSync(join(folder, name)).toString('base64'));
+    if (name.endsWith('.json')) {
+      const { seconds, ...record } = JSON.parse(readFileSync(join(folder, name), 'utf8')) as { seconds: number };
+      files.set(name, JSON.stringify(record));
+    }
+  }
+  return files;
+}
+
+describe('batch jobs', () => {
+  let embedded: Map<string, string>;
+  before(async () => {
+    const run = await cameras(['batch', images, '--model', MODEL, '--methods', METHODS.join(','), '--out-dir', join(work, 'embedded')]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^40 jobs: 40 run, 0 already done, 0 failed/);
+    embedded = outputs(join(work, 'embedded'));
+    assert.equal(embedded.size, 80);
+  });
+
+  it('plans one job per image, model and method, keyed by content; a rerun skips finished jobs; manifests read', async () => {
+    const jobs = await planBatch(await batchInputs([images]), { models: [MODEL], methods: ['gradcam'], outDir: join(work, 'plan') });
+    assert.equal(jobs.length, 10);
+    assert.equal(new Set(jobs.map((j) => j.key)).size, 10);
+    // The same picture under another name is the same content: the same key.
+    copyFileSync(join(images, 'img0.jpg'), join(work, 'copy.jpg'));
+    const [copy] = await planBatch(await batchInputs([join(work, 'copy.jpg')]), {
+      models: [MODEL],
+      methods: ['gradcam'],
+      outDir: join(work, 'plan'),
+    });
+    assert.equal(copy?.key, jobs[0]?.key);
+    const again = await cameras(['batch', images, '--model', MODEL, '--methods', METHODS.join(','), '--out-dir', join(work, 'embedded')]);
+    assert.match(again.stdout, /^40 jobs: 0 run, 40 already done, 0 failed/);
+    writeFileSync(join(work, 'list.csv'), 'image,class\nimages/img1.jpg,bag\nimages/img2.jpg,\n');
+    assert.deepEqual(await readManifest(join(work, 'list.csv')), [
+      { image: join(images, 'img1.jpg'), class: 'bag' },
+      { image: join(images, 'img2.jpg') },
+    ]);
+    writeFileSync(join(work, 'list.jsonl'), '{"image": "images/img3.jpg", "class": 8}\n');
+    assert.deepEqual(await readManifest(join(work, 'list.jsonl')), [{ image: join(images, 'img3.jpg'), class: '8' }]);
+    writeFileSync(join(work, 'bad.csv'), 'path\nx.jpg\n');
+    await assert.rejects(readManifest(join(work, 'bad.csv')), /header with an 'image' column/);
+  });
+
+  it('a corrupt image fails its own job with one line; the others complete (embedded)', async () => {
+    const folder = join(work, 'with-corrupt');
+    mkdirSync(folder);
+    copyFileSync(join(images, 'img0.jpg'), join(folder, 'good.jpg'));
+    writeFileSync(join(folder, 'broken.jpg'), Buffer.from('\xff\xd8\xff\xe0 not really a jpeg'));
+    const jobs = await planBatch(await batchInputs([folder]), { models: [MODEL], methods: ['gradcam'], outDir: join(folder, 'out') });
+    const outcome = await runBatch(jobs, { threads: 1 });
+    assert.equal(outcome.done.length, 1);
+    assert.equal(outcome.failed.length, 1);
+    assert.match(outcome.failed[0]?.reason ?? '', /broken\.jpg/);
+    assert.equal((outcome.failed[0]?.reason ?? '').split('\n').length, 1);
+  });
+
+  describe('through BullMQ on a real redis-server', { skip }, () => {
+    let redis: RedisServer;
+    before(async () => {
+      redis = new RedisServer(await freePort());
+      await redis.start();
+    });
+    after(async () => {
+      await redis?.kill();
+    });
+
+    it('2 worker processes complete 40 jobs, each output equal to the embedded run', async () => {
+      const workers = [worker(redis.url, 'two'), worker(redis.url, 'two')];
+      try {
+        const run = await cameras([
+          'batch',
+          images,
+          '--model',
+          MODEL,
+          '--methods',
+          METHODS.join(','),
+          '--out-dir',
+          join(work, 'two'),
+          '--redis',
+          redis.url,
+          '--queue',
+          'two',
+        ]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^40 jobs: 40 run, 0 already done, 0 failed/);
+      } finally {
+        for (const w of workers) await stop(w);
+      }
+      assert.deepEqual(outputs(join(work, 'two')), embedded);
+    });
+
+    // CAMERAS at 8 scales: jobs long enough (about 0.3 s) that a kill or a restart lands mid-job.
+    let camerasEmbedded: Map<string, string>;
+    const camerasBatch = (out: string, queue: string) =>
+      cameras([
+        'batch',
+        images,
+        '--model',
+        MODEL,
+        '--methods',
+        'cameras',
+        '--out-dir',
+        join(work, out),
+        '--redis',
+        redis.url,
+        '--queue',
+        queue,
+      ]);
+    before(async () => {
+      const run = await cameras(['batch', images, '--model', MODEL, '--methods', 'cameras', '--out-dir', join(work, 'cameras-embedded')]);
+      assert.equal(run.code, 0, run.stderr);
+      camerasEmbedded = outputs(join(work, 'cameras-embedded'));
+    });
+
+    it('a worker killed with SIGKILL mid-job: its job is taken over and completed, nothing lost, duplicated or half-written', async () => {
+      const victim = worker(redis.url, 'kill', 1500);
+      const batch = camerasBatch('kill', 'kill');
+      await until(() => victim.log.some((line) => line.startsWith('done')), 'the first job done');
+      await stop(victim, 'SIGKILL'); // the next job is active: its lock lapses, another worker takes it over
+      const rescuer = worker(redis.url, 'kill', 1500);
+      try {
+        const run = await batch;
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^10 jobs: 10 run, 0 already done, 0 failed/);
+      } finally {
+        await stop(rescuer);
+      }
+      assert.ok(
+        rescuer.log.some((line) => line.startsWith('took over')),
+        `the killed worker's job was taken over: ${rescuer.log.join(' | ')}`,
+      );
+      assert.deepEqual(outputs(join(work, 'kill')), camerasEmbedded);
+      const lines = readFileSync(join(work, 'kill/results.jsonl'), 'utf8').trim().split('\n');
+      assert.equal(new Set(lines.map((l) => (JSON.parse(l) as { key: string }).key)).size, 10, 'each job once');
+      assert.equal(lines.length, 10);
+    });
+
+    it('Redis killed and restarted mid-run (append-only file on): the run completes, nothing lost', async () => {
+      const busy = worker(redis.url, 'restart', 1500);
+      try {
+        const batch = camerasBatch('restart', 'restart');
+        await until(() => busy.log.some((line) => line.startsWith('done')), 'the first job done');
+        await redis.kill();
+        await new Promise((r) => setTimeout(r, 500));
+        await redis.start();
+        const run = await batch;
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^10 jobs: 10 run, 0 already done, 0 failed/);
+      } finally {
+        await stop(busy);
+      }
+      assert.deepEqual(outputs(join(work, 'restart')), camerasEmbedded);
+    });
+
+    it('a corrupt image among the inputs: its job lands in the failed list with its one-line reason, the others complete', async () => {
+      const folder = join(work, 'corrupt-redis');
+      mkdirSync(folder);
+      copyFileSync(join(images, 'img0.jpg'), join(folder, 'good.jpg'));
+      writeFileSync(join(folder, 'broken.jpg'), Buffer.from('\xff\xd8\xff\xe0 not really a jpeg'));
+      const w = worker(redis.url, 'corrupt');
+      try {
+        const run = await cameras([
+          'batch',
+          folder,
+          '--model',
+          MODEL,
+          '--methods',
+          'gradcam',
+          '--out-dir',
+          join(folder, 'out'),
+          '--redis',
+          redis.url,
+          '--queue',
+          'corrupt',
+        ]);
+        assert.equal(run.code, 2, 'failed jobs are bad input: exit 2');
+        assert.match(run.stdout, /^2 jobs: 1 run, 0 already done, 1 failed/);
+        const failures = run.stderr.trim().split('\n');
+        assert.equal(failures.length, 1);
+        assert.match(failures[0] as string, /^failed: .*broken\.jpg \(gradcam\): .*broken\.jpg/);
+        const status = await cameras(['batch', '--status', '--redis', redis.url, '--queue', 'corrupt', '--json']);
+        const { counts } = JSON.parse(status.stdout) as { counts: { failed: number } };
+        assert.equal(counts.failed, 1, status.stdout + status.stderr);
+      } finally {
+        await stop(w);
+      }
+      assert.equal(readdirSync(join(folder, 'out')).filter((n) => n.endsWith('.json')).length, 1);
+    });
+  });
+});
