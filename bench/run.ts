@@ -221,6 +221,32 @@ for (const [name, path] of [
   });
   results.attack = attack;
 }
+if (spawnSync('redis-server', ['--version']).status === 0) {
+  // The job engine: per-job seconds embedded and through BullMQ/Redis with 1 and 2 worker processes.
+  const jobs = JSON.parse(
+    execFileSync(process.execPath, [resolve(ROOT, 'dist/bench/jobs.js')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop() as string,
+  ) as Record<string, { perJob: number }>;
+  const embedded = (jobs.embedded as { perJob: number }).perJob;
+  for (const [key, name] of [
+    ['embedded', 'batch job, embedded (CAMERAS, slope of 4 vs 20 jobs)'],
+    ['redis1', 'batch job through Redis, 1 worker process'],
+    ['redis2', 'batch job through Redis, 2 worker processes (1 thread each)'],
+  ] as const) {
+    const perJob = (jobs[key] as { perJob: number }).perJob;
+    rows.push({
+      name,
+      model: 'mobilenet_v2',
+      seconds: perJob,
+      rss: null,
+      ratio: `${(1 / perJob).toFixed(2)} jobs/s${key === 'embedded' ? '' : `, ${((perJob / embedded - 1) * 100).toFixed(1)}% vs embedded`}`,
+      ...(key === 'redis1' ? { target: '<= +10%' } : {}),
+    });
+  }
+  results.jobs = jobs;
+} else results.jobsNote = 'redis-server is not installed: the job-engine rows were skipped (apt-get install redis-server)';
 if (!torch)
   results.note = `${PYTHON} cannot import torch and torchvision: the authors' baseline was skipped (apt-get install python3-torchvision)`;
 
