@@ -221,6 +221,26 @@ for (const [name, path] of [
   });
   results.attack = attack;
 }
+if (existsSync('/usr/bin/chromium')) {
+  // The browser page (onnxruntime-web, wasm) against the Node CLI on the same photo and model.
+  const web = JSON.parse(
+    execFileSync(process.execPath, [resolve(ROOT, 'dist/bench/web.js'), String(runs)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop() as string,
+  ) as { page: number[]; cli: number[]; backend: string };
+  const cli = median(web.cli);
+  rows.push({
+    name: 'CAMERAS in the browser page, warm (Chromium, wasm)',
+    model: 'mobilenet_v2',
+    seconds: median(web.page),
+    rss: null,
+    ratio: `${(median(web.page) / cli).toFixed(2)} x CLI`,
+    target: '<= 2.5',
+  });
+  rows.push({ name: 'CLI process (start, load, explain, write)', model: 'mobilenet_v2', seconds: cli, rss: null });
+  results.web = web;
+} else results.webNote = '/usr/bin/chromium is not installed: the browser rows were skipped (apt-get install chromium)';
 if (spawnSync('redis-server', ['--version']).status === 0) {
   // The job engine: per-job seconds embedded and through BullMQ/Redis with 1 and 2 worker processes.
   const jobs = JSON.parse(

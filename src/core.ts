@@ -95,7 +95,9 @@ export {
   similarity,
 } from './metrics/sanity.js';
 export { averageRanks, hog, pearson, spearman, ssim } from './metrics/similarity.js';
+export { classByName, resolutionsFor, ZOO, type ZooEntry } from './models/zoo.js';
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';
 export { type Layer, listLayers } from './onnx/layers.js';
 export { type ParameterLayer, parameterLayers, randomiseLayers } from './onnx/randomise.js';
+export { COLORMAPS_NAMES, type ColormapName, colormapTable, renderHeat } from './render/colormap.js';

@@ -1,3 +1,4 @@
+import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { resizeInput } from './engine/resize.js';
@@ -32,6 +33,8 @@ export interface ExplainerConfig {
    * with the pooled output: the same gradients, for runtimes whose MaxPool has no Indices (onnxruntime-web's WebGPU).
    */
   maxPoolIndices?: boolean;
+  /** ONNX Runtime session options passed as they are, e.g. `{ executionProviders: ['webgpu', 'wasm'] }` in a browser. */
+  sessionOptions?: InferenceSession.SessionOptions;
 }
 
 /**
@@ -123,6 +126,7 @@ export class Explainer {
     const channels = input ? graph.declaredShape(input)?.[1] : undefined;
     const session = await GradientSession.create(runtime, graph, [layer.tensor], {
       threads: config.threads,
+      runtimeOptions: config.sessionOptions,
       maxPoolIndices: config.maxPoolIndices,
     });
     return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, graph, config);
@@ -132,6 +136,7 @@ export class Explainer {
   private inputGradients(): Promise<GradientSession> {
     this.inputSession ??= GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
       threads: this.config.threads,
+      runtimeOptions: this.config.sessionOptions,
       maxPoolIndices: this.config.maxPoolIndices,
     });
     return this.inputSession;
@@ -139,7 +144,10 @@ export class Explainer {
 
   /** Built on first use: the model with the logits as the only target, a forward pass with a trivial backward. */
   private forwardSession(): Promise<GradientSession> {
-    this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], { threads: this.config.threads });
+    this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], {
+      threads: this.config.threads,
+      runtimeOptions: this.config.sessionOptions,
+    });
     return this.logitsSession;
   }
 

@@ -18,6 +18,7 @@ import { batchCommand, workerCommand } from './batch.js';
 import { DEFAULT_METRICS, evalCommand, METRICS } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import { sanityCommand } from './sanity.js';
+import { serveCommand } from './serve.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -403,6 +404,13 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
     .action(workerCommand);
+  program
+    .command('serve')
+    .description('serve the browser app (CAMERAS in the page, on your own images, nothing uploaded) on this machine')
+    .option('--port <n>', 'port (0: any free one)', parseSeed, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--quiet', 'print nothing but errors')
+    .action(serveCommand);
   program
     .command('methods')
     .description('list the saliency methods, what each needs and its own options')

@@ -43,6 +43,7 @@ export class GradientSession {
       graphOptimizationLevel: 'all',
       ...QUIET,
       ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+      ...options.runtimeOptions,
     });
     const declared = model.declaredShape(graph.logits);
     const classCount = declared && declared.length === 2 && (declared[1] as number) > 0 ? declared[1] : undefined;

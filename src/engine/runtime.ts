@@ -14,6 +14,8 @@ export interface SessionOptions {
   threads?: number;
   /** MaxPool back-propagates through its Indices output (default) or by comparisons (onnxruntime-web's WebGPU). */
   maxPoolIndices?: boolean;
+  /** Passed to ONNX Runtime as they are, e.g. `executionProviders: ['webgpu', 'wasm']` in a browser. */
+  runtimeOptions?: InferenceSession.SessionOptions;
 }
 
 /**

@@ -40,15 +40,17 @@ function longestStringLiteral(text: string): string | undefined {
   return literal && literal.length > 1000 && /^[A-Za-z0-9+/]+={0,2}$/.test(literal.slice(-64)) ? literal : undefined;
 }
 
-/** Reads an nsfwjs model from the installed package and converts it to ONNX. */
-async function convertNsfwjs(name: string): Promise<Uint8Array> {
+/** Reads an nsfwjs model from the installed package (a devDependency) and converts it to ONNX. */
+export async function convertNsfwjs(name: string): Promise<Uint8Array> {
   const [specifier, exported] = NSFWJS_EXPORTS[name] as [string, string];
   const require = createRequire(import.meta.url);
   let model: NsfwjsModel;
   try {
     model = (require(specifier) as Record<string, NsfwjsModel>)[exported] as NsfwjsModel;
   } catch {
-    throw new CamerasError(`the nsfwjs package is not installed; run 'npm install nsfwjs@4.4.0' to use ${name}`);
+    throw new CamerasError(
+      `${name} is not built and the nsfwjs package is not installed; run 'npm run build:models' in a clone with its devDependencies`,
+    );
   }
   const unwrap = (m: { default?: unknown }) => m.default ?? m;
   const json = unwrap(await model.modelJson()) as TfjsModelJson;
@@ -65,6 +67,11 @@ async function convertNsfwjs(name: string): Promise<Uint8Array> {
   return convertTfjsModel(json, decodeTfjsWeights(json, shards));
 }
 
+/** Where the build puts a converted nsfwjs model in the package: assets/models/nsfwjs_<name>.onnx. */
+export function bundledModelPath(name: string): string {
+  return fileURLToPath(new URL(`../../../assets/models/${name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`, import.meta.url));
+}
+
 /** Throws the parser's one-line error when the bytes are not an ONNX model. */
 function validOnnx(bytes: Uint8Array, source: string): void {
   OnnxGraph.fromBytes(bytes, source);
@@ -75,6 +82,9 @@ function validOnnx(bytes: Uint8Array, source: string): void {
  * file that does not parse (cut short, overwritten) is converted again.
  */
 export async function loadZooModel(entry: ZooEntry): Promise<Uint8Array> {
+  // Shipped in the package: converted at build time (npm run build:models), so nsfwjs and TF.js stay dev-only.
+  const shipped = await readFile(bundledModelPath(entry.name)).catch(() => undefined);
+  if (shipped) return new Uint8Array(shipped);
   const file = join(cacheDir(), `${entry.name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`);
   const cached = await readFile(file).catch(() => undefined);
   if (cached) {

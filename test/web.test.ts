@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { serveApp } from '../src/cli/serve.js';
+import { createExplainer } from '../src/index.js';
+import { readImage } from '../src/io/image-node.js';
+import { PRESETS, preprocess } from '../src/io/preprocess.js';
+import { resolutionsFor } from '../src/models/zoo.js';
+import { ROOT } from './helpers.js';
+
+declare global {
+  interface Window {
+    camerasLastResult?: { map: number[]; width: number; height: number; classPerResolution: Record<string, number>; method: string };
+  }
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)`;
+if (skip) process.stderr.write(`browser tests skipped: ${skip}\n`);
+const DOG = resolve(ROOT, 'test/fixtures/images/dog.jpg');
+const work = mkdtempSync(join(tmpdir(), 'cameras-web-'));
+
+describe('the browser app in Chromium (playwright-core, headless)', { skip }, () => {
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  let origin: string;
+  const hosts = new Set<string>();
+  const status = () => page.textContent('[data-testid=status]');
+
+  before(async () => {
+    server = await serveApp(0);
+    origin = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const context = await browser.newContext();
+    // Every request of the page and its workers: the page may talk to its own host only.
+    context.on('request', (request) => hosts.add(new URL(request.url()).host));
+    page = await context.newPage();
+    await page.goto(`http://${origin}/`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes(' ready ('), null, {
+      timeout: 60_000,
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("computes CAMERAS on dog.jpg with the bundled MobileNetV2 equal to the Node library's map", async () => {
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'COOP/COEP served: wasm threads allowed');
+    assert.match((await status()) ?? '', /nsfwjs:mobilenet_v2 ready \(wasm, \d+ threads?/);
+    await page.setInputFiles('[data-testid=image-input]', DOG);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('ready to explain'));
+    await page.click('[data-testid=run]');
+    await page.waitForFunction(() => window.camerasLastResult !== undefined, null, { timeout: 120_000 });
+    const inPage = (await page.evaluate(() => window.camerasLastResult)) as {
+      map: number[];
+      width: number;
+      height: number;
+      classPerResolution: Record<string, number>;
+    };
+    const explainer = await createExplainer({ model: 'nsfwjs:mobilenet_v2', threads: 2 });
+    try {
+      const tensor = preprocess(await readImage(DOG), PRESETS.unit as (typeof PRESETS)[string], 224);
+      const node = await explainer.explain(tensor, { method: 'cameras', resolutions: resolutionsFor(224) });
+      assert.equal(inPage.width, node.width);
+      assert.equal(inPage.map.length, node.map.length);
+      let worst = 0;
+      for (let i = 0; i < node.map.length; i++) worst = Math.max(worst, Math.abs((inPage.map[i] as number) - (node.map[i] as number)));
+      assert.ok(worst <= 1e-3, `max |page - node| = ${worst}`);
+      assert.deepEqual(inPage.classPerResolution, node.classPerResolution);
+    } finally {
+      await explainer.dispose();
+    }
+    assert.match((await status()) ?? '', /^Done: cameras explains 2 Neutral/);
+    // The picture on the canvas is a heat map, not a flat colour.
+    const shot = join(work, 'result.png');
+    await page.locator('[data-testid=result-canvas]').screenshot({ path: shot });
+    const { channels } = await sharp(shot).stats();
+    assert.ok(
+      channels.slice(0, 3).every((c) => c.stdev > 20),
+      `channel spreads ${channels.map((c) => c.stdev.toFixed(1))}`,
+    );
+  });
+
+  it('a corrupt JPEG and a file that is not an image each show one error in the status', async () => {
+    const corrupt = join(work, 'corrupt.jpg');
+    writeFileSync(corrupt, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0, 1]));
+    const text = join(work, 'notes.txt');
+    writeFileSync(text, 'not a picture\n');
+    for (const [file, name] of [
+      [corrupt, 'corrupt.jpg'],
+      [text, 'notes.txt'],
+    ] as const) {
+      await page.setInputFiles('[data-testid=image-input]', file);
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.classList.contains('error'));
+      assert.equal(await status(), `cannot decode ${name}: it is not a JPEG, PNG or WebP image the browser can read`);
+    }
+  });
+
+  it('runs several methods side by side, keyboard first, and asks for nothing but its own host', async () => {
+    await page.setInputFiles('[data-testid=image-input]', DOG);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('ready to explain'));
+    await page.selectOption('[data-testid=method-select]', ['gradcam', 'gradient']);
+    await page.focus('[data-testid=run]');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.startsWith('Done: gradcam'), null, {
+      timeout: 60_000,
+    });
+    assert.equal(await page.locator('#results canvas').count(), 2);
+    assert.equal((await page.evaluate(() => window.camerasLastResult?.method)) as string, 'gradcam');
+    assert.deepEqual([...hosts], [origin]);
+  });
+});

@@ -1,0 +1,55 @@
+/** Messages between the page and its worker. */
+import type { Target } from '../../src/core.ts';
+
+export interface ModelSpec {
+  /** A bundled model's zoo name, or a label for a file or URL. */
+  name: string;
+  /** Where the bytes come from: a same-origin path or URL, or the bytes themselves. */
+  url?: string;
+  bytes?: ArrayBuffer;
+}
+
+export interface ModelInfo {
+  name: string;
+  labels?: string[];
+  inputSize: number;
+  preprocess: string;
+  layer: string;
+  resolutions: number[];
+  backend: string;
+  seconds: number;
+}
+
+export interface ExplainRequest {
+  /** RGB bytes of the image at its own size. */
+  image: { data: Uint8Array; width: number; height: number };
+  methods: string[];
+  classIndex: number | null;
+  target: Target;
+  resolutions: number[];
+}
+
+export interface MethodResult {
+  method: string;
+  map: Float32Array;
+  width: number;
+  height: number;
+  classIndex: number;
+  probability: number;
+  classPerResolution: Record<string, number>;
+  scaleMaps?: { resolution: number; map: Float32Array; width: number; height: number }[];
+  seconds: number;
+}
+
+export type ToWorker = { type: 'load'; model: ModelSpec } | ({ type: 'explain' } & ExplainRequest);
+
+export type FromWorker =
+  | { type: 'loaded'; info: ModelInfo }
+  | { type: 'progress'; method: string; done: number; total: number }
+  | {
+      type: 'result';
+      results: MethodResult[];
+      top: { index: number; probability: number }[];
+      input: { data: Uint8Array; width: number; height: number };
+    }
+  | { type: 'error'; message: string };
