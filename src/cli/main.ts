@@ -157,7 +157,7 @@ async function modelsCommand(flags: { json?: boolean }): Promise<void> {
     );
   }
   process.stdout.write(
-    `\nnsfwjs models convert to ONNX and onnx: models download on first use, and stay in ${cacheDir()};\ntorchvision models build from --weights.\nAny .onnx file or URL, or a TF.js model.json with its weight files, works as --model too.\n`,
+    `\nnsfwjs models ship as ONNX files built with the package; onnx: models download on first use and stay in ${cacheDir()};\ntorchvision models build from --weights.\nAny .onnx file or URL, or a TF.js model.json with its weight files, works as --model too.\n`,
   );
 }
 
