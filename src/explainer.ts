@@ -127,6 +127,7 @@ export class Explainer {
     const session = await GradientSession.create(runtime, graph, [layer.tensor], {
       threads: config.threads,
       runtimeOptions: config.sessionOptions,
+      modelBytes: config.model,
       maxPoolIndices: config.maxPoolIndices,
     });
     return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, graph, config);
@@ -137,6 +138,7 @@ export class Explainer {
     this.inputSession ??= GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
+      modelBytes: this.config.model,
       maxPoolIndices: this.config.maxPoolIndices,
     });
     return this.inputSession;
@@ -147,6 +149,7 @@ export class Explainer {
     this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
+      modelBytes: this.config.model,
     });
     return this.logitsSession;
   }

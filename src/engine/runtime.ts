@@ -14,6 +14,8 @@ export interface SessionOptions {
   threads?: number;
   /** MaxPool back-propagates through its Indices output (default) or by comparisons (onnxruntime-web's WebGPU). */
   maxPoolIndices?: boolean;
+  /** The model's bytes as parsed into the graph, unchanged (saves re-encoding them). */
+  modelBytes?: Uint8Array;
   /** Passed to ONNX Runtime as they are, e.g. `executionProviders: ['webgpu', 'wasm']` in a browser. */
   runtimeOptions?: InferenceSession.SessionOptions;
 }
