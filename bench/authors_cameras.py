@@ -3,7 +3,7 @@
 per scale with module hooks recording activations and gradients, then the fusion on full
 C x 224 x 224 tensors. Written for this benchmark after the paper's algorithm; not the authors' file.
 
-  python3 authors_cameras.py <resnet18|resnet50> <input.npy> <runs>   -> one JSON line
+  python3 authors_cameras.py <torchvision arch> <input.npy> <runs> [layer, default layer4]   -> one JSON line
 """
 import json
 import resource
@@ -16,11 +16,13 @@ import torch.nn.functional as F
 import torchvision
 
 arch, input_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+layer_path = sys.argv[4] if len(sys.argv) > 4 else 'layer4'
 torch.set_num_threads(2)
 torch.manual_seed(0)
-model = getattr(torchvision.models, arch)().eval()
+options = {'aux_logits': True, 'init_weights': False} if arch == 'inception_v3' else {}
+model = getattr(torchvision.models, arch)(**options).eval()
 image = torch.from_numpy(np.load(input_path))
-resolutions = list(range(224, 1000, 100))
+resolutions = list(range(image.shape[2], image.shape[2] + 776, 100))
 
 
 def cameras(x, class_index):
@@ -30,7 +32,7 @@ def cameras(x, class_index):
         store['a'] = output.detach()
         output.register_hook(lambda g: store.__setitem__('g', g.detach()))
 
-    handle = model.layer4.register_forward_hook(keep)
+    handle = model.get_submodule(layer_path).register_forward_hook(keep)
     features, gradients = [], []
     for i, r in enumerate(resolutions):
         scaled = x if i == 0 else F.interpolate(x, (r, r), mode='bicubic', align_corners=False)

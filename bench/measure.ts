@@ -24,8 +24,11 @@ const model = new Uint8Array(readFileSync(modelPath));
 const input = inputPath.endsWith('.npy')
   ? parseNpy(new Uint8Array(readFileSync(inputPath)))
   : { data: new Float32Array(3 * 224 * 224), shape: [1, 3, 224, 224] };
-const scaled = DEFAULT_RESOLUTIONS.map((r) =>
-  r === 224 ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, 3, r, r] },
+// Other architectures (bench/archs.ts) name their layer and scales: CAMERAS_BENCH_LAYER, CAMERAS_BENCH_RESOLUTIONS.
+const LAYER = process.env.CAMERAS_BENCH_LAYER ?? 'layer4';
+const RESOLUTIONS = process.env.CAMERAS_BENCH_RESOLUTIONS?.split(',').map(Number) ?? [...DEFAULT_RESOLUTIONS];
+const scaled = RESOLUTIONS.map((r) =>
+  r === input.shape[2] ? input : { data: resizeBicubic(input.data, input.shape, r, r), shape: [1, 3, r, r] },
 );
 const sessionOptions = { graphOptimizationLevel: 'all' as const, intraOpNumThreads: THREADS, interOpNumThreads: 1 };
 
@@ -49,8 +52,8 @@ if (task === 'forward-sum') {
     for (const x of scaled) await session.run({ input: new ort.Tensor('float32', x.data, x.shape) });
   });
 } else if (task === 'cameras') {
-  const explainer = await Explainer.create(ort, { model, layer: 'layer4', threads: THREADS });
-  result.times = await repeat(() => explainer.explain(input, { classIndex: 243 }));
+  const explainer = await Explainer.create(ort, { model, layer: LAYER, threads: THREADS });
+  result.times = await repeat(() => explainer.explain(input, { classIndex: 243, resolutions: RESOLUTIONS }));
 } else if (task === 'input-gradient') {
   const plain = await ort.InferenceSession.create(model, sessionOptions);
   const graph = buildGradientGraph(model, { targets: ['input'] });

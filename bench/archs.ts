@@ -1,0 +1,99 @@
+/**
+ * The paper's other architectures (VGG-16, DenseNet-121, Inception-v3, ResNet-152) with seeded torchvision weights
+ * (bench/seeded_weights.py, then our torchvision builders): the plain forward passes at the 8 scales (the floor),
+ * CAMERAS in process, the CLI process and the authors' method in the same run. Prints one JSON line per
+ * architecture; needs python3-torchvision. `node dist/bench/archs.js [arch ...] [--runs n] [--no-authors]`
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { readImage, writeNpyFile } from '../src/index.js';
+import { PRESETS, type PreprocessPreset, preprocess } from '../src/io/preprocess.js';
+import { resolveModel } from '../src/models/zoo-node.js';
+import { BENCH, MODELS } from './models.js';
+
+const ROOT = resolve(BENCH, '..');
+const PYTHON = '/usr/bin/python3';
+const ARCHS: Record<string, { layer: string; size: number }> = {
+  vgg16: { layer: 'features.29', size: 224 },
+  densenet121: { layer: 'features', size: 224 },
+  inception_v3: { layer: 'Mixed_7c', size: 299 },
+  resnet152: { layer: 'layer4', size: 224 },
+};
+const args = process.argv.slice(2);
+const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 2;
+const authors = !args.includes('--no-authors');
+const chosen = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs');
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
+
+function json(command: string, argv: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const out = execFileSync(command, argv, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ...env } });
+  return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
+}
+
+for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
+  const { layer, size } = ARCHS[arch] as { layer: string; size: number };
+  const model = resolve(MODELS, `${arch}.onnx`);
+  if (!existsSync(model)) {
+    const weights = resolve(MODELS, `${arch}.safetensors`);
+    if (!existsSync(weights)) execFileSync(PYTHON, [resolve(BENCH, 'seeded_weights.py'), arch, weights]);
+    writeFileSync(model, (await resolveModel(`torchvision:${arch}`, weights)).bytes);
+  }
+  const input = resolve(MODELS, `${arch}.input.npy`);
+  await writeNpyFile(
+    input,
+    preprocess(await readImage(resolve(ROOT, 'test/fixtures/images/dog.jpg')), PRESETS.torchvision as PreprocessPreset, size),
+  );
+  const resolutions = Array.from({ length: 8 }, (_, i) => size + 100 * i);
+  const env = { CAMERAS_BENCH_LAYER: layer, CAMERAS_BENCH_RESOLUTIONS: resolutions.join(',') };
+  const measure = (task: string) => json(process.execPath, [resolve(ROOT, 'dist/bench/measure.js'), task, model, input, String(runs)], env);
+  const floor = measure('forward-sum');
+  const cameras = measure('cameras');
+  const cli: number[] = [];
+  let cliRss = 0;
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const run = spawnSync(
+      '/usr/bin/time',
+      [
+        '-f',
+        '%M',
+        process.execPath,
+        resolve(ROOT, 'dist/src/cli/main.js'),
+        'explain',
+        resolve(ROOT, 'test/fixtures/images/dog.jpg'),
+        '--model',
+        model,
+        '--layer',
+        layer,
+        '--class',
+        '243',
+        '--resolutions',
+        resolutions.join(','),
+        '--out',
+        '/tmp/cameras-bench-arch.png',
+        '--quiet',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (run.status !== 0) throw new Error(`cameras explain failed on ${arch}: ${run.stderr}`);
+    cli.push((performance.now() - started) / 1000);
+    cliRss = Math.max(cliRss, Number(run.stderr.trim().split('\n').pop()) / 1024 || 0);
+  }
+  const result: Record<string, unknown> = {
+    arch,
+    layer,
+    floor: median(floor.times as number[]),
+    floorRss: floor.maxRssMiB,
+    cameras: median(cameras.times as number[]),
+    camerasRss: cameras.maxRssMiB,
+    cli: median(cli),
+    cliRss,
+  };
+  if (authors) {
+    const theirs = json(PYTHON, [resolve(BENCH, 'authors_cameras.py'), arch, input, '1', layer]);
+    result.authors = median(theirs.times as number[]);
+    result.authorsRss = theirs.maxRssMiB;
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
