@@ -7,7 +7,6 @@ const runner = new JobRunner(process.env.CAMERAS_JOB_THREADS ? Number(process.en
 
 /** BullMQ's sandboxed processor: runs one batch job in this child process. */
 export default async function processJob(job: SandboxedJob<BatchJob, BatchRecord>): Promise<BatchRecord> {
-  await job.updateProgress(0);
   let record: BatchRecord;
   try {
     ({ record } = await runner.run(job.data));
@@ -16,6 +15,5 @@ export default async function processJob(job: SandboxedJob<BatchJob, BatchRecord
     if (error instanceof CamerasError) throw new UnrecoverableError(error.message);
     throw error;
   }
-  await job.updateProgress(100);
   return record;
 }
