@@ -17,13 +17,11 @@ import { PointingGameScore, pointingHit, pointOf } from '../metrics/pointing-gam
 import { road } from '../metrics/road.js';
 import { gaussian } from '../random.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
+import { DEFAULT_METRICS, METRICS, type Metric } from './eval-metrics.js';
 import { checkWritable, classIndex, type LoadedModel, loadModel } from './explain.js';
 import { formatTable } from './table.js';
 
-export const METRICS = ['pointing', 'density', 'insdel', 'confidence', 'road'] as const;
-/** What `cameras eval` computes unless --metrics says otherwise. */
-export const DEFAULT_METRICS = ['pointing', 'density', 'insdel'];
-type Metric = (typeof METRICS)[number];
+export { DEFAULT_METRICS, METRICS };
 
 export interface EvalFlags {
   model: string;

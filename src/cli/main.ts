@@ -13,12 +13,12 @@ import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
-import { attackCommand } from './attack.js';
-import { batchCommand, workerCommand } from './batch.js';
-import { DEFAULT_METRICS, evalCommand, METRICS } from './eval.js';
+import type { AttackFlags } from './attack.js';
+import type { BatchFlags, WorkerFlags } from './batch.js';
+import type { EvalFlags } from './eval.js';
+import { DEFAULT_METRICS, METRICS } from './eval-metrics.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
-import { sanityCommand } from './sanity.js';
-import { serveCommand } from './serve.js';
+import type { SanityFlags } from './sanity.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -302,7 +302,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
     .addHelpText('after', '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/')
-    .action(evalCommand);
+    .action(async (dataset: string, flags: EvalFlags) => (await import('./eval.js')).evalCommand(dataset, flags));
   program
     .command('sanity')
     .description('model-randomisation sanity check (Adebayo et al.): each method on the trained model and on copies with randomised layers')
@@ -332,7 +332,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
     .addHelpText('after', '\nExample:\n  cameras sanity photo.jpg --methods cameras,gradcam,gradient --depths 1,2,4')
-    .action(sanityCommand);
+    .action(async (image: string, flags: SanityFlags) => (await import('./sanity.js')).sanityCommand(image, flags));
   program
     .command('attack')
     .description(
@@ -367,7 +367,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
     .addHelpText('after', '\nExample:\n  cameras attack photo.jpg --target least-likely --beta 50 --saliency cameras')
-    .action(attackCommand);
+    .action(async (images: string[], flags: AttackFlags) => (await import('./attack.js')).attackCommand(images, flags));
   program
     .command('batch')
     .description('explain many images with several methods and models: here by default, or through BullMQ workers with --redis')
@@ -389,7 +389,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       'after',
       '\nExamples:\n  cameras batch photos/ --methods cameras,gradcam --out-dir maps/\n  cameras batch manifest.csv --redis redis://10.0.0.5:6379',
     )
-    .action(batchCommand);
+    .action(async (inputs: string[], flags: BatchFlags) => (await import('./batch.js')).batchCommand(inputs, flags));
   program
     .command('worker')
     .description('process batch jobs from Redis (BullMQ), each in a sandboxed child process, until stopped')
@@ -403,14 +403,14 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     )
     .option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)', parseThreads)
     .option('--quiet', 'print nothing but errors')
-    .action(workerCommand);
+    .action(async (flags: WorkerFlags) => (await import('./batch.js')).workerCommand(flags));
   program
     .command('serve')
     .description('serve the browser app (CAMERAS in the page, on your own images, nothing uploaded) on this machine')
     .option('--port <n>', 'port (0: any free one)', parseSeed, 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--quiet', 'print nothing but errors')
-    .action(serveCommand);
+    .action(async (flags: { port: number; host: string; quiet?: boolean }) => (await import('./serve.js')).serveCommand(flags));
   program
     .command('methods')
     .description('list the saliency methods, what each needs and its own options')
