@@ -6,6 +6,7 @@ insertion, 224 px steps at 224 px): the Python reference's cost, for the benchma
   python3 rise_insdel.py <resnet50> <input.npy> <saliency.npy>   -> one JSON line
 """
 import json
+import os
 import resource
 import sys
 import time
@@ -15,7 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from scipy.ndimage import gaussian_filter
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts'))
+from rise_reference import gkern  # noqa: E402
 
 arch, input_path, map_path = sys.argv[1:4]
 torch.set_num_threads(2)
@@ -23,16 +26,6 @@ torch.manual_seed(0)
 model = nn.Sequential(getattr(torchvision.models, arch)(), nn.Softmax(dim=1)).eval()
 image = torch.from_numpy(np.load(input_path))
 saliency = np.load(map_path).astype('float32')
-
-
-def gkern(klen, nsig):
-    inp = np.zeros((klen, klen))
-    inp[klen // 2, klen // 2] = 1
-    k = gaussian_filter(inp, nsig)
-    kern = np.zeros((3, 3, klen, klen))
-    for c in range(3):
-        kern[c, c] = k
-    return torch.from_numpy(kern.astype('float32'))
 
 
 kern = gkern(11, 5)

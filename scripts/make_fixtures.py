@@ -137,17 +137,7 @@ for size, cls in [(33, 2), (48, 5)]:
 
 # 2b. Insertion and deletion as RISE's evaluation.py computes them (CausalMetric.single_run, its gkern and auc,
 #     ported with HW the image's own area), on the zoo model and a seeded saliency map without ties.
-from scipy.ndimage import gaussian_filter
-
-
-def rise_gkern(klen, nsig):
-    inp = np.zeros((klen, klen))
-    inp[klen // 2, klen // 2] = 1
-    k = gaussian_filter(inp, nsig)
-    kern = np.zeros((3, 3, klen, klen))
-    for c in range(3):
-        kern[c, c] = k
-    return torch.from_numpy(kern.astype('float32'))
+from rise_reference import gkern as rise_gkern  # noqa: E402  (beside this script)
 
 
 def rise_scores(model, img, explanation, mode, step, substrate_fn):
