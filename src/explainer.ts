@@ -2,7 +2,7 @@ import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { resizeInput } from './engine/resize.js';
-import { type OrtRuntime, QUIET } from './engine/runtime.js';
+import { type OrtRuntime, QUIET, type SessionCache } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
 import { checkClass, checkTarget, type Target, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
@@ -35,6 +35,8 @@ export interface ExplainerConfig {
   maxPoolIndices?: boolean;
   /** ONNX Runtime session options passed as they are, e.g. `{ executionProviders: ['webgpu', 'wasm'] }` in a browser. */
   sessionOptions?: InferenceSession.SessionOptions;
+  /** Keeps ONNX Runtime's optimised gradient graphs between processes (the CLI and `createExplainer` give one). */
+  sessionCache?: SessionCache;
 }
 
 /**
@@ -128,6 +130,7 @@ export class Explainer {
       threads: config.threads,
       runtimeOptions: config.sessionOptions,
       modelBytes: config.model,
+      sessionCache: config.sessionCache,
       maxPoolIndices: config.maxPoolIndices,
     });
     return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, graph, config);
@@ -139,6 +142,7 @@ export class Explainer {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
       modelBytes: this.config.model,
+      sessionCache: this.config.sessionCache,
       maxPoolIndices: this.config.maxPoolIndices,
     });
     return this.inputSession;
@@ -150,6 +154,7 @@ export class Explainer {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
       modelBytes: this.config.model,
+      sessionCache: this.config.sessionCache,
     });
     return this.logitsSession;
   }

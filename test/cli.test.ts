@@ -709,6 +709,25 @@ describe('models by URL', () => {
     }
   });
 
+  it('keeps optimised sessions between runs: the same map from the cached file, a broken one rebuilt', async () => {
+    const sessions = join(cache, 'sessions');
+    rmSync(sessions, { recursive: true, force: true });
+    const map = async (name: string, env: Record<string, string> = {}) => {
+      const out = join(work, `${name}.npy`);
+      const args = ['explain', PHOTO, '--model', resolve(ROOT, 'assets/models/mini_resnet.onnx'), '--resolutions', '64,96'];
+      const run = await cameras([...args, '--save-map', out, '--quiet'], ROOT, env);
+      assert.equal(run.code, 0, run.stderr);
+      return readFileSync(out);
+    };
+    const first = await map('fresh');
+    const files = readdirSync(sessions);
+    assert.deepEqual(files.map((f) => f.replace(/^[0-9a-f]+/, '')).sort(), ['.json', '.onnx'], 'one optimised graph and its names');
+    assert.ok((await map('cached')).equals(first), 'the cached session gives the same map');
+    writeFileSync(join(sessions, files.find((f) => f.endsWith('.onnx')) as string), 'not a model');
+    assert.ok((await map('rebuilt')).equals(first), 'a broken cached file is built again');
+    assert.ok((await map('off', { CAMERAS_SESSION_CACHE: '0' })).equals(first));
+  });
+
   it('reads the bundled nsfwjs models from the ONNX files the build made (nothing converted, nothing cached)', async () => {
     const run = await cameras(['explain', PHOTO, '--json', '--resolutions', '224']);
     assert.equal(run.code, 0, run.stderr);

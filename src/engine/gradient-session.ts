@@ -38,24 +38,45 @@ export class GradientSession {
   }
 
   static async create(runtime: OrtRuntime, model: OnnxGraph, targets: string[], options: SessionOptions = {}): Promise<GradientSession> {
+    const common = {
+      ...QUIET,
+      // Pre-packing copies every Gemm/MatMul weight (VGG-16's classifier: 470 MB) and measured no faster here.
+      extra: { session: { disable_prepacking: '1' } },
+      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+      ...options.runtimeOptions,
+    };
+    const declared = (logits: string) => {
+      const shape = model.declaredShape(logits);
+      return shape && shape.length === 2 && (shape[1] as number) > 0 ? shape[1] : undefined;
+    };
+    const cache = options.sessionCache;
+    const key = cache ? JSON.stringify({ targets, maxPoolIndices: options.maxPoolIndices ?? true }) : '';
+    const hit = cache ? await cache.get(key) : undefined;
+    if (hit) {
+      try {
+        // Already optimised: loaded from its file (ONNX Runtime reads it; no graph to build, nothing to optimise).
+        const session = await runtime.InferenceSession.create(hit.path as never, { ...common, graphOptimizationLevel: 'disabled' });
+        const graph = hit.meta as Omit<GradientGraph, 'bytes'>;
+        return new GradientSession(runtime, graph, session, declared(graph.logits));
+      } catch {
+        // A cached file that does not load is built again below.
+      }
+    }
     // The model's own bytes when the caller has them: re-encoding a large model costs time and a copy.
     const { bytes, ...graph } = buildGradientGraph(options.modelBytes ?? model.toBytes(), {
       targets,
       seedInputs: true,
       maxPoolIndices: options.maxPoolIndices,
     });
+    const temporary = cache?.temporary(key);
     const session = await runtime.InferenceSession.create(bytes, {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
       graphOptimizationLevel: 'all',
-      ...QUIET,
-      // Pre-packing copies every Gemm/MatMul weight (VGG-16's classifier: 470 MB) and measured no faster here.
-      extra: { session: { disable_prepacking: '1' } },
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-      ...options.runtimeOptions,
+      ...common,
+      ...(temporary ? { optimizedModelFilePath: temporary } : {}),
     });
-    const declared = model.declaredShape(graph.logits);
-    const classCount = declared && declared.length === 2 && (declared[1] as number) > 0 ? declared[1] : undefined;
-    return new GradientSession(runtime, graph, session, classCount);
+    if (cache && temporary) await cache.put(key, temporary, graph).catch(() => undefined);
+    return new GradientSession(runtime, graph, session, declared(graph.logits));
   }
 
   /**

@@ -1,8 +1,10 @@
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { CamerasError } from '../errors.js';
 import { Explainer } from '../explainer.js';
 import { presetByName } from '../io/preprocess.js';
+import { bytesIdentity, fileIdentity, sessionCacheFor } from '../models/session-cache-node.js';
 import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
 import { imagenetLabels, resolveModel } from '../models/zoo-node.js';
 
@@ -29,11 +31,16 @@ export async function loadModel(
   const model = await resolveModel(spec, options.weights);
   const preset = presetByName(options.preprocess ?? model.entry?.preprocess ?? 'torchvision');
   const size = model.entry?.inputSize ?? preset.size;
+  // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
+  const identity = options.weights
+    ? `${spec}:${await fileIdentity(resolve(options.weights))}`
+    : ((await fileIdentity(resolve(spec))) ?? bytesIdentity(model.bytes));
   const explainer = await Explainer.create(ort, {
     model: model.bytes,
     layer: options.layer ?? (model.entry?.layer || undefined),
     threads: options.threads,
     source: model.source,
+    sessionCache: sessionCacheFor(identity),
   });
   return {
     spec,
