@@ -784,6 +784,14 @@ describe('cameras attack', () => {
     } finally {
       await explainer.dispose();
     }
+    // An image that cannot be read fails alone, in one line, and the run ends with the usage code.
+    const broken = join(work, 'broken-attack');
+    mkdirSync(broken);
+    writeFileSync(join(broken, 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
+    const failing = await cameras(['attack', broken, '--model', 'composite:fashion', '--out-dir', join(work, 'attack-broken'), '--quiet']);
+    assert.equal(failing.code, 2);
+    assert.match(failing.stderr, /^failed: cannot decode image .*broken\.jpg/);
+    assert.equal(readFileSync(join(work, 'attack-broken/attack.jsonl'), 'utf8'), '');
     await rejects([...args, '--target', 'unicorn'], /unknown class 'unicorn'/);
     await rejects([...args, '--confidence', '2'], /--confidence.*above 0 and at most 1/);
     await rejects([...args, '--saliency', 'nothing'], /--saliency/);

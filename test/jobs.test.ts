@@ -151,6 +151,19 @@ describe('batch jobs', () => {
       outDir: join(work, 'plan'),
     });
     assert.equal(copy?.key, jobs[0]?.key);
+    // Listed twice: one job. A model file given relative to here is planned by its absolute path.
+    const twice = await planBatch(await batchInputs([join(images, 'img0.jpg'), join(images, 'img0.jpg')]), {
+      models: [MODEL],
+      methods: ['gradcam'],
+      outDir: join(work, 'plan'),
+    });
+    assert.equal(twice.length, 1);
+    const relative = await planBatch(await batchInputs([join(images, 'img0.jpg')]), {
+      models: ['assets/models/composite_fashion.onnx'],
+      methods: ['gradcam'],
+      outDir: join(work, 'plan'),
+    });
+    assert.equal(relative[0]?.model, resolve(ROOT, 'assets/models/composite_fashion.onnx'));
     const again = await cameras(['batch', images, '--model', MODEL, '--methods', METHODS.join(','), '--out-dir', join(work, 'embedded')]);
     assert.match(again.stdout, /^40 jobs: 0 run, 40 already done, 0 failed/);
     writeFileSync(join(work, 'list.csv'), 'image,class\nimages/img1.jpg,bag\nimages/img2.jpg,\n');

@@ -25,6 +25,24 @@ if (skip) process.stderr.write(`browser tests skipped: ${skip}\n`);
 const DOG = resolve(ROOT, 'test/fixtures/images/dog.jpg');
 const work = mkdtempSync(join(tmpdir(), 'cameras-web-'));
 
+describe('cameras serve', () => {
+  it('sends the isolation headers, answers a malformed path with 400 and a path out of its folders with 404', async () => {
+    const server = await serveApp(0);
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const index = await fetch(`${base}/`);
+      assert.equal(index.status, 200);
+      assert.equal(index.headers.get('cross-origin-opener-policy'), 'same-origin');
+      assert.equal(index.headers.get('cross-origin-embedder-policy'), 'require-corp');
+      assert.equal((await fetch(`${base}/%E0`)).status, 400);
+      assert.equal((await fetch(`${base}/models/..%2F..%2Fpackage.json`)).status, 404);
+      assert.equal((await fetch(`${base}/models/nsfwjs_mobilenet_v2.onnx`)).status, 200);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('the browser app in Chromium (playwright-core, headless)', { skip }, () => {
   let server: Server;
   let browser: Browser;

@@ -204,8 +204,10 @@ export async function pgd(explainer: Explainer, image: RgbImage, preset: Preproc
     options.onStep?.(iteration, probability);
     const success = targeted ? probability >= confidence : top.index !== originalClass && probability >= confidence;
     if (success || iteration >= cap) return result(success, iteration, targeted ? targetClass : top.index, top.index, probability);
-    if (probability > best) {
-      best = probability;
+    // Progress: the target's probability rising, or (untargeted) the clean class's falling.
+    const progress = targeted ? probability : 1 - Math.exp(logProbabilityOf(logits, originalClass));
+    if (progress > best) {
+      best = progress;
       stalled = 0;
     } else if (patience > 0 && beta > 0 && ++stalled >= patience) {
       beta /= 2;

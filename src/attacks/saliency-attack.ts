@@ -65,6 +65,6 @@ export async function saliencyGuidedAttack(
     saliency,
     before,
     after,
-    ...(plain?.success && guided.success ? { l2Reduction: 1 - guided.l2 / plain.l2 } : {}),
+    ...(plain?.success && guided.success && plain.l2 > 0 ? { l2Reduction: 1 - guided.l2 / plain.l2 } : {}),
   };
 }

@@ -1,10 +1,11 @@
-import { mkdir } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
 import type { PgdResult } from '../attacks/pgd.js';
 import { type SaliencyAttackResult, saliencyGuidedAttack } from '../attacks/saliency-attack.js';
 import { softmax, topOne } from '../engine/scores.js';
+import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { normalise, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
@@ -114,11 +115,23 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
       : undefined;
   bar?.start(paths.length, 0, { image: '' });
   const records: AttackRecord[] = [];
+  const failures: string[] = [];
+  const results = join(flags.outDir, 'attack.jsonl');
+  // A record per image as it finishes: a run stopped (or an image failing) late keeps what was done.
+  await writeFileAtomic(results, new Uint8Array());
+  const stems = new Set<string>();
   try {
     for (const path of paths) {
-      bar?.update(records.length, { image: basename(path) });
+      bar?.update(records.length + failures.length, { image: basename(path) });
       const started = performance.now();
-      const image = resizeLinearUint8(await readImage(path), model.size, model.size);
+      let image: RgbImage;
+      try {
+        image = resizeLinearUint8(await readImage(path), model.size, model.size);
+      } catch (error) {
+        if (!(error instanceof CamerasError)) throw error;
+        failures.push(error.message);
+        continue;
+      }
       const result: SaliencyAttackResult = await saliencyGuidedAttack(model.explainer, image, model.preset, {
         goal,
         beta: flags.beta,
@@ -133,7 +146,10 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
         randomStart: flags.randomStart,
         seed: flags.seed,
       });
-      const stem = join(flags.outDir, basename(path, extname(path)));
+      // Two images of one name (dog.jpg and dog.png, or from two folders) get their own files.
+      let stem = join(flags.outDir, basename(path, extname(path)));
+      for (let n = 2; stems.has(stem); n++) stem = join(flags.outDir, `${basename(path, extname(path))}-${n}`);
+      stems.add(stem);
       const targeted = goal !== 'untargeted';
       const plain = result.plain as PgdResult;
       const guidedOk = await writeAndVerify(`${stem}.adversarial.png`, result.guided, model, flags.confidence, targeted);
@@ -168,17 +184,17 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
         seconds: Math.round(performance.now() - started) / 1000,
       };
       records.push(record);
+      await appendFile(results, `${JSON.stringify(record)}\n`);
       if (flags.json) process.stdout.write(`${JSON.stringify(record)}\n`);
-      bar?.update(records.length);
+      bar?.update(records.length + failures.length);
     }
   } finally {
     bar?.stop();
     await model.explainer.dispose();
   }
-  await writeFileAtomic(
-    join(flags.outDir, 'attack.jsonl'),
-    new TextEncoder().encode(records.map((r) => `${JSON.stringify(r)}\n`).join('')),
-  );
+  for (const failure of failures) process.stderr.write(`failed: ${failure}\n`);
+  // Images that could not be read are bad input: the usage exit code, after the others are done.
+  if (failures.length > 0) process.exitCode = ExitCode.usage;
   if (flags.json || flags.quiet) return;
   const fmt = (v: number) => v.toFixed(3);
   const rows = records.map((r) => [

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { CamerasError, ExitCode } from '../errors.js';
@@ -53,6 +54,8 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
     target: flags.target,
     outDir: flags.outDir,
   });
+  // The folder exists before any job runs, so the summary can be written even when every job fails.
+  await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   const bar =
     !flags.quiet && !flags.json && process.stderr.isTTY
       ? new SingleBar({

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CamerasError } from '../errors.js';
 
@@ -34,9 +35,21 @@ function within(root: string, path: string): string | undefined {
 export async function serveApp(port: number, host = '127.0.0.1'): Promise<Server> {
   const index = await stat(join(WEB, 'index.html')).catch(() => undefined);
   if (!index) throw new CamerasError(`the web app is not built (${WEB} has no index.html); run 'npm run build'`);
-  const server = createServer(async (request, response) => {
+  const server = createServer((request, response) => {
+    void respond(request, response).catch(() => {
+      if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'text/plain' });
+      response.end();
+    });
+  });
+  const respond = async (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const path = decodeURIComponent(url.pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      response.writeHead(400, { 'Content-Type': 'text/plain' }).end('bad request\n');
+      return;
+    }
     const file = path.startsWith('/models/')
       ? within(MODELS, path.slice('/models/'.length))
       : within(WEB, path === '/' ? 'index.html' : path.slice(1));
@@ -57,8 +70,9 @@ export async function serveApp(port: number, host = '127.0.0.1'): Promise<Server
       'Content-Length': info.size,
       'Cache-Control': 'no-cache',
     });
-    createReadStream(file).pipe(response);
-  });
+    // pipeline closes the file when the client goes away and turns a read error into a closed response.
+    pipeline(createReadStream(file), response, () => undefined);
+  };
   await new Promise<void>((done, fail) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       fail(new CamerasError(`cannot listen on ${host}:${port} (${error.code ?? error.message}); choose another --port`)),

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { parseTarget } from '../engine/scores.js';
@@ -73,6 +74,9 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
   for (const method of options.methods) methodByName(method);
   if (options.target !== undefined) parseTarget(options.target, () => 0);
   const outDir = resolve(options.outDir);
+  // Model files and weights by absolute path: a worker started in another folder must find them too.
+  const absolute = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
+  options = { ...options, models: options.models.map(absolute), ...(options.weights ? { weights: resolve(options.weights) } : {}) };
   const modelHashes = new Map<string, string>();
   for (const model of options.models) modelHashes.set(model, sha256((await resolveModel(model, options.weights)).bytes));
   const jobs: BatchJob[] = [];
@@ -102,7 +106,8 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
         });
       }
   }
-  return jobs;
+  // An image listed twice is one job: the same outputs.
+  return [...new Map(jobs.map((job) => [job.stem, job])).values()];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -122,6 +127,9 @@ export async function finishedRecord(job: BatchJob): Promise<BatchRecord | undef
     return undefined;
   }
 }
+
+/** A job that failed for a reason that may pass (writing its files: a full disk, a shared folder away): retried. */
+export class TransientJobError extends Error {}
 
 /** Runs jobs in one process, loading each model once (a worker holds one of these). */
 export class JobRunner {
@@ -151,9 +159,19 @@ export class JobRunner {
       ...(job.method === 'cameras' ? { resolutions: model.resolutions } : {}),
     });
     const out = outputsOf(job);
-    await mkdir(job.outDir, { recursive: true });
-    await writeNpyFile(out.map, { data: result.map, shape: [result.height, result.width] });
-    await writeFileAtomic(out.overlay, await overlayWithBar(result, picture, {}));
+    const write = async (what: () => Promise<void>) => {
+      try {
+        await what();
+      } catch (error) {
+        throw new TransientJobError((error as Error).message);
+      }
+    };
+    await write(async () => {
+      await mkdir(job.outDir, { recursive: true });
+    });
+    await write(() => writeNpyFile(out.map, { data: result.map, shape: [result.height, result.width] }));
+    const overlay = await overlayWithBar(result, picture, {});
+    await write(() => writeFileAtomic(out.overlay, overlay));
     const record: BatchRecord = {
       key: job.key,
       image: job.image,
@@ -168,7 +186,7 @@ export class JobRunner {
       overlay: basename(out.overlay),
       seconds: Math.round(performance.now() - started) / 1000,
     };
-    await writeFileAtomic(out.record, new TextEncoder().encode(`${JSON.stringify(record)}\n`));
+    await write(() => writeFileAtomic(out.record, new TextEncoder().encode(`${JSON.stringify(record)}\n`)));
     return { record, skipped: false };
   }
 
@@ -199,7 +217,7 @@ export async function runBatch(
         if (skipped) outcome.skipped++;
         options.onJob?.(job, index, skipped ? 'skipped' : 'done');
       } catch (error) {
-        if (!(error instanceof CamerasError)) throw error;
+        if (!(error instanceof CamerasError) && !(error instanceof TransientJobError)) throw error;
         outcome.failed.push({ job, reason: error.message });
         options.onJob?.(job, index, 'failed');
       }

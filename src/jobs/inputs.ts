@@ -67,7 +67,8 @@ export async function readManifest(path: string): Promise<BatchInput[]> {
       } catch {
         throw new CamerasError(`${path} line ${i + 1} is not JSON; write one {"image": "...", "class": "..."} per line`);
       }
-      if (typeof entry.image !== 'string') throw new CamerasError(`${path} line ${i + 1} has no "image" path`);
+      if (typeof entry !== 'object' || entry === null || typeof entry.image !== 'string')
+        throw new CamerasError(`${path} line ${i + 1} has no "image" path`);
       entries.push({ image: resolve(folder, entry.image), ...(entry.class !== undefined ? { class: String(entry.class) } : {}) });
     });
     return entries;

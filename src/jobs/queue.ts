@@ -1,7 +1,16 @@
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { CamerasError } from '../errors.js';
-import { type BatchJob, type BatchOutcome, type BatchRecord, finishedRecord } from './batch.js';
+import { type BatchJob, type BatchOutcome, type BatchRecord, finishedRecord, outputsOf } from './batch.js';
+
+/**
+ * A job's id on the queue: its outputs' path (out-dir, image name, method, key), so the same work for another
+ * folder or under another name is its own job, and resending the same job joins it.
+ */
+function queueId(job: BatchJob): string {
+  return createHash('sha256').update(job.stem).digest('hex');
+}
 
 /** The queue's name unless told otherwise. */
 export const DEFAULT_QUEUE = 'cameras';
@@ -80,7 +89,7 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
         outcome.done.push(record);
         outcome.skipped++;
         options.onEvent?.('skipped', job);
-      } else pending.set(job.key, job);
+      } else pending.set(queueId(job), job);
     }
     let wake: () => void = () => undefined;
     const settle = async (key: string) => {
@@ -97,6 +106,17 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
         return;
       }
       const queued = await Job.fromId(queue, key);
+      if (!queued && pending.has(key) && !(await finishedRecord(job))) {
+        // Done and removed, yet its files are not where this machine looks: the out-dir is not shared.
+        pending.delete(key);
+        outcome.failed.push({
+          job,
+          reason: `a worker finished it, but ${outputsOf(job).record} is not here; give the workers the same folder`,
+        });
+        options.onEvent?.('failed', job);
+        wake();
+        return;
+      }
       if (queued && (await queued.getState()) === 'failed' && pending.has(key)) {
         pending.delete(key);
         outcome.failed.push({ job, reason: queued.failedReason.split('\n')[0] ?? 'failed' });
@@ -120,7 +140,7 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
         name: 'explain',
         data: job,
         opts: {
-          jobId: job.key,
+          jobId: queueId(job),
           attempts: options.attempts ?? 3,
           backoff: { type: 'exponential', delay: options.backoffMs ?? 1000 },
           removeOnComplete: true,

@@ -50,9 +50,11 @@ let image: { data: Uint8Array; width: number; height: number; name: string } | u
 let last: Extract<FromWorker, { type: 'result' }> | undefined;
 let busy = false;
 
+/** While a model loads or a run goes, Run and the model controls wait (the worker holds one model at a time). */
 function setBusy(value: boolean): void {
   busy = value;
-  runButton.disabled = value;
+  for (const control of [runButton, modelSelect, $<HTMLInputElement>('model-file'), $<HTMLInputElement>('model-url')])
+    control.disabled = value;
 }
 
 function loadModel(spec: ModelSpec, transfer: Transferable[] = []): void {
@@ -243,7 +245,7 @@ $('download').addEventListener('click', () =>
     link.href = URL.createObjectURL(blob);
     link.download = `cameras-${image?.name.replace(/\.[^.]*$/, '') ?? 'map'}.png`;
     link.click();
-    URL.revokeObjectURL(link.href);
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
   }, 'image/png'),
 );
 

@@ -53,7 +53,11 @@ async function load(spec: ModelSpec): Promise<void> {
   }
   const entry = ZOO.find((e) => e.name === spec.name);
   const gpu = await webgpuAvailable();
-  await explainer?.dispose();
+  // The old model goes first, so a failed load leaves no half-described one behind.
+  const old = explainer;
+  explainer = undefined;
+  info = undefined;
+  await old?.dispose();
   explainer = await Explainer.create(ort as never, {
     model: new Uint8Array(bytes),
     layer: entry?.layer || undefined,
