@@ -3,27 +3,17 @@
  * worker processes), as the slope between a 4-job and a 20-job batch so start-up and model loading cancel.
  * Prints one JSON line. Needs redis-server (Debian's); run by bench/run.ts.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { RedisServer } from '../test/redis-server.js';
 import { BENCH } from './models.js';
 
 const ROOT = resolve(BENCH, '..');
 const CLI = resolve(ROOT, 'dist/src/cli/main.js');
 const MODEL = process.argv[2] ?? 'nsfwjs:mobilenet_v2';
 const work = mkdtempSync(join(tmpdir(), 'cameras-bench-jobs-'));
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 function folderOf(count: number, name: string): string {
   const folder = join(work, name);
@@ -51,13 +41,8 @@ function batch(folder: string, out: string, extra: string[]): number {
   return (performance.now() - start) / 1000;
 }
 
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-});
-const url = `redis://127.0.0.1:${port}`;
-for (let i = 0; i < 100 && !spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.includes('PONG'); i++)
-  await new Promise((r) => setTimeout(r, 100));
+const redis = await RedisServer.start(work);
+const url = redis.url;
 const small = folderOf(4, 'small');
 const large = folderOf(20, 'large');
 const warm = folderOf(4, 'warm');
@@ -77,7 +62,7 @@ try {
   }
 } finally {
   for (const w of workers) w.kill('SIGTERM');
-  redis.kill('SIGKILL');
+  await redis.kill();
   rmSync(work, { recursive: true, force: true });
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

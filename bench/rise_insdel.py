@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts'))
-from rise_reference import gkern  # noqa: E402
+from rise_reference import causal_scores, gkern  # noqa: E402
 
 arch, input_path, map_path = sys.argv[1:4]
 torch.set_num_threads(2)
@@ -32,22 +32,9 @@ kern = gkern(11, 5)
 
 
 def run(mode):
-    hw = image.shape[2] * image.shape[3]
-    step = image.shape[2]
-    n_steps = (hw + step - 1) // step
+    substrate = torch.zeros_like if mode == 'del' else (lambda x: F.conv2d(x, kern, padding=5))
     with torch.no_grad():
-        c = int(torch.argmax(model(image), 1)[0])
-        if mode == 'del':
-            start, finish = image.clone(), torch.zeros_like(image)
-        else:
-            start, finish = F.conv2d(image, kern, padding=5), image.clone()
-        scores = np.empty(n_steps + 1)
-        order = np.flip(np.argsort(saliency.reshape(-1, hw), axis=1), axis=-1)
-        for i in range(n_steps + 1):
-            scores[i] = float(model(start)[0, c])
-            if i < n_steps:
-                coords = order[:, step * i:step * (i + 1)]
-                start.numpy().reshape(1, 3, hw)[0, :, coords] = finish.numpy().reshape(1, 3, hw)[0, :, coords]
+        _, scores = causal_scores(model, image, saliency, mode, image.shape[2], substrate)
     return (scores.sum() - scores[0] / 2 - scores[-1] / 2) / (scores.shape[0] - 1)
 
 

@@ -137,23 +137,8 @@ for size, cls in [(33, 2), (48, 5)]:
 
 # 2b. Insertion and deletion as RISE's evaluation.py computes them (CausalMetric.single_run, its gkern and auc,
 #     ported with HW the image's own area), on the zoo model and a seeded saliency map without ties.
-from rise_reference import gkern as rise_gkern  # noqa: E402  (beside this script)
-
-
-def rise_scores(model, img, explanation, mode, step, substrate_fn):
-    hw = img.shape[2] * img.shape[3]
-    c = int(torch.argmax(model(img), 1)[0])
-    n_steps = (hw + step - 1) // step
-    start, finish = (img.clone(), substrate_fn(img).detach()) if mode == 'del' else (substrate_fn(img).detach(), img.clone())
-    scores = np.empty(n_steps + 1)
-    order = np.flip(np.argsort(explanation.reshape(-1, hw), axis=1), axis=-1)
-    for i in range(n_steps + 1):
-        scores[i] = float(model(start)[0, c])
-        if i < n_steps:
-            coords = order[:, step * i:step * (i + 1)]
-            start.numpy().reshape(1, 3, hw)[0, :, coords] = finish.numpy().reshape(1, 3, hw)[0, :, coords]
-    return c, scores
-
+from rise_reference import causal_scores as rise_scores  # noqa: E402  (beside this script)
+from rise_reference import gkern as rise_gkern  # noqa: E402
 
 softmax_zoo = nn.Sequential(zoo, nn.Softmax(dim=1))
 rise_input = torch.from_numpy(np.load(os.path.join(OUT, 'zoo.48.input.npy')))

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { planBatch, runBatch } from '../src/jobs/batch.js';
 import { batchInputs, readManifest } from '../src/jobs/inputs.js';
 import { ROOT } from './helpers.js';
+import { RedisServer } from './redis-server.js';
 
 const CLI = resolve(ROOT, 'dist/src/cli/main.js');
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
@@ -23,57 +23,6 @@ mkdirSync(images);
 for (let i = 0; i < 10; i++) copyFileSync(resolve(ROOT, `bench/composite/composite_00${i}.jpg`), join(images, `img${i}.jpg`));
 const METHODS = ['gradcam', 'gradient', 'hirescam', 'layercam'];
 const MODEL = 'composite:fashion';
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
-/** A real redis-server on loopback with its append-only file on, restartable on the same port and data. */
-class RedisServer {
-  private process?: ChildProcess;
-  readonly dir = mkdtempSync(join(work, 'redis-'));
-  constructor(readonly port: number) {}
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    this.process = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        this.dir,
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--save',
-        '',
-      ],
-      { stdio: 'ignore' },
-    );
-    for (let i = 0; i < 100; i++) {
-      if (spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout?.includes('PONG')) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('redis-server did not start');
-  }
-  /** Killed outright (no save on shutdown): only the append-only file keeps the queue. */
-  async kill(): Promise<void> {
-    const exited = new Promise((r) => this.process?.once('exit', r));
-    this.process?.kill('SIGKILL');
-    await exited;
-  }
-}
 
 interface Run {
   code: number;
@@ -193,8 +142,7 @@ describe('batch jobs', () => {
   describe('through BullMQ on a real redis-server', { skip }, () => {
     let redis: RedisServer;
     before(async () => {
-      redis = new RedisServer(await freePort());
-      await redis.start();
+      redis = await RedisServer.start(work, { durable: true });
     });
     after(async () => {
       await redis?.kill();

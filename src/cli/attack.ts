@@ -8,7 +8,7 @@ import { softmax, topOne } from '../engine/scores.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
-import { normalise, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
+import { preprocess, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
 import type { ColormapName } from '../render/colormap.js';
 import { renderPanel } from '../render/panel-node.js';
@@ -89,9 +89,7 @@ async function writeAndVerify(
 ): Promise<boolean> {
   await writeFileAtomic(path, new Uint8Array(await pngOf(result.image)));
   const reread = await readImage(path);
-  const logits = (
-    await model.explainer.forward([normalise(resizeLinearUint8(reread, model.size, model.size), model.preset)])
-  )[0] as Float32Array;
+  const logits = (await model.explainer.forward([preprocess(reread, model.preset, model.size)]))[0] as Float32Array;
   const top = topOne(logits);
   const probability = targeted ? (softmax(logits)[result.targetClass] as number) : top.probability;
   return targeted ? probability >= confidence : top.index !== result.originalClass && probability >= confidence;
