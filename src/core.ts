@@ -26,7 +26,7 @@ export {
   scaleLikeGradCam,
 } from './engine/postprocess.js';
 export { resizeBicubic, resizeBilinear, resizeInput, resizePlaneBilinear } from './engine/resize.js';
-export type { OrtRuntime, SessionOptions } from './engine/runtime.js';
+export type { OrtRuntime, SessionCache, SessionOptions } from './engine/runtime.js';
 export { ClassConsistency, DEFAULT_RESOLUTIONS } from './engine/scales.js';
 export {
   checkClass,
@@ -99,5 +99,6 @@ export { classByName, resolutionsFor, ZOO, type ZooEntry } from './models/zoo.js
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';
 export { type Layer, listLayers } from './onnx/layers.js';
+export { isOutline, outlineModel } from './onnx/outline.js';
 export { type ParameterLayer, parameterLayers, randomiseLayers } from './onnx/randomise.js';
 export { COLORMAPS_NAMES, type ColormapName, colormapTable, renderHeat } from './render/colormap.js';

@@ -18,6 +18,7 @@ import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
+import { isOutline, outlineModel } from './onnx/outline.js';
 
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
@@ -37,6 +38,12 @@ export interface ExplainerConfig {
   sessionOptions?: InferenceSession.SessionOptions;
   /** Keeps ONNX Runtime's optimised gradient graphs between processes (the CLI and `createExplainer` give one). */
   sessionCache?: SessionCache;
+  /**
+   * Reads the model's bytes again. With it, the explainer keeps only the model's outline (`outlineModel`) once
+   * its session exists and reads the whole model through this when it builds another session that the cache does
+   * not hold, so a large model's weights are held once, by ONNX Runtime. `model` may then be the outline itself.
+   */
+  loadModel?: () => Promise<Uint8Array>;
 }
 
 /**
@@ -129,11 +136,19 @@ export class Explainer {
     const session = await GradientSession.create(runtime, graph, [layer.tensor], {
       threads: config.threads,
       runtimeOptions: config.sessionOptions,
-      modelBytes: config.model,
+      modelBytes: isOutline(graph.model) ? config.loadModel : config.model,
       sessionCache: config.sessionCache,
       maxPoolIndices: config.maxPoolIndices,
     });
-    return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, graph, config);
+    // With a way to read the model again, only its outline is kept: the weights are ONNX Runtime's to hold.
+    const kept = config.loadModel && !isOutline(graph.model) ? OnnxGraph.fromBytes(outlineModel(config.model), config.source) : graph;
+    const held = config.loadModel ? { ...config, model: new Uint8Array(0) } : config;
+    return new Explainer(layer, session, channels !== undefined && channels > 0 ? channels : undefined, runtime, kept, held);
+  }
+
+  /** The model's bytes: as given, or read again when only the outline is kept. */
+  private modelBytes(): Uint8Array | (() => Promise<Uint8Array>) {
+    return this.config.loadModel ?? this.config.model;
   }
 
   /** Built on first use: the session that differentiates with respect to the input pixels. */
@@ -141,7 +156,7 @@ export class Explainer {
     this.inputSession ??= GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
-      modelBytes: this.config.model,
+      modelBytes: this.modelBytes(),
       sessionCache: this.config.sessionCache,
       maxPoolIndices: this.config.maxPoolIndices,
     });
@@ -153,7 +168,7 @@ export class Explainer {
     this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], {
       threads: this.config.threads,
       runtimeOptions: this.config.sessionOptions,
-      modelBytes: this.config.model,
+      modelBytes: this.modelBytes(),
       sessionCache: this.config.sessionCache,
     });
     return this.logitsSession;
@@ -162,7 +177,8 @@ export class Explainer {
   /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
   private head() {
     this.headSession ??= (async () => {
-      const head = buildHeadModel(this.config.model, this.layer.tensor);
+      const source = this.modelBytes();
+      const head = buildHeadModel(typeof source === 'function' ? await source() : source, this.layer.tensor);
       const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
       const run = async (activations: FloatArray) => {
         const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });

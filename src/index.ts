@@ -1,36 +1,14 @@
-/**
- * cameras-saliency: CAMERAS saliency maps for ONNX image classifiers.
- *
- * The Node entry point: everything of the isomorphic core (`cameras-saliency/core`), wired to ONNX Runtime for
- * Node, files and image decoding:
- *
- *     import { createExplainer, loadImageTensor } from 'cameras-saliency';
- *     const explainer = await createExplainer({ model: 'resnet50.onnx', layer: 'layer4' });
- *     const result = await explainer.explain(await loadImageTensor('cat.jpg'), { classIndex: 281 });
- */
-import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { CamerasError } from './errors.js';
 import { Explainer, type ExplainerConfig } from './explainer.js';
 import { readImage } from './io/image-node.js';
 import type { FloatArray } from './io/npy.js';
 import { preprocess, presetByName } from './io/preprocess.js';
-import { resolveModel } from './models/zoo-node.js';
+import { openExplainer } from './jobs/loaded-model.js';
 
 export * from './core.js';
 export { readNpyFile, writeFileAtomic, writeNpyFile } from './io/files-node.js';
 export { readImage } from './io/image-node.js';
-
-/** Reads a model file; a missing or unreadable file fails with one line. */
-export async function readModelFile(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (error) {
-    throw new CamerasError(
-      `cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
-    );
-  }
-}
+export { readModelFile } from './jobs/loaded-model.js';
 
 /**
  * An explainer on ONNX Runtime for Node. `model` is a file path, a zoo name (`nsfwjs:mobilenet_v2`,
@@ -42,13 +20,7 @@ export async function createExplainer(
 ): Promise<Explainer> {
   const { model, weights, ...config } = options;
   if (typeof model !== 'string') return Explainer.create(ort, { ...config, model, source: 'model' });
-  const resolved = await resolveModel(model, weights);
-  return Explainer.create(ort, {
-    ...config,
-    layer: config.layer ?? (resolved.entry?.layer || undefined),
-    model: resolved.bytes,
-    source: model,
-  });
+  return (await openExplainer(model, { ...config, weights })).explainer;
 }
 
 /** Decodes an image file and preprocesses it (default: the authors' `torchvision` preset). */

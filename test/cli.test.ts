@@ -709,7 +709,7 @@ describe('models by URL', () => {
     }
   });
 
-  it('keeps optimised sessions between runs: the same map from the cached file, a broken one rebuilt', async () => {
+  it('keeps optimised sessions between runs: the same map from the cached files, a broken one rebuilt', async () => {
     const sessions = join(cache, 'sessions');
     rmSync(sessions, { recursive: true, force: true });
     const map = async (name: string, env: Record<string, string> = {}) => {
@@ -720,11 +720,18 @@ describe('models by URL', () => {
       return readFileSync(out);
     };
     const first = await map('fresh');
-    const files = readdirSync(sessions);
-    assert.deepEqual(files.map((f) => f.replace(/^[0-9a-f]+/, '')).sort(), ['.json', '.onnx'], 'one optimised graph and its names');
+    const files = () => readdirSync(sessions);
+    const kinds = () => files().map((f) => f.replace(/^[0-9a-f]+/, '').replace(/^\.[0-9]+-[0-9a-z]+\.weights$/, '.weights'));
+    assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights'], 'an optimised graph, its weights, names, outline');
     assert.ok((await map('cached')).equals(first), 'the cached session gives the same map');
-    writeFileSync(join(sessions, files.find((f) => f.endsWith('.onnx')) as string), 'not a model');
+    const named = (end: string) => join(sessions, files().find((f) => f.endsWith(end) && !f.endsWith('.outline.onnx')) as string);
+    writeFileSync(named('.onnx'), 'not a model');
     assert.ok((await map('rebuilt')).equals(first), 'a broken cached file is built again');
+    writeFileSync(named('.weights'), readFileSync(named('.weights')).subarray(0, 1000));
+    assert.ok((await map('weights rebuilt')).equals(first), 'cut-short weights are built again');
+    assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights'], 'the old weights removed');
+    writeFileSync(join(sessions, files().find((f) => f.endsWith('.outline.onnx')) as string), 'not an outline');
+    assert.ok((await map('outline rebuilt')).equals(first), 'a broken outline is made again from the model');
     assert.ok((await map('off', { CAMERAS_SESSION_CACHE: '0' })).equals(first));
   });
 

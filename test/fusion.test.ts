@@ -13,10 +13,10 @@ function random(seed: number): () => number {
   };
 }
 
-/** Activations and gradients at the sizes a 32x-downsampling network gives for 224..924 px. */
-function scales(channels: number, constantGradients: boolean) {
+/** Activations and gradients at the sizes a 32x-downsampling network gives for 224..924 px (or other sides). */
+function scales(channels: number, constantGradients: boolean, sides = [7, 11, 14, 17, 29]) {
   const next = random(channels + (constantGradients ? 1 : 0));
-  return [7, 11, 14, 17, 29].map((side) => {
+  return sides.map((side) => {
     const count = channels * side * side;
     const activation = Float32Array.from({ length: count }, () => Math.max(0, next() * 4));
     const gradient = Float32Array.from({ length: count }, (_, i) =>
@@ -41,6 +41,14 @@ describe('fast fusion equals the reference fusion', () => {
     const d = difference(fast.map, reference.map);
     assert.ok(d.max < 1e-5, `max diff ${d.max}`);
     assert.equal(fast.empty, reference.empty);
+  });
+
+  it("Gram path in blocks of output columns (VGG-16's stride-16 sides for 224..924 px: 4 blocks)", async () => {
+    const data = scales(300, false, [14, 20, 26, 32, 39, 45, 51, 57]);
+    const fast = normaliseFused(await engine.fuseSums(data, 224), data.length, 224);
+    const reference = fuseScales(data, 224);
+    const d = difference(fast.map, reference.map);
+    assert.ok(d.max < 1e-5, `max diff ${d.max}`);
   });
 
   it('constant-gradient path (a global-pooling head)', async () => {

@@ -7,6 +7,7 @@ import { parseTarget, targetScore, targetSeed } from '../src/engine/scores.js';
 import { CamerasError } from '../src/errors.js';
 import { Explainer } from '../src/explainer.js';
 import { camMethod, channelSums, weightedChannels } from '../src/methods/base-cam.js';
+import { runOrder } from '../src/methods/cameras.js';
 import { METHODS, REGISTRY } from '../src/methods/registry.js';
 import { scoreCamMask } from '../src/methods/scorecam.js';
 import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
@@ -133,6 +134,18 @@ describe('the method registry', () => {
     assert.deepEqual(multi.usedResolutions, [224, 324]);
     const kept = await e.explain(dog, { method: 'gradcam', multiScale: true, resolutions: [224, 324] });
     assert.deepEqual([...multi.map], [...kept.map]);
+  });
+
+  it('CAMERAS runs the first scale, then the largest first; it reports and fuses the kept ones in the order given', async () => {
+    assert.deepEqual(runOrder([224, 32, 424, 324]), [0, 2, 3, 1]);
+    assert.deepEqual(runOrder([224, 324, 324, 124]), [0, 1, 2, 3]);
+    const e = await explainer;
+    const result = await e.explain(dog, { resolutions: [224, 32, 424, 324], perScale: true });
+    assert.deepEqual(result.usedResolutions, [224, 424, 324]);
+    assert.deepEqual(
+      result.scaleMaps?.map((s) => s.resolution),
+      [224, 424, 324],
+    );
   });
 
   it('explains a target: probability, contrast and weights scores; a contrast changes the map', async () => {

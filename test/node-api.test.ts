@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { createExplainer, loadImageTensor } from '../src/index.js';
+import * as ort from 'onnxruntime-node';
+import { CamerasError, createExplainer, Explainer, loadImageTensor, outlineModel } from '../src/index.js';
+import { sessionCacheFor } from '../src/models/session-cache-node.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
 import { ROOT } from './helpers.js';
 
 describe('the Node entry point', () => {
@@ -26,6 +29,78 @@ describe('the Node entry point', () => {
       assert.equal(explainer.classCount, 5);
     } finally {
       await explainer.dispose();
+    }
+  });
+
+  it("keeps only the model's outline once its session exists, and reads the model again only for a session the cache lacks", async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-api-model-'));
+    try {
+      const path = join(folder, 'mini_resnet.onnx');
+      copyFileSync(resolve(ROOT, 'assets/models/mini_resnet.onnx'), path);
+      const model = new Uint8Array(readFileSync(path));
+      const input = await loadImageTensor(resolve(ROOT, 'test/fixtures/images/dog.jpg'));
+      const options = { resolutions: [64, 96], classIndex: 3 };
+      const reference = await Explainer.create(ort, { model, threads: 2 });
+      const expected = await reference.explain(input, options);
+      const expectedGradient = await reference.explain(input, { method: 'gradient', classIndex: 3 });
+      await reference.dispose();
+
+      // The outline: every node and initializer's name, type and shape; no large values; marked.
+      const outline = outlineModel(model);
+      assert.ok(outline.length < model.length / 10, `outline ${outline.length} bytes of ${model.length}`);
+      const full = OnnxGraph.fromBytes(model);
+      const outlined = OnnxGraph.fromBytes(outline);
+      assert.deepEqual(
+        outlined.nodes.map((n) => n.output),
+        full.nodes.map((n) => n.output),
+      );
+      assert.deepEqual(
+        [...outlined.initializers.values()].map((t) => t.dims?.map(Number)),
+        [...full.initializers.values()].map((t) => t.dims?.map(Number)),
+      );
+
+      // Through a path: the same map, and the outline kept beside the cached session, read next time.
+      const outlines = () =>
+        existsSync(join(cache, 'sessions')) ? readdirSync(join(cache, 'sessions')).filter((f) => f.endsWith('.outline.onnx')) : [];
+      const before = new Set(outlines());
+      for (const round of ['first', 'cached']) {
+        const explainer = await createExplainer({ model: path, threads: 2 });
+        assert.deepEqual([...(await explainer.explain(input, options)).map], [...expected.map], round);
+        await explainer.dispose();
+      }
+      const kept = outlines().filter((f) => !before.has(f));
+      assert.equal(kept.length, 1);
+      assert.ok(statSync(join(cache, 'sessions', kept[0] as string)).size < model.length / 10);
+
+      // From the outline alone: the cached layer session needs no weights; the input-gradient session reads them once.
+      let reads = 0;
+      const sessionCache = sessionCacheFor('outline test');
+      const warm = await Explainer.create(ort, { model, threads: 2, sessionCache });
+      await warm.dispose();
+      const explainer = await Explainer.create(ort, {
+        model: outline,
+        threads: 2,
+        sessionCache,
+        loadModel: async () => {
+          reads += 1;
+          return model;
+        },
+      });
+      try {
+        assert.deepEqual([...(await explainer.explain(input, options)).map], [...expected.map]);
+        assert.equal(reads, 0, 'the cached session needed no weights');
+        const gradient = await explainer.explain(input, { method: 'gradient', classIndex: 3 });
+        assert.deepEqual([...gradient.map], [...expectedGradient.map]);
+        assert.equal(reads, 1, 'read once for the session the cache lacked');
+      } finally {
+        await explainer.dispose();
+      }
+      await assert.rejects(
+        Explainer.create(ort, { model: outline, threads: 2 }),
+        (error: Error) => error instanceof CamerasError && /outline/.test(error.message),
+      );
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });

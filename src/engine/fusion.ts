@@ -10,8 +10,11 @@ export interface FusionScale {
   gradient: FloatArray;
 }
 
-/** Channels per ONNX Runtime call: bounds the transposed copies to about 35 MB each at 224 px. */
+/** Channels per ONNX Runtime call: bounds the horizontally resized copies to about 16 MB each per column block. */
 const CHANNEL_CHUNK = 256;
+
+/** Gram entries per column block (VGG-16's 8 scales: 62 columns, 20 MB): the whole Gram matrix measured 0.7 GB. */
+const GRAM_BLOCK = 5_000_000;
 
 function transposeMatrix(m: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(rows * cols);
@@ -60,21 +63,10 @@ export class FusionEngine {
     });
     const channels = scales[0]?.activation.shape[1] as number;
     const stacked = geometry.reduce((sum, g) => sum + g.h, 0);
-    const session = await this.session(geometry, size);
-    let gram: Float32Array = new Float32Array(size * stacked * stacked);
+    const session = await this.session(geometry);
     const { Tensor } = this.runtime;
-    for (let c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
-      const count = Math.min(CHANNEL_CHUNK, channels - c0);
-      const feeds: Record<string, InstanceType<typeof Tensor>> = { gram_in: new Tensor('float32', gram, [size, stacked, stacked]) };
-      scales.forEach((scale, s) => {
-        const { h, w } = geometry[s] as { h: number; w: number };
-        const slice = (t: FloatArray) => t.data.subarray(c0 * h * w, (c0 + count) * h * w);
-        feeds[`a${s}`] = new Tensor('float32', slice(scale.activation), [1, count, h, w]);
-        feeds[`g${s}`] = new Tensor('float32', slice(scale.gradient), [1, count, h, w]);
-      });
-      const out = await session.run(feeds);
-      gram = out.gram_out?.data as Float32Array;
-    }
+    // Each scale's horizontal taps as a [size, w] matrix (rows are output columns); a block feeds its rows.
+    const horizontal = geometry.map(({ w }) => transposeMatrix(tapMatrix(bilinearTaps(w, size), w, size), w, size));
     // fused(y, x) = sum over the vertical taps k, l of row y of V[y, k] V[y, l] M_x[k, l].
     const perRow = 2 * geometry.length;
     const index = new Int32Array(size * perRow);
@@ -92,28 +84,46 @@ export class FusionEngine {
     });
     const fused = new Float64Array(size * size);
     const block = stacked * stacked;
-    for (let y = 0; y < size; y++) {
-      const first = y * perRow;
-      for (let x = 0; x < size; x++) {
-        const base = x * block;
-        let sum = 0;
-        for (let a = first; a < first + perRow; a++) {
-          const row = base + (index[a] as number) * stacked;
-          let inner = 0;
-          for (let b = first; b < first + perRow; b++) inner += (weight[b] as number) * (gram[row + (index[b] as number)] as number);
-          sum += (weight[a] as number) * inner;
+    const columns = Math.max(1, Math.min(size, Math.floor(GRAM_BLOCK / block)));
+    for (let x0 = 0; x0 < size; x0 += columns) {
+      const width = Math.min(columns, size - x0);
+      let gram: Float32Array = new Float32Array(width * block);
+      for (let c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
+        const count = Math.min(CHANNEL_CHUNK, channels - c0);
+        const feeds: Record<string, InstanceType<typeof Tensor>> = { gram_in: new Tensor('float32', gram, [width, stacked, stacked]) };
+        scales.forEach((scale, s) => {
+          const { h, w } = geometry[s] as { h: number; w: number };
+          const slice = (t: FloatArray) => t.data.subarray(c0 * h * w, (c0 + count) * h * w);
+          feeds[`a${s}`] = new Tensor('float32', slice(scale.activation), [1, count, h, w]);
+          feeds[`g${s}`] = new Tensor('float32', slice(scale.gradient), [1, count, h, w]);
+          feeds[`h${s}`] = new Tensor('float32', (horizontal[s] as Float32Array).subarray(x0 * w, (x0 + width) * w), [width, w]);
+        });
+        const out = await session.run(feeds);
+        gram = out.gram_out?.data as Float32Array;
+      }
+      for (let y = 0; y < size; y++) {
+        const first = y * perRow;
+        for (let x = 0; x < width; x++) {
+          const base = x * block;
+          let sum = 0;
+          for (let a = first; a < first + perRow; a++) {
+            const row = base + (index[a] as number) * stacked;
+            let inner = 0;
+            for (let b = first; b < first + perRow; b++) inner += (weight[b] as number) * (gram[row + (index[b] as number)] as number);
+            sum += (weight[a] as number) * inner;
+          }
+          fused[y * size + x0 + x] = sum;
         }
-        fused[y * size + x] = sum;
       }
     }
     return fused;
   }
 
-  private session(geometry: { h: number; w: number }[], size: number): Promise<InferenceSession> {
-    const key = `${size}:${geometry.map((g) => `${g.h}x${g.w}`).join(',')}`;
+  private session(geometry: { h: number; w: number }[]): Promise<InferenceSession> {
+    const key = geometry.map((g) => `${g.h}x${g.w}`).join(',');
     let session = this.sessions.get(key);
     if (!session) {
-      session = this.runtime.InferenceSession.create(buildGramModel(geometry, size), {
+      session = this.runtime.InferenceSession.create(buildGramModel(geometry), {
         graphOptimizationLevel: 'all',
         ...QUIET,
         ...(this.threads ? { intraOpNumThreads: this.threads, interOpNumThreads: 1 } : {}),
@@ -174,35 +184,39 @@ export function fuseConstantGradients(scales: FusionScale[], size: number): Floa
   return fused;
 }
 
-/** gram_out = gram_in + XA^T XG per output column, for one channel chunk (the channel count is dynamic). */
-function buildGramModel(geometry: { h: number; w: number }[], size: number): Uint8Array {
+/**
+ * gram_out = gram_in + XA^T XG per output column, for one channel chunk and one block of output columns (both
+ * dynamic: the horizontal taps `h<s>` of the block's columns are inputs).
+ */
+function buildGramModel(geometry: { h: number; w: number }[]): Uint8Array {
   const g = OnnxGraph.empty('cameras_fusion');
   const stacked = geometry.reduce((sum, s) => sum + s.h, 0);
-  g.addInput('gram_in', DataType.FLOAT, [size, stacked, stacked]);
+  g.addInput('gram_in', DataType.FLOAT, ['columns', stacked, stacked]);
   // Horizontal taps as one MatMul per scale that writes the layout the Gram product needs, so only the
-  // small source maps are transposed: XA as [size, h, C] and XG as [size, C, h].
+  // small source maps are transposed: XA as [columns, h, C] and XG as [columns, C, h].
   const horizontal = (prefix: string, perm: number[], layout: (h: number) => number[]) =>
     geometry.map(({ h, w }, s) => {
       const name = `${prefix}${s}`;
       g.addInput(name, DataType.FLOAT, [1, 'channels', h, w]);
-      const taps = g.addConstant(`h${s}`, transposeMatrix(tapMatrix(bilinearTaps(w, size), w, size), w, size), [size, w]);
+      const taps = `h${s}`;
+      if (prefix === 'a') g.addInput(taps, DataType.FLOAT, ['columns', w]);
       const [moved] = g.addNode('Transpose', [name], { perm }); // [w, h, C] or [w, C, h]
       const [flat] = g.addNode('Reshape', [moved as string, g.addConstant('flat', [w, -1], [2], 'int64')]);
-      const [wide] = g.addNode('MatMul', [taps, flat as string]); // [size, h * C]
+      const [wide] = g.addNode('MatMul', [taps, flat as string]); // [columns, h * C]
       return g.addNode('Reshape', [wide as string, g.addConstant('shape', layout(h), [3], 'int64')])[0] as string;
     });
-  // The channel count varies by chunk: -1 stands for it.
+  // The column and channel counts vary by block and chunk: 0 copies the first, -1 stands for the other.
   const [left] = g.addNode(
     'Concat',
-    horizontal('a', [3, 0, 2, 1], (h) => [size, h, -1]),
+    horizontal('a', [3, 0, 2, 1], (h) => [0, h, -1]),
     { axis: 1 },
-  ); // [size, sum h, C]
+  ); // [columns, sum h, C]
   const [right] = g.addNode(
     'Concat',
-    horizontal('g', [3, 0, 1, 2], (h) => [size, -1, h]),
+    horizontal('g', [3, 0, 1, 2], (h) => [0, -1, h]),
     { axis: 2 },
-  ); // [size, C, sum h]
-  const [product] = g.addNode('MatMul', [left as string, right as string]); // [size, sum h, sum h]
+  ); // [columns, C, sum h]
+  const [product] = g.addNode('MatMul', [left as string, right as string]); // [columns, sum h, sum h]
   g.addNode('Add', ['gram_in', product as string], {}, { outputs: ['gram_out'] });
   g.addOutput('gram_out');
   return g.toBytes();

@@ -1,8 +1,9 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { buildGradientGraph, type GradientGraph } from '../onnx/autodiff.js';
+import { buildGradientGraph, type GradientGraph, logitsOf } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
+import { isOutline } from '../onnx/outline.js';
 import { type OrtRuntime, QUIET, type SessionOptions } from './runtime.js';
 import { type Target, targetSeed } from './scores.js';
 
@@ -45,10 +46,15 @@ export class GradientSession {
       ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       ...options.runtimeOptions,
     };
-    const declared = (logits: string) => {
-      const shape = model.declaredShape(logits);
-      return shape && shape.length === 2 && (shape[1] as number) > 0 ? shape[1] : undefined;
-    };
+    // The class count the model declares on its logits (or, past a trailing softmax, on its output); the gradient
+    // graph's own names for them are not in the model.
+    const declared = (() => {
+      for (const name of [logitsOf(model), model.outputNames[0] ?? '']) {
+        const shape = model.declaredShape(name);
+        if (shape && shape.length === 2 && (shape[1] as number) > 0) return shape[1];
+      }
+      return undefined;
+    })();
     const cache = options.sessionCache;
     const key = cache ? JSON.stringify({ targets, maxPoolIndices: options.maxPoolIndices ?? true }) : '';
     const hit = cache ? await cache.get(key) : undefined;
@@ -57,13 +63,16 @@ export class GradientSession {
         // Already optimised: loaded from its file (ONNX Runtime reads it; no graph to build, nothing to optimise).
         const session = await runtime.InferenceSession.create(hit.path as never, { ...common, graphOptimizationLevel: 'disabled' });
         const graph = hit.meta as Omit<GradientGraph, 'bytes'>;
-        return new GradientSession(runtime, graph, session, declared(graph.logits));
+        return new GradientSession(runtime, graph, session, declared);
       } catch {
         // A cached file that does not load is built again below.
       }
     }
     // The model's own bytes when the caller has them: re-encoding a large model costs time and a copy.
-    const { bytes, ...graph } = buildGradientGraph(options.modelBytes ?? model.toBytes(), {
+    const source = typeof options.modelBytes === 'function' ? await options.modelBytes() : options.modelBytes;
+    if (!source && isOutline(model.model))
+      throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
+    const { bytes, ...graph } = buildGradientGraph(source ?? model.toBytes(), {
       targets,
       seedInputs: true,
       maxPoolIndices: options.maxPoolIndices,
@@ -73,10 +82,21 @@ export class GradientSession {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
       graphOptimizationLevel: 'all',
       ...common,
-      ...(temporary ? { optimizedModelFilePath: temporary } : {}),
+      ...(temporary
+        ? {
+            optimizedModelFilePath: temporary.path,
+            extra: {
+              session: {
+                ...(common.extra as { session?: Record<string, string> } | undefined)?.session,
+                optimized_model_external_initializers_file_name: temporary.weightsFile,
+                optimized_model_external_initializers_min_size_in_bytes: '1024',
+              },
+            },
+          }
+        : {}),
     });
     if (cache && temporary) await cache.put(key, temporary, graph).catch(() => undefined);
-    return new GradientSession(runtime, graph, session, declared(graph.logits));
+    return new GradientSession(runtime, graph, session, declared);
   }
 
   /**

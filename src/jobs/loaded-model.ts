@@ -1,12 +1,14 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { CamerasError } from '../errors.js';
-import { Explainer } from '../explainer.js';
+import { Explainer, type ExplainerConfig } from '../explainer.js';
 import { presetByName } from '../io/preprocess.js';
-import { bytesIdentity, fileIdentity, sessionCacheFor } from '../models/session-cache-node.js';
-import { classByName, resolutionsFor, type ZooEntry } from '../models/zoo.js';
-import { imagenetLabels, resolveModel } from '../models/zoo-node.js';
+import { bytesIdentity, fileIdentity, outlineStoreFor, sessionCacheFor } from '../models/session-cache-node.js';
+import { classByName, resolutionsFor, type ZooEntry, zooEntry } from '../models/zoo.js';
+import { imagenetLabels, modelFile, resolveModel } from '../models/zoo-node.js';
+import { outlineModel } from '../onnx/outline.js';
 
 export interface LoadedModel {
   spec: string;
@@ -21,6 +23,45 @@ export interface LoadedModel {
 }
 
 /**
+ * An explainer for a model by zoo name, path or URL, with ONNX Runtime's optimised sessions cached between
+ * processes. A model file is read once to build its sessions; after that only its outline is held here (and, once
+ * cached, only the outline is read), so a large model's weights are held once, by ONNX Runtime.
+ */
+export async function openExplainer(
+  spec: string,
+  config: Omit<ExplainerConfig, 'model' | 'source' | 'loadModel'> & { weights?: string } = {},
+): Promise<{ explainer: Explainer; entry?: ZooEntry }> {
+  const { weights, ...rest } = config;
+  const file = weights ? undefined : await modelFile(spec);
+  // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
+  const fileId = weights ? `${spec}:${await fileIdentity(resolve(weights))}` : file ? await fileIdentity(file) : undefined;
+  const outlines = file && fileId ? outlineStoreFor(fileId) : undefined;
+  const outline = await outlines?.read();
+  const model = outline ? { bytes: outline, entry: zooEntry(spec), source: spec } : await resolveModel(spec, weights);
+  const explainer = await Explainer.create(ort, {
+    ...rest,
+    model: model.bytes,
+    layer: rest.layer ?? (model.entry?.layer || undefined),
+    source: model.source,
+    sessionCache: rest.sessionCache ?? sessionCacheFor(fileId ?? bytesIdentity(model.bytes)),
+    ...(file ? { loadModel: () => readModelFile(file) } : {}),
+  });
+  if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
+  return { explainer, entry: model.entry };
+}
+
+/** Reads a model file; a missing or unreadable file fails with one line. */
+export async function readModelFile(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new CamerasError(
+      `cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
+  }
+}
+
+/**
  * A model by zoo name, path or URL with its explainer built: its preprocessing, input size, labels and default
  * resolutions, which every command starts from.
  */
@@ -28,28 +69,17 @@ export async function loadModel(
   spec: string,
   options: { weights?: string; layer?: string; threads?: number; preprocess?: string; resolutions?: number[] } = {},
 ): Promise<LoadedModel> {
-  const model = await resolveModel(spec, options.weights);
-  const preset = presetByName(options.preprocess ?? model.entry?.preprocess ?? 'torchvision');
-  const size = model.entry?.inputSize ?? preset.size;
-  // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
-  const identity = options.weights
-    ? `${spec}:${await fileIdentity(resolve(options.weights))}`
-    : ((await fileIdentity(resolve(spec))) ?? bytesIdentity(model.bytes));
-  const explainer = await Explainer.create(ort, {
-    model: model.bytes,
-    layer: options.layer ?? (model.entry?.layer || undefined),
-    threads: options.threads,
-    source: model.source,
-    sessionCache: sessionCacheFor(identity),
-  });
+  const { explainer, entry } = await openExplainer(spec, { weights: options.weights, layer: options.layer, threads: options.threads });
+  const preset = presetByName(options.preprocess ?? entry?.preprocess ?? 'torchvision');
+  const size = entry?.inputSize ?? preset.size;
   return {
     spec,
-    entry: model.entry,
-    ...(await labelsFor(model.entry, explainer, size)),
+    entry,
+    ...(await labelsFor(entry, explainer, size)),
     explainer,
     preset,
     size,
-    resolutions: options.resolutions ?? (model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
+    resolutions: options.resolutions ?? (entry ? resolutionsFor(entry.inputSize) : [...DEFAULT_RESOLUTIONS]),
   };
 }
 

@@ -74,6 +74,15 @@ export const BATCH_PIXELS = 924 * 924 * 1.4;
 export const IMAGE_GROUP = 8;
 
 /**
+ * The order scales run in: the first (every other scale's class is judged against it), then largest first, so
+ * ONNX Runtime's arena grows once to the largest scale and the smaller ones reuse it (VGG-16: peak 1335 -> 1161 MB).
+ */
+export function runOrder(resolutions: readonly number[]): number[] {
+  const rest = resolutions.map((_, i) => i).slice(1);
+  return [0, ...rest.sort((a, b) => (resolutions[b] as number) - (resolutions[a] as number) || a - b)];
+}
+
+/**
  * CAMERAS for several images: at each resolution the images are stacked into batches of at most
  * `batchPixels` pixels (where the model takes a batch), so small scales run many images per call.
  * Each image's map is the one it gets alone.
@@ -94,8 +103,9 @@ async function camerasBatch(
   const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
   validateResolutions(resolutions);
   const requested = options.classIndex ?? null;
-  const states = inputs.map(() => ({ rule: new ClassConsistency(requested), kept: [] as FusionScale[] }));
-  for (const r of resolutions) {
+  const states = inputs.map(() => ({ rule: new ClassConsistency(requested), kept: [] as { at: number; scale: FusionScale }[] }));
+  for (const at of runOrder(resolutions)) {
+    const r = resolutions[at] as number;
     const perCall = Math.max(1, Math.floor(batchPixels / (r * r)));
     for (let start = 0; start < inputs.length; start += perCall) {
       const scaled = inputs.slice(start, start + perCall).map((input) => resizeInput(input, r));
@@ -103,7 +113,7 @@ async function camerasBatch(
       passes.forEach((pass, k) => {
         const state = states[start + k] as (typeof states)[number];
         const { activation, gradient } = layerTensors(pass, 'CAMERAS');
-        if (state.rule.keep(r, pass.logits.data)) state.kept.push({ activation, gradient });
+        if (state.rule.keep(r, pass.logits.data)) state.kept.push({ at, scale: { activation, gradient } });
       });
       progress.done += scaled.length;
       options.onProgress?.(progress.done, progress.total);
@@ -111,12 +121,15 @@ async function camerasBatch(
   }
   const size = resolutions[0] as number;
   const results: MethodOutput[] = [];
-  for (const { rule, kept } of states) {
+  for (const state of states) {
+    // Fused in the order given, whatever order they ran in.
+    const kept = state.kept.sort((a, b) => a.at - b.at).map((k) => k.scale);
+    const used = state.kept.map((k) => resolutions[k.at] as number);
     const raw = fusedRaw(await context.fuseSums(kept, size), kept.length, size);
     const scaleRaws = options.perScale
       ? await Promise.all(
           kept.map(async (scale, k) => ({
-            resolution: rule.used[k] as number,
+            resolution: used[k] as number,
             raw: fusedRaw(await context.fuseSums([scale], size), 1, size),
           })),
         )
@@ -125,7 +138,8 @@ async function camerasBatch(
       raw,
       height: size,
       width: size,
-      ...rule.facts(),
+      ...state.rule.facts(),
+      usedResolutions: used,
       ...(scaleRaws ? { scaleRaws } : {}),
     });
   }

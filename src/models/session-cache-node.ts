@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { access, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SessionCache } from '../engine/runtime.js';
+import { writeFileAtomic } from '../io/files-node.js';
+import { isOutline } from '../onnx/outline.js';
+import { decodeModel } from '../onnx/proto.js';
 import { cacheDir } from './zoo-node.js';
 
 let codeVersion: string | undefined;
@@ -47,18 +50,64 @@ export function sessionCacheFor(identity: string): SessionCache | undefined {
       }
     },
     temporary(key) {
-      mkdirSync(folder, { recursive: true });
-      return `${base(key)}.partial-${process.pid}-${Math.random().toString(36).slice(2, 8)}.onnx`;
+      try {
+        mkdirSync(folder, { recursive: true });
+      } catch {
+        return undefined; // An unwritable cache only costs building the session next time.
+      }
+      const tag = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+      // The weights keep their own unique name: a process mapping an older file is never written over.
+      return { path: `${base(key)}.partial-${tag}.onnx`, weightsFile: `${basename(base(key))}.${tag}.weights` };
     },
     async put(key, temporary, meta) {
+      const final = base(key);
       try {
         // The model first, its names last: a reader that finds the names finds the whole model.
-        await rename(temporary, `${base(key)}.onnx`);
-        await writeFile(`${base(key)}.json.partial-${process.pid}`, JSON.stringify(meta));
-        await rename(`${base(key)}.json.partial-${process.pid}`, `${base(key)}.json`);
+        await rename(temporary.path, `${final}.onnx`);
+        await writeFile(`${final}.json.partial-${process.pid}`, JSON.stringify(meta));
+        await rename(`${final}.json.partial-${process.pid}`, `${final}.json`);
       } catch {
-        await rm(temporary, { force: true }).catch(() => undefined);
+        await rm(temporary.path, { force: true }).catch(() => undefined);
+        await rm(join(folder, temporary.weightsFile), { force: true }).catch(() => undefined);
+        return;
       }
+      // Weights of a model this one replaced (a broken one, or a race): unlinking a mapped file is safe here, and a
+      // reader that loses the race fails to load and builds the session itself.
+      const prefix = `${basename(final)}.`;
+      for (const name of await readdir(folder).catch(() => [] as string[]))
+        if (name.startsWith(prefix) && name.endsWith('.weights') && name !== temporary.weightsFile)
+          await rm(join(folder, name), { force: true }).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * The outline of a model (`outlineModel`: its graph without large weights) kept beside its sessions, so a later
+ * process finds layers and shapes without reading the weights (VGG-16: 553 MB). Undefined with the cache off.
+ */
+export function outlineStoreFor(
+  identity: string,
+): { read(): Promise<Uint8Array | undefined>; keep(outline: Uint8Array): Promise<void> } | undefined {
+  if (process.env.CAMERAS_SESSION_CACHE === '0') return undefined;
+  const file = join(
+    cacheDir(),
+    'sessions',
+    `${createHash('sha256').update(`outline\u0000${identity}\u0000${builderVersion()}`).digest('hex').slice(0, 40)}.outline.onnx`,
+  );
+  return {
+    // One that does not parse (cut short, overwritten) is as good as none: the model is read and it is made again.
+    read: async () => {
+      const bytes = await readFile(file).catch(() => undefined);
+      if (!bytes) return undefined;
+      try {
+        return isOutline(decodeModel(bytes)) ? new Uint8Array(bytes) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    keep: async (outline) => {
+      await mkdir(join(cacheDir(), 'sessions'), { recursive: true });
+      await writeFileAtomic(file, outline);
     },
   };
 }

@@ -1,7 +1,7 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CamerasError } from '../errors.js';
 import { OnnxGraph } from '../onnx/graph.js';
@@ -65,6 +65,11 @@ export async function convertNsfwjs(name: string): Promise<Uint8Array> {
     shards.push(new Uint8Array(Buffer.from(literal, 'base64')));
   }
   return convertTfjsModel(json, decodeTfjsWeights(json, shards));
+}
+
+/** A file shipped in the package, by its path from the package root. */
+function packageFile(path: string): string {
+  return fileURLToPath(new URL(`../../../${path}`, import.meta.url));
 }
 
 /** Where the build puts a converted nsfwjs model in the package: assets/models/nsfwjs_<name>.onnx. */
@@ -160,6 +165,25 @@ async function buildTorchvision(entry: ZooEntry, weightsPath: string | undefined
   return buildDensenet(state);
 }
 
+/**
+ * The ONNX file on disk that `resolveModel(spec)` reads as it is (a model path, a shipped or bundled zoo model),
+ * or undefined where the model is built, converted or downloaded.
+ */
+export async function modelFile(spec: string): Promise<string | undefined> {
+  const entry = zooEntry(spec);
+  const candidate = entry
+    ? entry.needsWeights || entry.url
+      ? undefined
+      : entry.file
+        ? packageFile(entry.file)
+        : bundledModelPath(entry.name)
+    : /^https?:\/\//.test(spec) || spec.endsWith('.json') || (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec))
+      ? undefined
+      : resolve(spec);
+  if (!candidate) return undefined;
+  return (await stat(candidate).catch(() => undefined))?.isFile() ? candidate : undefined;
+}
+
 /** A model by zoo name, .onnx path or TF.js model.json path, with its zoo entry when it has one. */
 export async function resolveModel(spec: string, weights?: string): Promise<{ bytes: Uint8Array; entry?: ZooEntry; source: string }> {
   const entry = zooEntry(spec);
@@ -170,8 +194,7 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
     return { bytes, entry: { ...entry, labels: entry.labels.length ? entry.labels : await imagenetLabels() }, source: spec };
   }
   if (entry?.file) {
-    const file = fileURLToPath(new URL(`../../../${entry.file}`, import.meta.url));
-    return { bytes: new Uint8Array(await readFile(file)), entry, source: spec };
+    return { bytes: new Uint8Array(await readFile(packageFile(entry.file))), entry, source: spec };
   }
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
   if (/^https?:\/\//.test(spec)) {
