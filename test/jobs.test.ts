@@ -270,5 +270,55 @@ describe('batch jobs', () => {
       }
       assert.equal(readdirSync(join(folder, 'out')).filter((n) => n.endsWith('.json')).length, 1);
     });
+
+    it('cameras eval runs its pairs as the same jobs on workers: the records and summary of the embedded eval', async () => {
+      const data = join(work, 'eval-data');
+      mkdirSync(data);
+      for (const name of ['composite_000', 'composite_001', 'composite_002']) {
+        copyFileSync(resolve(ROOT, `bench/composite/${name}.jpg`), join(data, `${name}.jpg`));
+        copyFileSync(resolve(ROOT, `bench/composite/${name}.xml`), join(data, `${name}.xml`));
+      }
+      // An image whose size is not its annotation's: that pair fails with its reason, the others are scored.
+      copyFileSync(join(images, 'img3.jpg'), join(data, 'wrong.jpg'));
+      writeFileSync(
+        join(data, 'wrong.xml'),
+        readFileSync(join(data, 'composite_000.xml'), 'utf8')
+          .replace(/<width>\d+<\/width>/, '<width>999</width>')
+          .replace(/composite_000/g, 'wrong'),
+      );
+      const args = ['eval', data, '--model', MODEL, '--methods', 'gradcam,gradient', '--metrics', 'pointing,density,confidence'];
+      const records = (folder: string) =>
+        readFileSync(join(folder, 'results.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => {
+            const { seconds, ...record } = JSON.parse(line) as { seconds: number; image: string; method: string };
+            return record;
+          })
+          .sort((a, b) => a.image.localeCompare(b.image) || a.method.localeCompare(b.method));
+      const here = await cameras([...args, '--out-dir', join(work, 'eval-here')]);
+      assert.equal(here.code, 2, here.stderr);
+      const w = worker(redis.url, 'eval');
+      let there: Run;
+      try {
+        there = await cameras([...args, '--out-dir', join(work, 'eval-there'), '--redis', redis.url, '--queue', 'eval']);
+      } finally {
+        await stop(w);
+      }
+      assert.equal(there.code, 2, 'the mismatched pair is bad input: exit 2');
+      for (const run of [here, there]) {
+        const failures = run.stderr.trim().split('\n');
+        assert.equal(failures.length, 2, run.stderr);
+        assert.match(failures[0] as string, /^failed: .*wrong\.jpg \(grad\w+\): .*wrong\.jpg is \d+ x \d+ but its annotation says 999 x/);
+      }
+      assert.deepEqual(records(join(work, 'eval-there')), records(join(work, 'eval-here')));
+      assert.equal(records(join(work, 'eval-here')).length, 6);
+      assert.equal(readFileSync(join(work, 'eval-there/summary.csv'), 'utf8'), readFileSync(join(work, 'eval-here/summary.csv'), 'utf8'));
+      // The jobs' maps are kept (maps/), equal byte for byte.
+      const maps = (folder: string) => outputs(join(work, folder, 'maps'));
+      assert.deepEqual(maps('eval-there'), maps('eval-here'));
+      assert.equal([...maps('eval-here').keys()].filter((n) => n.endsWith('.npy')).length, 6);
+    });
   });
 });

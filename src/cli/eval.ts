@@ -1,24 +1,19 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { type DatasetItem, loadDataset } from '../datasets/load-node.js';
-import { classesIn, classMask, isDifficultPair } from '../datasets/mask.js';
-import { resizePlaneBilinear } from '../engine/resize.js';
-import { softmax } from '../engine/scores.js';
-import { CamerasError } from '../errors.js';
+import { loadDataset } from '../datasets/load-node.js';
+import { classesIn } from '../datasets/mask.js';
+import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
-import { readImage } from '../io/image-node.js';
-import { preprocess } from '../io/preprocess.js';
+import { absoluteModel, type BatchJob, type BatchOutcome, type BatchRecord, JobRunner, runBatch } from '../jobs/batch.js';
+import { planEval } from '../jobs/eval-jobs.js';
+import type { EvalScores } from '../jobs/evaluate.js';
+import { enqueueAndWait } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
-import { confidenceChange } from '../metrics/confidence-change.js';
-import { densities, maskedInputs } from '../metrics/density.js';
-import { causalMetric } from '../metrics/insertion-deletion.js';
-import { PointingGameScore, pointingHit, pointOf } from '../metrics/pointing-game.js';
-import { road } from '../metrics/road.js';
-import { gaussian } from '../random.js';
+import { DEFAULT_METRICS, METRICS, type Metric } from '../metrics/names.js';
+import { PointingGameScore } from '../metrics/pointing-game.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
-import { DEFAULT_METRICS, METRICS, type Metric } from './eval-metrics.js';
-import { checkWritable, classIndex, type LoadedModel, loadModel } from './explain.js';
+import { checkWritable, classIndex, loadModel } from './explain.js';
 import { formatTable } from './table.js';
 
 export { DEFAULT_METRICS, METRICS };
@@ -36,29 +31,13 @@ export interface EvalFlags {
   limit?: number;
   threads?: number;
   quiet?: boolean;
+  /** Run the pairs as BullMQ jobs on `cameras worker`s through this Redis, rather than here. */
+  redis?: string;
+  queue?: string;
 }
 
-/** One line of results.jsonl: one image, class and method. */
-interface EvalRecord {
-  image: string;
-  class: string;
-  method: string;
-  pointing?: 1 | 0 | -1;
-  /** In the pointing game's 'difficult' subset (class region < 1/4 of the image, another class present). */
-  difficult?: boolean;
-  rhoPlus?: number;
-  rhoMinus?: number;
-  /** pytorch-grad-cam's confidence change: P(x * map) - P(x) for the explained class. */
-  confidence?: number;
-  /** ROAD combined, (LeRF - MoRF) / 2 over percentiles 10..90, noise seeded per record. */
-  road?: number;
-  deletion?: number;
-  insertion?: number;
-  /** The probability after each step (4 decimals), for the mean curves of the report. */
-  deletionCurve?: number[];
-  insertionCurve?: number[];
-  seconds: number;
-}
+/** One line of results.jsonl: one image, class and method, with its scores. */
+type EvalRecord = EvalScores & { image: string; class: string; method: string; seconds: number };
 
 const key = (r: { image: string; class: string; method: string }) => `${r.image}\u0000${r.class}\u0000${r.method}`;
 
@@ -77,12 +56,11 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   for (const metric of flags.metrics)
     if (!(METRICS as readonly string[]).includes(metric))
       throw new CamerasError(`unknown metric '${metric}'; choose from: ${METRICS.join(', ')}`);
-  const metrics = new Set(flags.metrics as Metric[]);
   const items = (await loadDataset(dataset)).slice(0, flags.limit);
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   await checkWritable(join(flags.outDir, 'results.jsonl'));
   const model = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
-  const { explainer, preset, size } = model;
+  const { explainer, size } = model;
   const resultsFile = join(flags.outDir, 'results.jsonl');
   const settings: EvalSettings = {
     settings: {
@@ -108,17 +86,29 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     }
   const previous = await previousRecords(resultsFile, settings);
   // Images are named relative to the data set, so a rerun from elsewhere resumes the same records.
-  const relativeName = (item: DatasetItem) => relativePath(dataset, item.image);
-  const jobs = items.flatMap((item) =>
-    classesIn(item.annotation).flatMap((c) => flags.methods.map((method) => ({ item, className: c, method }))),
+  const relativeName = (image: string) => relativePath(dataset, image);
+  const pairs = items.flatMap((item) =>
+    classesIn(item.annotation).flatMap((className) =>
+      flags.methods.map((method) => ({ image: item.image, annotation: item.annotation, className, method })),
+    ),
   );
-  const wanted = new Set(jobs.map((j) => key({ image: relativeName(j.item), class: j.className, method: j.method })));
+  const wanted = new Set(pairs.map((p) => key({ image: relativeName(p.image), class: p.className, method: p.method })));
   // The latest record of each of this run's pairs (a pair recorded twice counts once).
   const byKey = new Map(previous.filter((r) => wanted.has(key(r))).map((r) => [key(r), r]));
-  const done = new Set(byKey.keys());
   if (previous.length === 0 && !(await readFile(resultsFile, 'utf8').catch(() => '')))
     await writeFileAtomic(resultsFile, new TextEncoder().encode(`${JSON.stringify(settings)}\n`));
   else await ensureNewline(resultsFile);
+  // The pairs not yet recorded, as batch jobs: run here, or on BullMQ workers with --redis; maps land in maps/.
+  const pending = pairs.filter((p) => !byKey.has(key({ image: relativeName(p.image), class: p.className, method: p.method })));
+  const jobs = await planEval(pending, {
+    model: flags.model,
+    weights: flags.weights,
+    layer: flags.layer,
+    metrics: flags.metrics as Metric[],
+    tolerance: flags.tolerance,
+    annotatedClass: !!flags.annotatedClass,
+    outDir: join(flags.outDir, 'maps'),
+  });
   const bar =
     !flags.quiet && process.stderr.isTTY
       ? new SingleBar({
@@ -127,31 +117,43 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
           clearOnComplete: true,
         })
       : undefined;
-  bar?.start(jobs.length, done.size, { image: '' });
+  bar?.start(pairs.length, pairs.length - pending.length, { image: '' });
+  // Records are appended as jobs finish, so a stopped run keeps them (and the jobs' own files make a rerun quick).
+  let appending = Promise.resolve();
+  const finished = (job: BatchJob, record: BatchRecord | undefined) => {
+    if (!record?.scores || !job.evaluate) return;
+    const line: EvalRecord = {
+      image: relativeName(job.image),
+      class: job.evaluate.className,
+      method: job.method,
+      ...record.scores,
+      seconds: record.seconds,
+    };
+    byKey.set(key(line), line);
+    appending = appending.then(() => appendFile(resultsFile, `${JSON.stringify(line)}\n`));
+    bar?.increment({ image: line.image });
+  };
+  let outcome: BatchOutcome;
+  const runner = new JobRunner(flags.threads);
   try {
-    let current: { item: DatasetItem; tensor: ReturnType<typeof preprocess> } | undefined;
-    for (const job of jobs) {
-      const id = { image: relativeName(job.item), class: job.className, method: job.method };
-      if (done.has(key(id))) continue;
-      bar?.update({ image: id.image });
-      if (current?.item !== job.item) {
-        const picture = await readImage(job.item.image);
-        const { width, height } = job.item.annotation;
-        if (picture.width !== width || picture.height !== height)
-          throw new CamerasError(
-            `${job.item.image} is ${picture.width} x ${picture.height} but its annotation says ${width} x ${height}; fix the annotation's <size> (or the image's EXIF orientation)`,
-          );
-        current = { item: job.item, tensor: preprocess(picture, preset, size) };
-      }
-      const record = { ...(await scoreOne(model, current.tensor, job.item, job.className, job.method, metrics, flags)), image: id.image };
-      await appendFile(resultsFile, `${JSON.stringify(record)}\n`);
-      byKey.set(key(record), record);
-      bar?.increment();
-    }
+    runner.adopt(jobs[0] ?? { model: absoluteModel(flags.model) }, model);
+    outcome = flags.redis
+      ? await enqueueAndWait(jobs, {
+          redis: flags.redis,
+          queue: flags.queue,
+          onEvent: (event, job, record) => {
+            if (event === 'done' || event === 'skipped') finished(job, record);
+          },
+        })
+      : await runBatch(jobs, { runner, onJob: (job, _index, _outcome, record) => finished(job, record) });
   } finally {
     bar?.stop();
-    await explainer.dispose();
+    await runner.dispose(); // and with it the model it adopted
   }
+  await appending;
+  for (const f of outcome.failed) process.stderr.write(`failed: ${f.job.image} (${f.job.method}): ${f.reason}\n`);
+  // Failed pairs are bad input (an image unlike its annotation, a corrupt file): the usage exit code, after the rest.
+  if (outcome.failed.length > 0) process.exitCode = ExitCode.usage;
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
   const records = [...byKey.values()];
   const summary = summarise(records, flags.methods, classes);
@@ -224,61 +226,6 @@ function relativePath(root: string, file: string): string {
   const base = resolve(root.endsWith('.json') ? dirname(root) : root);
   const path = relative(base, resolve(file));
   return path.startsWith('..') ? resolve(file) : path;
-}
-
-async function scoreOne(
-  model: LoadedModel,
-  tensor: ReturnType<typeof preprocess>,
-  item: DatasetItem,
-  className: string,
-  method: string,
-  metrics: Set<Metric>,
-  flags: EvalFlags,
-): Promise<EvalRecord> {
-  const started = performance.now();
-  const cls = classIndex(className, model);
-  const result = await model.explainer.explain(tensor, {
-    method,
-    classIndex: cls,
-    ...(method === 'cameras' ? { resolutions: model.resolutions } : {}),
-  });
-  const record: EvalRecord = { image: item.image, class: className, method, seconds: 0 };
-  const { width, height } = item.annotation;
-  if (metrics.has('pointing')) {
-    const mask = classMask(item.annotation, className);
-    record.pointing = mask ? pointingHit(mask, pointOf(result.map, result.height, result.width, height, width), flags.tolerance) : 0;
-    record.difficult = mask ? isDifficultPair(item.annotation, className, mask) : false;
-  }
-  const [, , h, w] = tensor.shape as [number, number, number, number];
-  const map = result.height === h && result.width === w ? result.map : resizePlaneBilinear(result.map, result.height, result.width, h, w);
-  const forward = (inputs: ReturnType<typeof preprocess>[]) => model.explainer.forward(inputs);
-  if (metrics.has('density')) {
-    const { kept, removed } = maskedInputs(tensor.data, tensor.shape[1] as number, map);
-    const [a, b] = await forward([
-      { data: kept, shape: tensor.shape },
-      { data: removed, shape: tensor.shape },
-    ]);
-    const d = densities(softmax(a as Float32Array)[cls] as number, softmax(b as Float32Array)[cls] as number, map);
-    record.rhoPlus = d.positive;
-    record.rhoMinus = d.negative;
-  }
-  if (metrics.has('road')) record.road = (await road(forward, tensor, map, cls, { random: gaussian(0) })).combined;
-  if (metrics.has('confidence')) record.confidence = await confidenceChange(forward, tensor, map, cls, 'prob');
-  if (metrics.has('insdel')) {
-    const round = (scores: number[]) => scores.map((v) => Math.round(v * 1e4) / 1e4);
-    // RISE follows the model's top-1 class on the clean input; --annotated-class follows the explained class.
-    const followed = flags.annotatedClass ? { classIndex: cls } : {};
-    const deletion = await causalMetric(forward, tensor, map, 'deletion', followed);
-    const insertion = await causalMetric(forward, tensor, map, 'insertion', followed);
-    Object.assign(record, {
-      deletion: deletion.auc,
-      insertion: insertion.auc,
-      deletionCurve: round(deletion.scores),
-      insertionCurve: round(insertion.scores),
-    });
-  }
-  record.seconds = Math.round(performance.now() - started) / 1000;
-  return record;
 }
 
 interface MethodSummary {

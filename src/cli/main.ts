@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { METHODS, REGISTRY } from '../methods/registry.js';
+import { DEFAULT_METRICS, METRICS } from '../metrics/names.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
@@ -16,7 +17,6 @@ import { COLORMAPS_NAMES } from '../render/colormap.js';
 import type { AttackFlags } from './attack.js';
 import type { BatchFlags, WorkerFlags } from './batch.js';
 import type { EvalFlags } from './eval.js';
-import { DEFAULT_METRICS, METRICS } from './eval-metrics.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
 import type { SanityFlags } from './sanity.js';
 
@@ -300,8 +300,13 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     .option('--annotated-class', "insertion/deletion follow the annotated class, not the model's top-1 (RISE's choice)")
     .option('--limit <n>', 'only the first n images', parseCount)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
+    .option('--redis <url>', "run the pairs as jobs on 'cameras worker's through this Redis (redis://host:port)")
+    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
     .option('--quiet', 'print nothing but errors')
-    .addHelpText('after', '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/')
+    .addHelpText(
+      'after',
+      '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/\n  cameras eval benchmark/ --redis redis://10.0.0.5:6379   # with cameras worker --redis ... on machines that see benchmark/ and results/',
+    )
     .action(async (dataset: string, flags: EvalFlags) => (await import('./eval.js')).evalCommand(dataset, flags));
   program
     .command('sanity')

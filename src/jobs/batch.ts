@@ -10,6 +10,7 @@ import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
 import { resolveModel } from '../models/zoo-node.js';
 import { overlayWithBar } from '../render/panel-node.js';
+import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
 import type { BatchInput } from './inputs.js';
 import { classIndex, type LoadedModel, loadModel } from './loaded-model.js';
 
@@ -25,6 +26,8 @@ export interface BatchJob {
   model: string;
   modelHash: string;
   weights?: string;
+  /** Target layer; undefined: the model's default. */
+  layer?: string;
   method: string;
   /** A class index or label; undefined: the top-1 class. */
   class?: string;
@@ -33,6 +36,8 @@ export interface BatchJob {
   outDir: string;
   /** The outputs' common path: `<outDir>/<image name>.<method>.<key, 12 hex>`. */
   stem: string;
+  /** An evaluation job (`cameras eval`): the map is also scored for its annotated pair. */
+  evaluate?: EvalSpec;
 }
 
 /** What a finished job records (its `.json` file, one line; written last, it marks the job done). */
@@ -48,6 +53,8 @@ export interface BatchRecord {
   empty: boolean;
   map: string;
   overlay: string;
+  /** An evaluation job's scores. */
+  scores?: EvalScores;
   seconds: number;
 }
 
@@ -65,6 +72,34 @@ function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** Model files and weights by absolute path: a worker started in another folder must find them too. */
+export function absoluteModel(spec: string): string {
+  return existsSync(spec) ? resolve(spec) : spec;
+}
+
+/** A model's content hash, for job keys: the same model under another path or name keys the same jobs. */
+export async function modelHash(model: string, weights?: string): Promise<string> {
+  return sha256((await resolveModel(model, weights)).bytes);
+}
+
+/** An image file's content hash; an unreadable file fails in one line. */
+export async function imageHash(image: string): Promise<string> {
+  const bytes = await readFile(image).catch((error: NodeJS.ErrnoException) => {
+    throw new CamerasError(`cannot read image ${image}: ${error.code ?? error.message}; check the path`);
+  });
+  return sha256(bytes);
+}
+
+/** The job's outputs' common path: named for people (image, method), unique by the key. */
+export function stemOf(outDir: string, image: string, method: string, key: string): string {
+  return join(outDir, `${basename(image, extname(image))}.${method}.${key.slice(0, 12)}`);
+}
+
+/** The key of a job: a hash of everything its result depends on. */
+export function jobKey(parts: Record<string, unknown>): string {
+  return sha256(JSON.stringify(parts));
+}
+
 export function outputsOf(job: BatchJob): { map: string; overlay: string; record: string } {
   return { map: `${job.stem}.npy`, overlay: `${job.stem}.png`, record: `${job.stem}.json` };
 }
@@ -74,35 +109,29 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
   for (const method of options.methods) methodByName(method);
   if (options.target !== undefined) parseTarget(options.target, () => 0);
   const outDir = resolve(options.outDir);
-  // Model files and weights by absolute path: a worker started in another folder must find them too.
-  const absolute = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
-  options = { ...options, models: options.models.map(absolute), ...(options.weights ? { weights: resolve(options.weights) } : {}) };
+  options = { ...options, models: options.models.map(absoluteModel), ...(options.weights ? { weights: resolve(options.weights) } : {}) };
   const modelHashes = new Map<string, string>();
-  for (const model of options.models) modelHashes.set(model, sha256((await resolveModel(model, options.weights)).bytes));
+  for (const model of options.models) modelHashes.set(model, await modelHash(model, options.weights));
   const jobs: BatchJob[] = [];
   for (const input of inputs) {
-    const bytes = await readFile(input.image).catch((error: NodeJS.ErrnoException) => {
-      throw new CamerasError(`cannot read image ${input.image}: ${error.code ?? error.message}; check the path`);
-    });
-    const imageHash = sha256(bytes);
+    const imageKey = await imageHash(input.image);
     for (const model of options.models)
       for (const method of options.methods) {
         const cls = input.class ?? options.class;
-        const modelHash = modelHashes.get(model) as string;
-        const key = sha256(JSON.stringify({ imageHash, modelHash, method, class: cls ?? null, target: options.target ?? 'logit' }));
-        const name = basename(input.image, extname(input.image));
+        const hash = modelHashes.get(model) as string;
+        const key = jobKey({ imageHash: imageKey, modelHash: hash, method, class: cls ?? null, target: options.target ?? 'logit' });
         jobs.push({
           key,
           image: input.image,
-          imageHash,
+          imageHash: imageKey,
           model,
-          modelHash,
+          modelHash: hash,
           ...(options.weights ? { weights: options.weights } : {}),
           method,
           ...(cls !== undefined ? { class: cls } : {}),
           ...(options.target !== undefined ? { target: options.target } : {}),
           outDir,
-          stem: join(outDir, `${name}.${method}.${key.slice(0, 12)}`),
+          stem: stemOf(outDir, input.image, method, key),
         });
       }
   }
@@ -137,20 +166,30 @@ export class JobRunner {
 
   constructor(private readonly threads?: number) {}
 
+  private static modelKey(job: Pick<BatchJob, 'model' | 'weights' | 'layer'>): string {
+    return `${job.model}\u0000${job.weights ?? ''}\u0000${job.layer ?? ''}`;
+  }
+
+  /** A model this process has loaded already, for the jobs that name it (`cameras eval` loads it to check labels). */
+  adopt(job: Pick<BatchJob, 'model' | 'weights' | 'layer'>, model: LoadedModel): void {
+    this.models.set(JobRunner.modelKey(job), Promise.resolve(model));
+  }
+
   /** Runs one job, or returns its record when its outputs exist; outputs are written whole, the record last. */
   async run(job: BatchJob): Promise<{ record: BatchRecord; skipped: boolean }> {
     const done = await finishedRecord(job);
     if (done) return { record: done, skipped: true };
     const started = performance.now();
-    const key = `${job.model}\u0000${job.weights ?? ''}`;
+    const key = JobRunner.modelKey(job);
     let loading = this.models.get(key);
     if (!loading) {
-      loading = loadModel(job.model, { weights: job.weights, threads: this.threads });
+      loading = loadModel(job.model, { weights: job.weights, layer: job.layer, threads: this.threads });
       this.models.set(key, loading);
       loading.catch(() => this.models.delete(key));
     }
     const model = await loading;
     const picture = await readImage(job.image);
+    if (job.evaluate) checkAnnotatedSize(job.image, picture, job.evaluate.annotation);
     const tensor = preprocess(picture, model.preset, model.size);
     const result = await model.explainer.explain(tensor, {
       method: job.method,
@@ -158,6 +197,7 @@ export class JobRunner {
       ...(job.target !== undefined ? { target: parseTarget(job.target, (label) => classIndex(label, model)) } : {}),
       ...(job.method === 'cameras' ? { resolutions: model.resolutions } : {}),
     });
+    const scores = job.evaluate ? await scorePair(model, tensor, result, job.evaluate) : undefined;
     const out = outputsOf(job);
     const write = async (what: () => Promise<void>) => {
       try {
@@ -184,6 +224,7 @@ export class JobRunner {
       empty: result.empty,
       map: basename(out.map),
       overlay: basename(out.overlay),
+      ...(scores ? { scores } : {}),
       seconds: Math.round(performance.now() - started) / 1000,
     };
     await write(() => writeFileAtomic(out.record, new TextEncoder().encode(`${JSON.stringify(record)}\n`)));
@@ -205,9 +246,14 @@ export interface BatchOutcome {
 /** The embedded default: every job in this process, one after another, a failing job recorded and passed over. */
 export async function runBatch(
   jobs: BatchJob[],
-  options: { threads?: number; onJob?: (job: BatchJob, index: number, outcome: 'done' | 'skipped' | 'failed') => void } = {},
+  options: {
+    threads?: number;
+    /** Runs the jobs (its loaded models with them), else a new one. */
+    runner?: JobRunner;
+    onJob?: (job: BatchJob, index: number, outcome: 'done' | 'skipped' | 'failed', record?: BatchRecord) => void;
+  } = {},
 ): Promise<BatchOutcome> {
-  const runner = new JobRunner(options.threads);
+  const runner = options.runner ?? new JobRunner(options.threads);
   const outcome: BatchOutcome = { done: [], skipped: 0, failed: [] };
   try {
     for (const [index, job] of jobs.entries()) {
@@ -215,7 +261,7 @@ export async function runBatch(
         const { record, skipped } = await runner.run(job);
         outcome.done.push(record);
         if (skipped) outcome.skipped++;
-        options.onJob?.(job, index, skipped ? 'skipped' : 'done');
+        options.onJob?.(job, index, skipped ? 'skipped' : 'done', record);
       } catch (error) {
         if (!(error instanceof CamerasError) && !(error instanceof TransientJobError)) throw error;
         outcome.failed.push({ job, reason: error.message });
@@ -223,7 +269,8 @@ export async function runBatch(
       }
     }
   } finally {
-    await runner.dispose();
+    // A runner given is the caller's to dispose.
+    if (!options.runner) await runner.dispose();
   }
   return outcome;
 }

@@ -67,7 +67,7 @@ export interface QueueOptions {
   /** Tries per job before it lands in the failed list (default 3), with exponential backoff from `backoffMs`. */
   attempts?: number;
   backoffMs?: number;
-  onEvent?: (event: 'done' | 'skipped' | 'failed' | 'progress', job: BatchJob) => void;
+  onEvent?: (event: 'done' | 'skipped' | 'failed' | 'progress', job: BatchJob, record?: BatchRecord) => void;
 }
 
 /**
@@ -88,7 +88,7 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
       if (record) {
         outcome.done.push(record);
         outcome.skipped++;
-        options.onEvent?.('skipped', job);
+        options.onEvent?.('skipped', job, record);
       } else pending.set(queueId(job), job);
     }
     let wake: () => void = () => undefined;
@@ -101,7 +101,7 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
       if (record) {
         pending.delete(key);
         outcome.done.push(record);
-        options.onEvent?.('done', job);
+        options.onEvent?.('done', job, record);
         wake();
         return;
       }
