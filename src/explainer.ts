@@ -178,7 +178,10 @@ export class Explainer {
   private head() {
     this.headSession ??= (async () => {
       const source = this.modelBytes();
-      const head = buildHeadModel(typeof source === 'function' ? await source() : source, this.layer.tensor);
+      const bytes = typeof source === 'function' ? await source() : source;
+      if (!this.config.loadModel && isOutline(this.graph.model))
+        throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
+      const head = buildHeadModel(bytes, this.layer.tensor);
       const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
       const run = async (activations: FloatArray) => {
         const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -725,11 +736,16 @@ describe('models by URL', () => {
     assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights'], 'an optimised graph, its weights, names, outline');
     assert.ok((await map('cached')).equals(first), 'the cached session gives the same map');
     const named = (end: string) => join(sessions, files().find((f) => f.endsWith(end) && !f.endsWith('.outline.onnx')) as string);
+    // Replaced weights are removed once an hour old (a concurrent writer's are younger): these are made older.
+    const weights = named('.weights');
+    utimesSync(weights, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
     writeFileSync(named('.onnx'), 'not a model');
     assert.ok((await map('rebuilt')).equals(first), 'a broken cached file is built again');
+    assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights'], 'the replaced weights removed');
+    assert.notEqual(named('.weights'), weights);
     writeFileSync(named('.weights'), readFileSync(named('.weights')).subarray(0, 1000));
     assert.ok((await map('weights rebuilt')).equals(first), 'cut-short weights are built again');
-    assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights'], 'the old weights removed');
+    assert.deepEqual(kinds().sort(), ['.json', '.onnx', '.outline.onnx', '.weights', '.weights'], 'the young replaced weights kept');
     writeFileSync(join(sessions, files().find((f) => f.endsWith('.outline.onnx')) as string), 'not an outline');
     assert.ok((await map('outline rebuilt')).equals(first), 'a broken outline is made again from the model');
     assert.ok((await map('off', { CAMERAS_SESSION_CACHE: '0' })).equals(first));

@@ -103,4 +103,24 @@ describe('the Node entry point', () => {
       rmSync(folder, { recursive: true, force: true });
     }
   });
+
+  it('corrects a class count the model declares but does not keep (a stale output shape) on the first pass', async () => {
+    const model = new Uint8Array(readFileSync(resolve(ROOT, 'assets/models/mini_resnet.onnx')));
+    const graph = OnnxGraph.fromBytes(model);
+    const dims = graph.graph.output?.[0]?.type?.tensorType?.shape?.dim;
+    assert.ok(dims?.[1]);
+    dims[1] = { dimValue: 7 };
+    const stale = await Explainer.create(ort, { model: graph.toBytes(), threads: 2 });
+    const right = await Explainer.create(ort, { model, threads: 2 });
+    try {
+      assert.equal(stale.classCount, 7, 'as declared');
+      const input = await loadImageTensor(resolve(ROOT, 'test/fixtures/images/dog.jpg'));
+      const options = { classIndex: 4, resolutions: [64, 96] };
+      assert.deepEqual([...(await stale.explain(input, options)).map], [...(await right.explain(input, options)).map]);
+      assert.equal(stale.classCount, 10, 'learnt from the pass');
+    } finally {
+      await stale.dispose();
+      await right.dispose();
+    }
+  });
 });

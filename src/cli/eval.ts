@@ -120,6 +120,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   bar?.start(pairs.length, pairs.length - pending.length, { image: '' });
   // Records are appended as jobs finish, so a stopped run keeps them (and the jobs' own files make a rerun quick).
   let appending = Promise.resolve();
+  let appendError: Error | undefined;
   const finished = (job: BatchJob, record: BatchRecord | undefined) => {
     if (!record?.scores || !job.evaluate) return;
     const line: EvalRecord = {
@@ -130,7 +131,12 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
       seconds: record.seconds,
     };
     byKey.set(key(line), line);
-    appending = appending.then(() => appendFile(resultsFile, `${JSON.stringify(line)}\n`));
+    // One append at a time, in order; a failure (a full disk) is kept and reported once the jobs have stopped.
+    appending = appending
+      .then(() => appendFile(resultsFile, `${JSON.stringify(line)}\n`))
+      .catch((error: Error) => {
+        appendError ??= error;
+      });
     bar?.increment({ image: line.image });
   };
   let outcome: BatchOutcome;
@@ -151,6 +157,10 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     await runner.dispose(); // and with it the model it adopted
   }
   await appending;
+  if (appendError)
+    throw new CamerasError(
+      `cannot write ${resultsFile}: ${(appendError as NodeJS.ErrnoException).code ?? appendError.message}; free space or fix its folder, then run again to resume`,
+    );
   for (const f of outcome.failed) process.stderr.write(`failed: ${f.job.image} (${f.job.method}): ${f.reason}\n`);
   // Failed pairs are bad input (an image unlike its annotation, a corrupt file): the usage exit code, after the rest.
   if (outcome.failed.length > 0) process.exitCode = ExitCode.usage;

@@ -24,6 +24,8 @@ export class GradientSession {
   readonly graph: Omit<GradientGraph, 'bytes'>;
   /** Classes the model outputs: declared by the model, or learnt from the first pass. */
   private classes: number | undefined;
+  /** False until a pass has shown the class count right (a declared one may be stale). */
+  private classesSeen = false;
   private readonly runtime: OrtRuntime;
   private session: InferenceSession | undefined;
 
@@ -78,7 +80,7 @@ export class GradientSession {
       maxPoolIndices: options.maxPoolIndices,
     });
     const temporary = cache?.temporary(key);
-    const session = await runtime.InferenceSession.create(bytes, {
+    const creating = runtime.InferenceSession.create(bytes, {
       // 'all' keeps every added output and measured 15-20% faster than 'disabled' with equal numbers.
       graphOptimizationLevel: 'all',
       ...common,
@@ -94,6 +96,10 @@ export class GradientSession {
             },
           }
         : {}),
+    });
+    const session = await creating.catch(async (error: unknown) => {
+      if (cache && temporary) await cache.discard(temporary).catch(() => undefined);
+      throw error;
     });
     if (cache && temporary) await cache.put(key, temporary, graph).catch(() => undefined);
     return new GradientSession(runtime, graph, session, declared);
@@ -130,6 +136,12 @@ export class GradientSession {
     try {
       outputs = await this.session.run(feeds);
     } catch (error) {
+      if (!this.classesSeen && this.classes !== undefined) {
+        // A declared class count the model does not keep (an edited head): learn it from a top-1 pass, then retry.
+        this.classes = undefined;
+        const learnt = await this.run(input, null).catch(() => undefined);
+        if (learnt) return this.run(input, classIndex, target);
+      }
       throw this.explainFailure(input, (error as Error).message);
     }
     // Each output read once, then released; a name asked twice (the logits as a target) gets the same array.
@@ -146,6 +158,7 @@ export class GradientSession {
     };
     const logits = take(this.graph.logits);
     this.classes ??= logits.shape[1];
+    this.classesSeen = true;
     return {
       logits,
       targets: this.graph.targets.map((t) => ({

@@ -47,4 +47,6 @@ export interface SessionCache {
   temporary(key: string): { path: string; weightsFile: string } | undefined;
   /** Keeps what ONNX Runtime wrote at `temporary` under `key`, with the graph's names. */
   put(key: string, temporary: { path: string; weightsFile: string }, meta: unknown): Promise<void>;
+  /** Removes what ONNX Runtime may have written at `temporary` when the session could not be made. */
+  discard(temporary: { path: string; weightsFile: string }): Promise<void>;
 }

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseTarget } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
-import { resolveModel } from '../models/zoo-node.js';
+import { fileIdentity } from '../models/session-cache-node.js';
+import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
 import { overlayWithBar } from '../render/panel-node.js';
 import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
 import type { BatchInput } from './inputs.js';
@@ -77,9 +78,22 @@ export function absoluteModel(spec: string): string {
   return existsSync(spec) ? resolve(spec) : spec;
 }
 
-/** A model's content hash, for job keys: the same model under another path or name keys the same jobs. */
+/**
+ * A model's content hash, for job keys: the same model under another path or name keys the same jobs. A model
+ * file's hash is kept in the cache by the file's identity, so a rerun does not read a large model to plan.
+ */
 export async function modelHash(model: string, weights?: string): Promise<string> {
-  return sha256((await resolveModel(model, weights)).bytes);
+  const file = weights ? undefined : await modelFile(model);
+  const identity = file ? await fileIdentity(file) : undefined;
+  const kept = identity && process.env.CAMERAS_SESSION_CACHE !== '0' ? join(cacheDir(), 'hashes', sha256(identity)) : undefined;
+  const known = kept ? await readFile(kept, 'utf8').catch(() => '') : '';
+  if (/^[0-9a-f]{64}$/.test(known)) return known;
+  const hash = sha256((await resolveModel(model, weights)).bytes);
+  if (kept)
+    await mkdir(dirname(kept), { recursive: true })
+      .then(() => writeFileAtomic(kept, new TextEncoder().encode(hash)))
+      .catch(() => undefined);
+  return hash;
 }
 
 /** An image file's content hash; an unreadable file fails in one line. */
@@ -151,7 +165,9 @@ export async function finishedRecord(job: BatchJob): Promise<BatchRecord | undef
   const out = outputsOf(job);
   if (!(await exists(out.record)) || !(await exists(out.map)) || !(await exists(out.overlay))) return undefined;
   try {
-    return JSON.parse(await readFile(out.record, 'utf8')) as BatchRecord;
+    const record = JSON.parse(await readFile(out.record, 'utf8')) as BatchRecord;
+    // An evaluation job's record without scores was written by a worker that does not evaluate: not done.
+    return job.evaluate && !record.scores ? undefined : record;
   } catch {
     return undefined;
   }

@@ -44,10 +44,23 @@ export async function openExplainer(
     layer: rest.layer ?? (model.entry?.layer || undefined),
     source: model.source,
     sessionCache: rest.sessionCache ?? sessionCacheFor(fileId ?? bytesIdentity(model.bytes)),
-    ...(file ? { loadModel: () => readModelFile(file) } : {}),
+    ...(file ? { loadModel: () => readModelFileAgain(file, fileId) } : {}),
   });
   if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
   return { explainer, entry: model.entry };
+}
+
+/**
+ * Reads a model file again for a session the cache lacks: refused when the file has changed since the explainer
+ * was made, or its sessions would come from two different models.
+ */
+async function readModelFileAgain(file: string, identity: string | undefined): Promise<Uint8Array> {
+  const changed = () => fileIdentity(file).then((now) => now !== identity);
+  const message = `${file} changed after it was loaded; load the model again (start the command or worker again)`;
+  if (await changed()) throw new CamerasError(message);
+  const bytes = await readModelFile(file);
+  if (await changed()) throw new CamerasError(message);
+  return bytes;
 }
 
 /** Reads a model file; a missing or unreadable file fails with one line. */

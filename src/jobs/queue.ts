@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { CamerasError } from '../errors.js';
@@ -109,9 +110,12 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
       if (!queued && pending.has(key) && !(await finishedRecord(job))) {
         // Done and removed, yet its files are not where this machine looks: the out-dir is not shared.
         pending.delete(key);
+        const unscored = job.evaluate && existsSync(outputsOf(job).record);
         outcome.failed.push({
           job,
-          reason: `a worker finished it, but ${outputsOf(job).record} is not here; give the workers the same folder`,
+          reason: unscored
+            ? 'a worker finished it without scoring it (an older cameras on that machine?); update cameras on the workers'
+            : `a worker finished it, but ${outputsOf(job).record} is not here; give the workers the same folder`,
         });
         options.onEvent?.('failed', job);
         wake();

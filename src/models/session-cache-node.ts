@@ -30,6 +30,9 @@ function builderVersion(): string {
   return codeVersion;
 }
 
+/** Replaced weights files are removed once this old (see `put`). */
+const STALE_WEIGHTS_MS = 3_600_000;
+
 /**
  * ONNX Runtime's optimised gradient graphs of one model, kept in `<cache>/sessions/` (off with
  * CAMERAS_SESSION_CACHE=0). `identity` names the model: its file's path, size and time, or a hash of its bytes.
@@ -61,22 +64,33 @@ export function sessionCacheFor(identity: string): SessionCache | undefined {
     },
     async put(key, temporary, meta) {
       const final = base(key);
+      const tag = temporary.weightsFile.slice(basename(final).length + 1, -'.weights'.length);
       try {
-        // The model first, its names last: a reader that finds the names finds the whole model.
         await rename(temporary.path, `${final}.onnx`);
-        await writeFile(`${final}.json.partial-${process.pid}`, JSON.stringify(meta));
-        await rename(`${final}.json.partial-${process.pid}`, `${final}.json`);
       } catch {
-        await rm(temporary.path, { force: true }).catch(() => undefined);
-        await rm(join(folder, temporary.weightsFile), { force: true }).catch(() => undefined);
+        await this.discard(temporary);
         return;
       }
-      // Weights of a model this one replaced (a broken one, or a race): unlinking a mapped file is safe here, and a
-      // reader that loses the race fails to load and builds the session itself.
+      // The model first, its names last: a reader that finds the names finds the whole model. From here on the
+      // weights belong to the model in place, whatever happens to the names.
+      try {
+        await writeFile(`${final}.json.partial-${tag}`, JSON.stringify(meta));
+        await rename(`${final}.json.partial-${tag}`, `${final}.json`);
+      } catch {
+        await rm(`${final}.json.partial-${tag}`, { force: true }).catch(() => undefined);
+      }
+      // Weights of models this one replaced (a broken one, or a writer that raced this one), once they are an hour
+      // old: a concurrent writer's are younger, and a process still mapping old ones keeps them on a local disk.
       const prefix = `${basename(final)}.`;
-      for (const name of await readdir(folder).catch(() => [] as string[]))
-        if (name.startsWith(prefix) && name.endsWith('.weights') && name !== temporary.weightsFile)
-          await rm(join(folder, name), { force: true }).catch(() => undefined);
+      for (const name of await readdir(folder).catch(() => [] as string[])) {
+        if (!name.startsWith(prefix) || !name.endsWith('.weights') || name === temporary.weightsFile) continue;
+        const info = await stat(join(folder, name)).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > STALE_WEIGHTS_MS) await rm(join(folder, name), { force: true }).catch(() => undefined);
+      }
+    },
+    async discard(temporary) {
+      await rm(temporary.path, { force: true }).catch(() => undefined);
+      await rm(join(folder, temporary.weightsFile), { force: true }).catch(() => undefined);
     },
   };
 }
@@ -115,7 +129,8 @@ export function outlineStoreFor(
 /** A model file's identity for the cache: its path, size and modification time (no need to read it). */
 export async function fileIdentity(path: string): Promise<string | undefined> {
   const info = await stat(path).catch(() => undefined);
-  return info?.isFile() ? `file:${path}:${info.size}:${info.mtimeMs}` : undefined;
+  // The inode and its change time too: a package install sets every file's modification time to the same 1985 date.
+  return info?.isFile() ? `file:${path}:${info.size}:${info.mtimeMs}:${info.ino}:${info.ctimeMs}` : undefined;
 }
 
 /** Bytes' identity for the cache: their hash. */
