@@ -20,6 +20,12 @@ import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
 import { isOutline, outlineModel } from './onnx/outline.js';
 
+/** A session built on first use: kept once made, forgotten if making it failed, so the next use tries again. */
+function retried<T>(making: Promise<T>, forget: () => void): Promise<T> {
+  making.catch(forget);
+  return making;
+}
+
 export interface ExplainerConfig {
   /** The ONNX model's bytes. */
   model: Uint8Array;
@@ -153,42 +159,57 @@ export class Explainer {
 
   /** Built on first use: the session that differentiates with respect to the input pixels. */
   private inputGradients(): Promise<GradientSession> {
-    this.inputSession ??= GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
-      threads: this.config.threads,
-      runtimeOptions: this.config.sessionOptions,
-      modelBytes: this.modelBytes(),
-      sessionCache: this.config.sessionCache,
-      maxPoolIndices: this.config.maxPoolIndices,
-    });
+    this.inputSession ??= retried(
+      GradientSession.create(this.runtime, this.graph, [this.graph.inputNames[0] as string], {
+        threads: this.config.threads,
+        runtimeOptions: this.config.sessionOptions,
+        modelBytes: this.modelBytes(),
+        sessionCache: this.config.sessionCache,
+        maxPoolIndices: this.config.maxPoolIndices,
+      }),
+      () => {
+        this.inputSession = undefined;
+      },
+    );
     return this.inputSession;
   }
 
   /** Built on first use: the model with the logits as the only target, a forward pass with a trivial backward. */
   private forwardSession(): Promise<GradientSession> {
-    this.logitsSession ??= GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], {
-      threads: this.config.threads,
-      runtimeOptions: this.config.sessionOptions,
-      modelBytes: this.modelBytes(),
-      sessionCache: this.config.sessionCache,
-    });
+    this.logitsSession ??= retried(
+      GradientSession.create(this.runtime, this.graph, [logitsOf(this.graph)], {
+        threads: this.config.threads,
+        runtimeOptions: this.config.sessionOptions,
+        modelBytes: this.modelBytes(),
+        sessionCache: this.config.sessionCache,
+      }),
+      () => {
+        this.logitsSession = undefined;
+      },
+    );
     return this.logitsSession;
   }
 
   /** Built on first use: the network from the target layer to the logits (Ablation-CAM runs it). */
   private head() {
-    this.headSession ??= (async () => {
-      const source = this.modelBytes();
-      const bytes = typeof source === 'function' ? await source() : source;
-      if (!this.config.loadModel && isOutline(this.graph.model))
-        throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
-      const head = buildHeadModel(bytes, this.layer.tensor);
-      const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
-      const run = async (activations: FloatArray) => {
-        const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
-        return out[head.logits]?.data as Float32Array;
-      };
-      return { run, release: () => session.release() };
-    })();
+    this.headSession ??= retried(
+      (async () => {
+        const source = this.modelBytes();
+        const bytes = typeof source === 'function' ? await source() : source;
+        if (!this.config.loadModel && isOutline(this.graph.model))
+          throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
+        const head = buildHeadModel(bytes, this.layer.tensor);
+        const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
+        const run = async (activations: FloatArray) => {
+          const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
+          return out[head.logits]?.data as Float32Array;
+        };
+        return { run, release: () => session.release() };
+      })(),
+      () => {
+        this.headSession = undefined;
+      },
+    );
     return this.headSession;
   }
 
@@ -284,8 +305,18 @@ export class Explainer {
   async dispose(): Promise<void> {
     await this.session.dispose();
     await this.fusion.dispose();
-    if (this.inputSession) await (await this.inputSession).dispose();
-    if (this.logitsSession) await (await this.logitsSession).dispose();
-    if (this.headSession) await (await this.headSession).release();
+    // A session that failed to build has nothing to release.
+    await this.inputSession?.then(
+      (s) => s.dispose(),
+      () => undefined,
+    );
+    await this.logitsSession?.then(
+      (s) => s.dispose(),
+      () => undefined,
+    );
+    await this.headSession?.then(
+      (s) => s.release(),
+      () => undefined,
+    );
   }
 }

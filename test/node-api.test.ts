@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -71,6 +71,18 @@ describe('the Node entry point', () => {
       const kept = outlines().filter((f) => !before.has(f));
       assert.equal(kept.length, 1);
       assert.ok(statSync(join(cache, 'sessions', kept[0] as string)).size < model.length / 10);
+
+      // A file changed after it was loaded is not read again for another session: the two would not match.
+      const holding = await createExplainer({ model: path, threads: 2 });
+      try {
+        utimesSync(path, new Date(), new Date(Date.now() + 60_000));
+        await assert.rejects(
+          holding.explain(input, { method: 'gradient', classIndex: 3 }),
+          (error: Error) => error instanceof CamerasError && /changed after it was loaded/.test(error.message),
+        );
+      } finally {
+        await holding.dispose();
+      }
 
       // From the outline alone: the cached layer session needs no weights; the input-gradient session reads them once.
       let reads = 0;
