@@ -101,10 +101,12 @@ export class FusionEngine {
         const out = await session.run(feeds);
         gram = out.gram_out?.data as Float32Array;
       }
-      for (let y = 0; y < size; y++) {
-        const first = y * perRow;
-        for (let x = 0; x < width; x++) {
-          const base = x * block;
+      // Column by column: one column's Gram matrix stays in cache while every row reads it (row by row, each row
+      // swept all the columns' matrices, 17 MB for DenseNet-121, from memory: 2.5x slower).
+      for (let x = 0; x < width; x++) {
+        const base = x * block;
+        for (let y = 0; y < size; y++) {
+          const first = y * perRow;
           let sum = 0;
           for (let a = first; a < first + perRow; a++) {
             const row = base + (index[a] as number) * stacked;

@@ -117,6 +117,18 @@ export function horizontal(
   for (let y = 0; y < height; y++) {
     const row = offset + y * inW;
     const dst = y * outW;
+    if (taps === 4) {
+      // Unrolled (bicubic: every scale's input resize), in the same order of additions as the general loop.
+      for (let x = 0, t = 0; x < outW; x++, t += 4) {
+        let sum = 0;
+        sum += (weight[t] as number) * (source[row + (index[t] as number)] as number);
+        sum += (weight[t + 1] as number) * (source[row + (index[t + 1] as number)] as number);
+        sum += (weight[t + 2] as number) * (source[row + (index[t + 2] as number)] as number);
+        sum += (weight[t + 3] as number) * (source[row + (index[t + 3] as number)] as number);
+        scratch[dst + x] = sum;
+      }
+      continue;
+    }
     for (let x = 0; x < outW; x++) {
       let sum = 0;
       for (let k = 0; k < taps; k++) sum += weight[x * taps + k] * (source[row + index[x * taps + k]] as number);
