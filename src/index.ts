@@ -1,3 +1,13 @@
+/**
+ * cameras-saliency: CAMERAS saliency maps for ONNX image classifiers.
+ *
+ * The Node entry point: everything of the isomorphic core (`cameras-saliency/core`), wired to ONNX Runtime for
+ * Node, files and image decoding:
+ *
+ *     import { createExplainer, loadImageTensor } from 'cameras-saliency';
+ *     const explainer = await createExplainer({ model: 'resnet50.onnx', layer: 'layer4' });
+ *     const result = await explainer.explain(await loadImageTensor('cat.jpg'), { classIndex: 281 });
+ */
 import * as ort from 'onnxruntime-node';
 import { Explainer, type ExplainerConfig } from './explainer.js';
 import { readImage } from './io/image-node.js';

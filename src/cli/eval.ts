@@ -92,14 +92,15 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
       flags.methods.map((method) => ({ image: item.image, annotation: item.annotation, className, method })),
     ),
   );
-  const wanted = new Set(pairs.map((p) => key({ image: relativeName(p.image), class: p.className, method: p.method })));
+  const pairKey = (p: (typeof pairs)[number]) => key({ image: relativeName(p.image), class: p.className, method: p.method });
+  const wanted = new Set(pairs.map(pairKey));
   // The latest record of each of this run's pairs (a pair recorded twice counts once).
   const byKey = new Map(previous.filter((r) => wanted.has(key(r))).map((r) => [key(r), r]));
   if (previous.length === 0 && !(await readFile(resultsFile, 'utf8').catch(() => '')))
     await writeFileAtomic(resultsFile, new TextEncoder().encode(`${JSON.stringify(settings)}\n`));
   else await ensureNewline(resultsFile);
   // The pairs not yet recorded, as batch jobs: run here, or on BullMQ workers with --redis; maps land in maps/.
-  const pending = pairs.filter((p) => !byKey.has(key({ image: relativeName(p.image), class: p.className, method: p.method })));
+  const pending = pairs.filter((p) => !byKey.has(pairKey(p)));
   const jobs = await planEval(pending, {
     model: flags.model,
     weights: flags.weights,

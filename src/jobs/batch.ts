@@ -8,7 +8,7 @@ import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
-import { fileIdentity } from '../models/session-cache-node.js';
+import { fileIdentity, sessionCacheOn } from '../models/session-cache-node.js';
 import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
 import { overlayWithBar } from '../render/panel-node.js';
 import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
@@ -85,7 +85,7 @@ export function absoluteModel(spec: string): string {
 export async function modelHash(model: string, weights?: string): Promise<string> {
   const file = weights ? undefined : await modelFile(model);
   const identity = file ? await fileIdentity(file) : undefined;
-  const kept = identity && process.env.CAMERAS_SESSION_CACHE !== '0' ? join(cacheDir(), 'hashes', sha256(identity)) : undefined;
+  const kept = identity && sessionCacheOn() ? join(cacheDir(), 'hashes', sha256(identity)) : undefined;
   const known = kept ? await readFile(kept, 'utf8').catch(() => '') : '';
   if (/^[0-9a-f]{64}$/.test(known)) return known;
   const hash = sha256((await resolveModel(model, weights)).bytes);

@@ -30,6 +30,11 @@ function builderVersion(): string {
   return codeVersion;
 }
 
+/** False with CAMERAS_SESSION_CACHE=0: nothing is read from or written to the cache's per-model files. */
+export function sessionCacheOn(): boolean {
+  return process.env.CAMERAS_SESSION_CACHE !== '0';
+}
+
 /** Replaced weights files are removed once this old (see `put`). */
 const STALE_WEIGHTS_MS = 3_600_000;
 
@@ -38,7 +43,7 @@ const STALE_WEIGHTS_MS = 3_600_000;
  * CAMERAS_SESSION_CACHE=0). `identity` names the model: its file's path, size and time, or a hash of its bytes.
  */
 export function sessionCacheFor(identity: string): SessionCache | undefined {
-  if (process.env.CAMERAS_SESSION_CACHE === '0') return undefined;
+  if (!sessionCacheOn()) return undefined;
   const folder = join(cacheDir(), 'sessions');
   const base = (key: string) =>
     join(folder, createHash('sha256').update(`${identity}\u0000${key}\u0000${builderVersion()}`).digest('hex').slice(0, 40));
@@ -102,7 +107,7 @@ export function sessionCacheFor(identity: string): SessionCache | undefined {
 export function outlineStoreFor(
   identity: string,
 ): { read(): Promise<Uint8Array | undefined>; keep(outline: Uint8Array): Promise<void> } | undefined {
-  if (process.env.CAMERAS_SESSION_CACHE === '0') return undefined;
+  if (!sessionCacheOn()) return undefined;
   const file = join(
     cacheDir(),
     'sessions',

@@ -165,6 +165,11 @@ async function buildTorchvision(entry: ZooEntry, weightsPath: string | undefined
   return buildDensenet(state);
 }
 
+const isUrl = (spec: string) => /^https?:\/\//.test(spec);
+
+/** A `name:` prefix (an unknown zoo name), not a Windows drive letter. */
+const hasScheme = (spec: string) => /^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec);
+
 /**
  * The ONNX file on disk that `resolveModel(spec)` reads as it is (a model path, a shipped or bundled zoo model),
  * or undefined where the model is built, converted or downloaded.
@@ -177,7 +182,7 @@ export async function modelFile(spec: string): Promise<string | undefined> {
       : entry.file
         ? packageFile(entry.file)
         : bundledModelPath(entry.name)
-    : /^https?:\/\//.test(spec) || spec.endsWith('.json') || (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec))
+    : isUrl(spec) || spec.endsWith('.json') || hasScheme(spec)
       ? undefined
       : resolve(spec);
   if (!candidate) return undefined;
@@ -197,13 +202,13 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
     return { bytes: new Uint8Array(await readFile(packageFile(entry.file))), entry, source: spec };
   }
   if (entry) return { bytes: await loadZooModel(entry), entry, source: spec };
-  if (/^https?:\/\//.test(spec)) {
+  if (isUrl(spec)) {
     if (!spec.endsWith('.onnx'))
       throw new CamerasError(`${spec}: only .onnx files download by URL; download other formats yourself and pass the file`);
     return { bytes: await downloadOnce(spec, join(cacheDir(), 'downloads'), { validate: validOnnx }), source: spec };
   }
   if (spec.endsWith('.json')) return { bytes: await convertTfjsFile(spec), source: spec };
-  if (/^[a-z]+:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) {
+  if (hasScheme(spec)) {
     throw new CamerasError(
       `unknown model '${spec}'; give an .onnx file or one of: ${[...ZOO, ...TORCHVISION, ...ONLINE].map((e) => e.name).join(', ')} (see 'cameras models')`,
     );
