@@ -10,11 +10,12 @@ export interface FusionScale {
   gradient: FloatArray;
 }
 
-/** Channels per ONNX Runtime call: bounds the horizontally resized copies to about 16 MB each per column block. */
-const CHANNEL_CHUNK = 256;
-
-/** Gram entries per column block (VGG-16's 8 scales: 62 columns, 20 MB): the whole Gram matrix measured 0.7 GB. */
-const GRAM_BLOCK = 5_000_000;
+/**
+ * Entries of each side's horizontally resized stack per ONNX Runtime call (16 MB; VGG-16's 8 scales: 27 output
+ * columns a call): all the columns at once measured 0.7 GB, and a larger block only grows ONNX Runtime's arena,
+ * whose first use (page faults) a one-off CLI run pays in full.
+ */
+const STACK_BLOCK = 4_000_000;
 
 function transposeMatrix(m: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(rows * cols);
@@ -37,7 +38,7 @@ function tapMatrix(taps: Taps, inSize: number, outSize: number): Float32Array {
  * `C x size x size` resized tensors. With `R_s = V_s (.) H_s^T` separable, stack every scale's
  * horizontally resized rows: `X_c = [A_1c H_1^T; ...; A_nc H_n^T]` (`sum h x size`). Then for output
  * column x the map is `v_y^T M_x v_y` with `M_x = XA(x)^T XG(x)`, a Gram matrix over channels that ONNX
- * Runtime computes as one batched sgemm, channel chunk by chunk; the few vertical taps of each row then
+ * Runtime computes as one batched sgemm per block of output columns; the few vertical taps of each row then
  * finish it in JS. Mathematically identical to resizing then multiplying; about 20x faster at ResNet-50's
  * layer4 and its memory stays below 100 MB.
  */
@@ -84,23 +85,20 @@ export class FusionEngine {
     });
     const fused = new Float64Array(size * size);
     const block = stacked * stacked;
-    const columns = Math.max(1, Math.min(size, Math.floor(GRAM_BLOCK / block)));
+    const columns = Math.max(1, Math.min(size, Math.floor(STACK_BLOCK / (stacked * channels))));
+    // The maps as they are, [C * h, w] row-major: the graph's horizontal product reads them transposed.
+    const feeds: Record<string, InstanceType<typeof Tensor>> = {};
+    scales.forEach((scale, s) => {
+      const { h, w } = geometry[s] as { h: number; w: number };
+      feeds[`a${s}`] = new Tensor('float32', scale.activation.data, [channels * h, w]);
+      feeds[`g${s}`] = new Tensor('float32', scale.gradient.data, [channels * h, w]);
+    });
     for (let x0 = 0; x0 < size; x0 += columns) {
       const width = Math.min(columns, size - x0);
-      let gram: Float32Array = new Float32Array(width * block);
-      for (let c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
-        const count = Math.min(CHANNEL_CHUNK, channels - c0);
-        const feeds: Record<string, InstanceType<typeof Tensor>> = { gram_in: new Tensor('float32', gram, [width, stacked, stacked]) };
-        scales.forEach((scale, s) => {
-          const { h, w } = geometry[s] as { h: number; w: number };
-          const slice = (t: FloatArray) => t.data.subarray(c0 * h * w, (c0 + count) * h * w);
-          feeds[`a${s}`] = new Tensor('float32', slice(scale.activation), [1, count, h, w]);
-          feeds[`g${s}`] = new Tensor('float32', slice(scale.gradient), [1, count, h, w]);
-          feeds[`h${s}`] = new Tensor('float32', (horizontal[s] as Float32Array).subarray(x0 * w, (x0 + width) * w), [width, w]);
-        });
-        const out = await session.run(feeds);
-        gram = out.gram_out?.data as Float32Array;
-      }
+      geometry.forEach(({ w }, s) => {
+        feeds[`h${s}`] = new Tensor('float32', (horizontal[s] as Float32Array).subarray(x0 * w, (x0 + width) * w), [width, w]);
+      });
+      const gram = (await session.run(feeds)).gram?.data as Float32Array;
       // Column by column: one column's Gram matrix stays in cache while every row reads it (row by row, each row
       // swept all the columns' matrices, 17 MB for DenseNet-121, from memory: 2.5x slower).
       for (let x = 0; x < width; x++) {
@@ -187,39 +185,27 @@ export function fuseConstantGradients(scales: FusionScale[], size: number): Floa
 }
 
 /**
- * gram_out = gram_in + XA^T XG per output column, for one channel chunk and one block of output columns (both
- * dynamic: the horizontal taps `h<s>` of the block's columns are inputs).
+ * gram = XA^T XG per output column for one block of output columns (dynamic: the horizontal taps `h<s>` of the
+ * block's columns are inputs). Both sides are laid out [columns, C, sum h] straight from the [C * h, w] maps, and
+ * the transposes are written out for ONNX Runtime to fold into its FusedMatMul (no copies: the per-scale
+ * transposes of the channel-last layout this replaced took twice the Gram product's time on VGG-16).
  */
 function buildGramModel(geometry: { h: number; w: number }[]): Uint8Array {
   const g = OnnxGraph.empty('cameras_fusion');
-  const stacked = geometry.reduce((sum, s) => sum + s.h, 0);
-  g.addInput('gram_in', DataType.FLOAT, ['columns', stacked, stacked]);
-  // Horizontal taps as one MatMul per scale that writes the layout the Gram product needs, so only the
-  // small source maps are transposed: XA as [columns, h, C] and XG as [columns, C, h].
-  const horizontal = (prefix: string, perm: number[], layout: (h: number) => number[]) =>
+  const side = (prefix: string) =>
     geometry.map(({ h, w }, s) => {
       const name = `${prefix}${s}`;
-      g.addInput(name, DataType.FLOAT, [1, 'channels', h, w]);
+      g.addInput(name, DataType.FLOAT, [`rows${s}`, w]);
       const taps = `h${s}`;
       if (prefix === 'a') g.addInput(taps, DataType.FLOAT, ['columns', w]);
-      const [moved] = g.addNode('Transpose', [name], { perm }); // [w, h, C] or [w, C, h]
-      const [flat] = g.addNode('Reshape', [moved as string, g.addConstant('flat', [w, -1], [2], 'int64')]);
-      const [wide] = g.addNode('MatMul', [taps, flat as string]); // [columns, h * C]
-      return g.addNode('Reshape', [wide as string, g.addConstant('shape', layout(h), [3], 'int64')])[0] as string;
+      const [columnMajor] = g.addNode('Transpose', [name], { perm: [1, 0] }); // [w, C * h]
+      const [wide] = g.addNode('MatMul', [taps, columnMajor as string]); // [columns, C * h]
+      return g.addNode('Reshape', [wide as string, g.addConstant('shape', [0, -1, h], [3], 'int64')])[0] as string;
     });
-  // The column and channel counts vary by block and chunk: 0 copies the first, -1 stands for the other.
-  const [left] = g.addNode(
-    'Concat',
-    horizontal('a', [3, 0, 2, 1], (h) => [0, h, -1]),
-    { axis: 1 },
-  ); // [columns, sum h, C]
-  const [right] = g.addNode(
-    'Concat',
-    horizontal('g', [3, 0, 1, 2], (h) => [0, -1, h]),
-    { axis: 2 },
-  ); // [columns, C, sum h]
-  const [product] = g.addNode('MatMul', [left as string, right as string]); // [columns, sum h, sum h]
-  g.addNode('Add', ['gram_in', product as string], {}, { outputs: ['gram_out'] });
-  g.addOutput('gram_out');
+  const [left] = g.addNode('Concat', side('a'), { axis: 2 }); // [columns, C, sum h]
+  const [right] = g.addNode('Concat', side('g'), { axis: 2 });
+  const [leftT] = g.addNode('Transpose', [left as string], { perm: [0, 2, 1] }); // [columns, sum h, C]
+  g.addNode('MatMul', [leftT as string, right as string], {}, { outputs: ['gram'] }); // [columns, sum h, sum h]
+  g.addOutput('gram');
   return g.toBytes();
 }
