@@ -1,8 +1,10 @@
 /**
- * The paper's other architectures (VGG-16, DenseNet-121, Inception-v3, ResNet-152) with seeded torchvision weights
+ * The paper's architectures (VGG-16, DenseNet-121, Inception-v3, ResNet-152, -50, -18) with seeded torchvision weights
  * (bench/seeded_weights.py, then our torchvision builders): the plain forward passes at the 8 scales (the floor),
- * CAMERAS in process, the CLI process and the authors' method in the same run. Prints one JSON line per
- * architecture; needs python3-torchvision. `node dist/bench/archs.js [arch ...] [--runs n] [--no-authors]`
+ * CAMERAS in process, the CLI process and the authors' method in the same run: their warm run in process (`authors`)
+ * and their whole process for one image as the issue timed it (`authorsProcess`: Python, imports, the weights loaded,
+ * one cold run), against our whole CLI process. Prints one JSON line per architecture; needs python3-torchvision.
+ * `node dist/bench/archs.js [arch ...] [--runs n] [--no-authors]`
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -19,6 +21,8 @@ const ARCHS: Record<string, { layer: string; size: number }> = {
   densenet121: { layer: 'features', size: 224 },
   inception_v3: { layer: 'Mixed_7c', size: 299 },
   resnet152: { layer: 'layer4', size: 224 },
+  resnet50: { layer: 'layer4', size: 224 },
+  resnet18: { layer: 'layer4', size: 224 },
 };
 const args = process.argv.slice(2);
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 2;
@@ -34,11 +38,10 @@ function json(command: string, argv: string[], env: Record<string, string> = {})
 for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
   const { layer, size } = ARCHS[arch] as { layer: string; size: number };
   const model = resolve(MODELS, `${arch}.onnx`);
-  if (!existsSync(model)) {
-    const weights = resolve(MODELS, `${arch}.safetensors`);
-    if (!existsSync(weights)) execFileSync(PYTHON, [resolve(BENCH, 'seeded_weights.py'), arch, weights]);
-    writeFileSync(model, (await resolveModel(`torchvision:${arch}`, weights)).bytes);
-  }
+  // The authors' whole process loads these too.
+  const weights = resolve(MODELS, `${arch}.safetensors`);
+  if (!existsSync(weights)) execFileSync(PYTHON, [resolve(BENCH, 'seeded_weights.py'), arch, weights]);
+  if (!existsSync(model)) writeFileSync(model, (await resolveModel(`torchvision:${arch}`, weights)).bytes);
   const input = resolve(MODELS, `${arch}.input.npy`);
   await writeNpyFile(
     input,
@@ -101,6 +104,17 @@ for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
     const theirs = json(PYTHON, [resolve(BENCH, 'authors_cameras.py'), arch, input, '1', layer]);
     result.authors = median(theirs.times as number[]);
     result.authorsRss = theirs.maxRssMiB;
+    const started = performance.now();
+    const process = spawnSync(
+      '/usr/bin/time',
+      ['-f', '%M', PYTHON, resolve(BENCH, 'authors_cameras.py'), arch, input, 'process', layer, weights],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (process.status !== 0) throw new Error(`the authors' process failed on ${arch}: ${process.stderr}`);
+    result.authorsProcess = (performance.now() - started) / 1000;
+    result.authorsProcessRss = Number(process.stderr.trim().split('\n').pop()) / 1024 || 0;
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -4,7 +4,10 @@ per scale with module hooks recording activations and gradients, then the fusion
 C x 224 x 224 tensors. Written for this benchmark after the paper's algorithm; not the authors' file.
 
   python3 authors_cameras.py <torchvision arch> <input.npy> <runs> [layer, default layer4]   -> one JSON line
+  python3 authors_cameras.py <torchvision arch> <input.npy> process <layer> <weights.safetensors>
+      the whole process a user runs for one image, timed from outside: load the weights, one cold run
 """
+import os
 import json
 import resource
 import sys
@@ -15,12 +18,21 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-arch, input_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+arch, input_path = sys.argv[1], sys.argv[2]
+whole_process = sys.argv[3] == 'process'
+runs = 1 if whole_process else int(sys.argv[3])
 layer_path = sys.argv[4] if len(sys.argv) > 4 else 'layer4'
 torch.set_num_threads(2)
 torch.manual_seed(0)
 options = {'aux_logits': True, 'init_weights': False} if arch == 'inception_v3' else {}
+if whole_process and arch.startswith('vgg'):
+    options['init_weights'] = False  # as torchvision builds it for pretrained weights
 model = getattr(torchvision.models, arch)(**options).eval()
+if whole_process:
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts'))
+    from safetensors_io import load_safetensors  # noqa: E402
+
+    model.load_state_dict(load_safetensors(sys.argv[5]))
 image = torch.from_numpy(np.load(input_path))
 resolutions = list(range(image.shape[2], image.shape[2] + 776, 100))
 
@@ -51,7 +63,8 @@ def cameras(x, class_index):
     return (saliency - saliency.min()) / (saliency.max() - saliency.min())
 
 
-cameras(image, 243)  # warm
+if not whole_process:
+    cameras(image, 243)  # warm
 times = []
 for _ in range(runs):
     start = time.perf_counter()

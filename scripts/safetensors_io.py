@@ -22,3 +22,21 @@ def save_safetensors(path, state):
     text += b' ' * ((8 - len(text) % 8) % 8)
     with open(path, 'wb') as f:
         f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
+
+
+def load_safetensors(path):
+    """The state dict in a file save_safetensors wrote (F32 and I64 tensors), read in one go as torch.load reads a
+    .pth: what a user of the authors' code pays to load the model's weights."""
+    kinds = {'F32': torch.float32, 'I64': torch.int64}
+    with open(path, 'rb') as f:
+        size = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(size))
+        data = bytearray(f.read())
+    state = {}
+    for name, entry in header.items():
+        if name == '__metadata__':
+            continue
+        start, end = entry['data_offsets']
+        tensor = torch.frombuffer(data, dtype=kinds[entry['dtype']], count=(end - start) // (8 if entry['dtype'] == 'I64' else 4), offset=start)
+        state[name] = tensor.reshape(entry['shape'])
+    return state
