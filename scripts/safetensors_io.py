@@ -1,5 +1,6 @@
 """A state dict written as .safetensors without the safetensors package (Debian has none)."""
 import json
+import os
 import struct
 
 import torch
@@ -31,12 +32,15 @@ def load_safetensors(path):
     with open(path, 'rb') as f:
         size = struct.unpack('<Q', f.read(8))[0]
         header = json.loads(f.read(size))
-        data = bytearray(f.read())
+        data = bytearray(os.fstat(f.fileno()).st_size - 8 - size)
+        f.readinto(data)  # one copy of the weights, as torch.load holds
     state = {}
     for name, entry in header.items():
         if name == '__metadata__':
             continue
         start, end = entry['data_offsets']
-        tensor = torch.frombuffer(data, dtype=kinds[entry['dtype']], count=(end - start) // (8 if entry['dtype'] == 'I64' else 4), offset=start)
+        dtype = kinds[entry['dtype']]
+        count = (end - start) // torch.empty(0, dtype=dtype).element_size()
+        tensor = torch.frombuffer(data, dtype=dtype, count=count, offset=start) if count else torch.empty(0, dtype=dtype)
         state[name] = tensor.reshape(entry['shape'])
     return state

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { FusionEngine, fuseConstantGradients } from '../src/engine/fusion.js';
+import { FusionEngine, fuseConstantGradients, fusionColumns } from '../src/engine/fusion.js';
 import { fuseScales, normaliseFused } from '../src/methods/cameras.js';
 import { difference } from './helpers.js';
 
@@ -43,12 +43,28 @@ describe('fast fusion equals the reference fusion', () => {
     assert.equal(fast.empty, reference.empty);
   });
 
-  it("Gram path in blocks of output columns (VGG-16's stride-16 sides for 224..924 px: 5 blocks of 46)", async () => {
+  it("Gram path in blocks of output columns (VGG-16's stride-16 sides for 224..924 px: blocks of 46 columns)", async () => {
     const data = scales(300, false, [14, 20, 26, 32, 39, 45, 51, 57]);
     const fast = normaliseFused(await engine.fuseSums(data, 224), data.length, 224);
     const reference = fuseScales(data, 224);
     const d = difference(fast.map, reference.map);
     assert.ok(d.max < 1e-5, `max diff ${d.max}`);
+  });
+
+  it('Gram path where the stacked rows outnumber the channels (a shallow layer: the Gram block bounds the columns)', async () => {
+    const data = scales(6, false, [56, 81, 106]);
+    assert.equal(fusionColumns(243, 6, 224), Math.floor(5_000_000 / 243 ** 2));
+    const fast = normaliseFused(await engine.fuseSums(data, 224), data.length, 224);
+    const reference = fuseScales(data, 224);
+    const d = difference(fast.map, reference.map);
+    assert.ok(d.max < 1e-5, `max diff ${d.max}`);
+  });
+
+  it("block sizes: each side's stack and the Gram block within budget, at least one column", () => {
+    assert.equal(fusionColumns(284, 512, 224), 27); // VGG-16 features.29, 8 scales: the stacks bound it
+    assert.equal(fusionColumns(140, 1024, 224), 27); // DenseNet-121 features
+    assert.equal(fusionColumns(4592, 64, 224), 1); // VGG-16 features.3: one column, its Gram matrix alone is 84 MB
+    assert.equal(fusionColumns(10, 8, 224), 224);
   });
 
   it('constant-gradient path (a global-pooling head)', async () => {

@@ -17,6 +17,14 @@ export interface FusionScale {
  */
 const STACK_BLOCK = 4_000_000;
 
+/** Gram entries per block (20 MB): a layer with more stacked rows than channels (ResNet's maxpool: 1148 x 64) is bounded by these. */
+const GRAM_BLOCK = 5_000_000;
+
+/** Output columns per ONNX Runtime call: both the stacks and the Gram block stay within their budgets (at least one column). */
+export function fusionColumns(stacked: number, channels: number, size: number): number {
+  return Math.max(1, Math.min(size, Math.floor(STACK_BLOCK / (stacked * channels)), Math.floor(GRAM_BLOCK / (stacked * stacked))));
+}
+
 function transposeMatrix(m: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c] as number;
@@ -84,7 +92,7 @@ export class FusionEngine {
       offset += g.h;
     });
     const fused = new Float64Array(size * size);
-    const columns = Math.max(1, Math.min(size, Math.floor(STACK_BLOCK / (stacked * channels))));
+    const columns = fusionColumns(stacked, channels, size);
     // The maps as they are, [C * h, w] row-major: the graph's horizontal product reads them transposed.
     const feeds: Record<string, InstanceType<typeof Tensor>> = {};
     scales.forEach((scale, s) => {
@@ -126,7 +134,7 @@ export class FusionEngine {
 /**
  * fused(y, x0 + x) = sum over the vertical taps a, b of row y of V[y, a] V[y, b] M_x[a, b], for a block's `width`
  * columns. A plain function, not part of the async fusion: V8 compiles a hot loop in place only there (inside the
- * async function it ran unoptimised until called several times: DenseNet-121's first fusion 65 -> 25 ms here).
+ * async function it ran unoptimised until called several times: DenseNet-121's first fusion 65 -> 24 ms here).
  * Column by column: one column's Gram matrix stays in cache while every row reads it (row by row, each row swept
  * all the columns' matrices, 17 MB for DenseNet-121, from memory: 2.5x slower).
  */
