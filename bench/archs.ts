@@ -6,13 +6,14 @@
  * one cold run), against our whole CLI process. Prints one JSON line per architecture; needs python3-torchvision.
  * `node dist/bench/archs.js [arch ...] [--runs n] [--no-authors]`
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readImage, writeNpyFile } from '../src/index.js';
 import { PRESETS, type PreprocessPreset, preprocess } from '../src/io/preprocess.js';
 import { resolveModel } from '../src/models/zoo-node.js';
 import { BENCH, MODELS } from './models.js';
+import { median, processRuns } from './processes.js';
 
 const ROOT = resolve(BENCH, '..');
 const PYTHON = '/usr/bin/python3';
@@ -28,7 +29,6 @@ const args = process.argv.slice(2);
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 3;
 const authors = !args.includes('--no-authors');
 const chosen = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs');
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
 
 function json(command: string, argv: string[], env: Record<string, string> = {}): Record<string, unknown> {
   const out = execFileSync(command, argv, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ...env } });
@@ -52,43 +52,25 @@ for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
   const measure = (task: string) => json(process.execPath, [resolve(ROOT, 'dist/bench/measure.js'), task, model, input, String(runs)], env);
   const floor = measure('forward-sum');
   const cameras = measure('cameras');
-  const cli: number[] = [];
-  let cliRss = 0;
+  const cliArgs = [
+    resolve(ROOT, 'dist/src/cli/main.js'),
+    'explain',
+    resolve(ROOT, 'test/fixtures/images/dog.jpg'),
+    '--model',
+    model,
+    '--layer',
+    layer,
+    '--class',
+    '243',
+    '--resolutions',
+    resolutions.join(','),
+    '--out',
+    '/tmp/cameras-bench-arch.png',
+    '--quiet',
+  ];
   // The first run builds the session cache (what every later process starts from): timed apart, as cliFirst.
-  let cliFirst = 0;
-  for (let i = -1; i < runs; i++) {
-    const started = performance.now();
-    const run = spawnSync(
-      '/usr/bin/time',
-      [
-        '-f',
-        '%M',
-        process.execPath,
-        resolve(ROOT, 'dist/src/cli/main.js'),
-        'explain',
-        resolve(ROOT, 'test/fixtures/images/dog.jpg'),
-        '--model',
-        model,
-        '--layer',
-        layer,
-        '--class',
-        '243',
-        '--resolutions',
-        resolutions.join(','),
-        '--out',
-        '/tmp/cameras-bench-arch.png',
-        '--quiet',
-      ],
-      { encoding: 'utf8' },
-    );
-    if (run.status !== 0) throw new Error(`cameras explain failed on ${arch}: ${run.stderr}`);
-    if (i < 0) {
-      cliFirst = (performance.now() - started) / 1000;
-      continue;
-    }
-    cli.push((performance.now() - started) / 1000);
-    cliRss = Math.max(cliRss, Number(run.stderr.trim().split('\n').pop()) / 1024 || 0);
-  }
+  const cliFirst = processRuns(process.execPath, cliArgs, 1).times[0];
+  const cli = processRuns(process.execPath, cliArgs, runs);
   const result: Record<string, unknown> = {
     arch,
     layer,
@@ -96,25 +78,17 @@ for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
     floorRss: floor.maxRssMiB,
     cameras: median(cameras.times as number[]),
     camerasRss: cameras.maxRssMiB,
-    cli: median(cli),
-    cliRss,
+    cli: median(cli.times),
+    cliRss: cli.maxRssMiB,
     cliFirst,
   };
   if (authors) {
     const theirs = json(PYTHON, [resolve(BENCH, 'authors_cameras.py'), arch, input, '1', layer]);
     result.authors = median(theirs.times as number[]);
     result.authorsRss = theirs.maxRssMiB;
-    const started = performance.now();
-    const wholeRun = spawnSync(
-      '/usr/bin/time',
-      ['-f', '%M', PYTHON, resolve(BENCH, 'authors_cameras.py'), arch, input, 'process', layer, weights],
-      {
-        encoding: 'utf8',
-      },
-    );
-    if (wholeRun.status !== 0) throw new Error(`the authors' process failed on ${arch}: ${wholeRun.stderr}`);
-    result.authorsProcess = (performance.now() - started) / 1000;
-    result.authorsProcessRss = Number(wholeRun.stderr.trim().split('\n').pop()) / 1024 || 0;
+    const whole = processRuns(PYTHON, [resolve(BENCH, 'authors_cameras.py'), arch, input, 'process', layer, weights], 1);
+    result.authorsProcess = whole.times[0];
+    result.authorsProcessRss = whole.maxRssMiB;
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

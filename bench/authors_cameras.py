@@ -7,8 +7,8 @@ C x 224 x 224 tensors. Written for this benchmark after the paper's algorithm; n
   python3 authors_cameras.py <torchvision arch> <input.npy> process <layer> <weights.safetensors>
       the whole process a user runs for one image, timed from outside: load the weights, one cold run
 """
-import os
 import json
+import os
 import resource
 import sys
 import time

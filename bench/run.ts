@@ -4,28 +4,17 @@
  * weights. Each task runs in its own process; medians and peak RSS go to a table and bench/results.json.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadImageTensor, writeNpyFile } from '../src/index.js';
 import { resolveModel } from '../src/models/zoo-node.js';
 import { BENCH, ensureModel, MODELS } from './models.js';
+import { type Measurement, median, processRuns } from './processes.js';
 
 const ROOT = resolve(BENCH, '..');
 const PYTHON = '/usr/bin/python3';
 const quick = process.argv.includes('--quick');
-
-interface Measurement {
-  times: number[];
-  maxRssMiB: number | null;
-  [key: string]: unknown;
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 function measure(task: string, model: string, input: string, runs: number): Measurement {
   const out = execFileSync(process.execPath, [resolve(ROOT, 'dist/bench/measure.js'), task, model, input, String(runs)], {
@@ -33,26 +22,6 @@ function measure(task: string, model: string, input: string, runs: number): Meas
     maxBuffer: 1 << 20,
   });
   return JSON.parse(out.trim().split('\n').pop() as string) as Measurement;
-}
-
-/** Wall time and peak RSS of whole processes (GNU time reports the RSS). */
-function processRuns(command: string, args: string[], runs: number): Measurement {
-  const scratch = mkdtempSync(join(tmpdir(), 'cameras-bench-'));
-  const times: number[] = [];
-  let rss = 0;
-  const timeTool = existsSync('/usr/bin/time');
-  for (let i = 0; i < runs; i++) {
-    const report = join(scratch, 'rss');
-    const start = performance.now();
-    const run = timeTool
-      ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', report, command, ...args], { encoding: 'utf8' })
-      : spawnSync(command, args, { encoding: 'utf8' });
-    times.push((performance.now() - start) / 1000);
-    if (run.status !== 0) throw new Error(`${command} failed: ${run.stderr}`);
-    if (timeTool) rss = Math.max(rss, Number(readFileSync(report, 'utf8').trim().split('\n').pop()) / 1024);
-  }
-  rmSync(scratch, { recursive: true, force: true });
-  return { times, maxRssMiB: timeTool ? rss : null };
 }
 
 function hasTorch(): boolean {
