@@ -18,7 +18,7 @@ import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
-import { isOutline, outlineModel } from './onnx/outline.js';
+import { isOutline, outlineModel, requireWholeModel } from './onnx/outline.js';
 
 /** A session built on first use: kept once made, forgotten if making it failed, so the next use tries again. */
 function retried<T>(making: Promise<T>, forget: () => void): Promise<T> {
@@ -196,8 +196,7 @@ export class Explainer {
       (async () => {
         const source = this.modelBytes();
         const bytes = typeof source === 'function' ? await source() : source;
-        if (!this.config.loadModel && isOutline(this.graph.model))
-          throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
+        if (!this.config.loadModel) requireWholeModel(this.graph.model);
         const head = buildHeadModel(bytes, this.layer.tensor);
         const session = await this.runtime.InferenceSession.create(head.bytes, { graphOptimizationLevel: 'all', ...QUIET });
         const run = async (activations: FloatArray) => {

@@ -3,7 +3,7 @@ import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph, logitsOf } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
-import { isOutline } from '../onnx/outline.js';
+import { requireWholeModel } from '../onnx/outline.js';
 import { type OrtRuntime, QUIET, type SessionOptions } from './runtime.js';
 import { type Target, targetSeed } from './scores.js';
 
@@ -72,8 +72,7 @@ export class GradientSession {
     }
     // The model's own bytes when the caller has them: re-encoding a large model costs time and a copy.
     const source = typeof options.modelBytes === 'function' ? await options.modelBytes() : options.modelBytes;
-    if (!source && isOutline(model.model))
-      throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
+    if (!source) requireWholeModel(model.model);
     const { bytes, ...graph } = buildGradientGraph(source ?? model.toBytes(), {
       targets,
       seedInputs: true,

@@ -1,3 +1,4 @@
+import { CamerasError } from '../errors.js';
 import { decodeModel, encodeModel, type TensorProto } from './proto.js';
 
 /** Initializers up to this size keep their values (shape constants, small biases): structure may read them. */
@@ -36,4 +37,10 @@ export function outlineModel(bytes: Uint8Array): Uint8Array {
 /** True for what `outlineModel` made. */
 export function isOutline(model: { metadataProps?: { key?: string | null }[] | null }): boolean {
   return (model.metadataProps ?? []).some((p) => p.key === OUTLINE_KEY);
+}
+
+/** Refuses an outline where the whole model is needed (a session to build, and nothing to read the weights with). */
+export function requireWholeModel(model: { metadataProps?: { key?: string | null }[] | null }): void {
+  if (isOutline(model))
+    throw new CamerasError("the model is an outline without its weights (outlineModel); give 'loadModel' to read the whole model");
 }
