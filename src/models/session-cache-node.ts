@@ -35,6 +35,19 @@ export function sessionCacheOn(): boolean {
   return process.env.CAMERAS_SESSION_CACHE !== '0';
 }
 
+/** `<cache>/sessions/`: the optimised graphs, their weights and names, and the models' outlines. */
+function sessionsFolder(): string {
+  return join(cacheDir(), 'sessions');
+}
+
+/** A file name for what `parts` name, with the builder's version in it: a new version never meets an old file. */
+function cachedName(...parts: string[]): string {
+  return createHash('sha256')
+    .update([...parts, builderVersion()].join('\u0000'))
+    .digest('hex')
+    .slice(0, 40);
+}
+
 /** Replaced weights files are removed once this old (see `put`). */
 const STALE_WEIGHTS_MS = 3_600_000;
 
@@ -44,9 +57,8 @@ const STALE_WEIGHTS_MS = 3_600_000;
  */
 export function sessionCacheFor(identity: string): SessionCache | undefined {
   if (!sessionCacheOn()) return undefined;
-  const folder = join(cacheDir(), 'sessions');
-  const base = (key: string) =>
-    join(folder, createHash('sha256').update(`${identity}\u0000${key}\u0000${builderVersion()}`).digest('hex').slice(0, 40));
+  const folder = sessionsFolder();
+  const base = (key: string) => join(folder, cachedName(identity, key));
   return {
     async get(key) {
       try {
@@ -108,11 +120,7 @@ export function outlineStoreFor(
   identity: string,
 ): { read(): Promise<Uint8Array | undefined>; keep(outline: Uint8Array): Promise<void> } | undefined {
   if (!sessionCacheOn()) return undefined;
-  const file = join(
-    cacheDir(),
-    'sessions',
-    `${createHash('sha256').update(`outline\u0000${identity}\u0000${builderVersion()}`).digest('hex').slice(0, 40)}.outline.onnx`,
-  );
+  const file = join(sessionsFolder(), `${cachedName('outline', identity)}.outline.onnx`);
   return {
     // One that does not parse (cut short, overwritten) is as good as none: the model is read and it is made again.
     read: async () => {
@@ -125,7 +133,7 @@ export function outlineStoreFor(
       }
     },
     keep: async (outline) => {
-      await mkdir(join(cacheDir(), 'sessions'), { recursive: true });
+      await mkdir(sessionsFolder(), { recursive: true });
       await writeFileAtomic(file, outline);
     },
   };

@@ -74,7 +74,7 @@ function packageFile(path: string): string {
 
 /** Where the build puts a converted nsfwjs model in the package: assets/models/nsfwjs_<name>.onnx. */
 export function bundledModelPath(name: string): string {
-  return fileURLToPath(new URL(`../../../assets/models/${name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`, import.meta.url));
+  return packageFile(`assets/models/${name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`);
 }
 
 /** Throws the parser's one-line error when the bytes are not an ONNX model. */
