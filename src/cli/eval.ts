@@ -10,13 +10,11 @@ import { planEval } from '../jobs/eval-jobs.js';
 import type { EvalScores } from '../jobs/evaluate.js';
 import { enqueueAndWait } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
-import { DEFAULT_METRICS, METRICS, type Metric } from '../metrics/names.js';
+import { METRICS, type Metric } from '../metrics/names.js';
 import { PointingGameScore } from '../metrics/pointing-game.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable, classIndex, loadModel } from './explain.js';
 import { formatTable } from './table.js';
-
-export { DEFAULT_METRICS, METRICS };
 
 export interface EvalFlags {
   model: string;
