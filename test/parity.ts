@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { GradientSession } from '../src/engine/gradient-session.js';
+import { resizeInput } from '../src/engine/resize.js';
 import { Explainer } from '../src/explainer.js';
+import type { FloatArray } from '../src/io/npy.js';
+import { fuseSumsReference } from '../src/methods/cameras.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
 import { bytes, difference, npy } from './helpers.js';
 
 export interface ReferenceCase {
@@ -18,18 +23,30 @@ export interface ReferenceCase {
 
 /**
  * Runs every case of a reference folder (cases.json, inputs, golden maps) on `model`: identical classes per
- * resolution, and the map judged against the exact result, the authors' code in float64 (`float64/`):
- * max |ours - exact| <= 1e-5 (about 10x what we measure), except where PyTorch's own float32 map is farther
- * than that from the exact one (a ReLU gate whose input is within rounding of zero flips): there ours may be
- * no farther than PyTorch float32 is. Golden NaN maps (the reference's division by zero) come back as zeros
- * with `empty: true`. Each case's errors are kept for a summary: the summed mean error must not exceed PyTorch's.
+ * resolution, and the map judged against the exact result, the authors' code in float64 (`float64/`).
+ *
+ * The bound is what float32 allows on any kernel, not what one CPU measured. Every float32 activation and gradient
+ * carries a relative error of a few units in the last place (u = 2^-24) whichever kernel computed it (AVX-512,
+ * AVX2, wasm: they only sum in other orders). The map sums signed products A_k G_k over channels, so an error of
+ * delta in each product moves the fused value at p by at most delta S(p), S = the same fusion of |A| and |G|; dividing
+ * by the range R of the fused map and counting the maximum's own error once more (min-max), |map - exact| <=
+ * 2 delta kappa with kappa = max S / R, the map's cancellation. With delta = 8u (4u for A and for G) the bound is
+ * 16 u kappa. Measured on mini_resnet: 0.1-2.4 u kappa for ours (AVX-512 and AVX2) and for PyTorch float32; kappa is
+ * 5-9 on most cases, 553 on `cat_dog.layer3.default.c0` (a class whose evidence mostly cancels), where AVX2 kernels
+ * gave 1.08e-5 against a former fixed bound of 1e-5. A ReLU gate whose input is within rounding of zero can still
+ * flip (a jump the rounding analysis does not cover): there ours may be as far as PyTorch float32 is. Golden NaN
+ * maps (the reference's division by zero) come back as zeros with `empty: true`. Each case's errors are kept for a
+ * summary: the summed mean error must not exceed PyTorch's.
  */
+export const FLOAT32_BOUND_ULPS = 16;
+
 export function referenceCases(folder: string): ReferenceCase[] {
   return (JSON.parse(readFileSync(resolve(folder, 'cases.json'), 'utf8')) as { cases: ReferenceCase[] }).cases;
 }
 
 export class ParityChecker {
   private readonly explainers = new Map<string, Promise<Explainer>>();
+  private readonly sessions = new Map<string, Promise<GradientSession>>();
   constructor(
     private readonly folder: string,
     private readonly modelPath: string,
@@ -42,6 +59,32 @@ export class ParityChecker {
       this.explainers.set(layer, found);
     }
     return found;
+  }
+
+  /** kappa = max S / R: the fused |A| |G| over the fused map's range, at the scales and class the map used. */
+  private async cancellation(explainer: Explainer, input: FloatArray, classIndex: number, used: number[], first: number): Promise<number> {
+    let session = this.sessions.get(explainer.layer.tensor);
+    if (!session) {
+      session = GradientSession.create(ort, OnnxGraph.fromBytes(bytes(this.modelPath)), [explainer.layer.tensor], { threads: 2 });
+      this.sessions.set(explainer.layer.tensor, session);
+    }
+    const signed = [];
+    const absolute = [];
+    for (const r of used) {
+      const target = (await (await session).run(r === first ? input : resizeInput(input, r), classIndex)).targets[0];
+      const activation = target?.activation as FloatArray;
+      const gradient = target?.gradient as FloatArray;
+      signed.push({ activation, gradient });
+      const abs = (t: FloatArray) => ({ data: t.data.map(Math.abs), shape: t.shape });
+      absolute.push({ activation: abs(activation), gradient: abs(gradient) });
+    }
+    const fused = fuseSumsReference(signed, first);
+    const magnitude = fuseSumsReference(absolute, first);
+    let range = 0;
+    for (const v of fused) range = Math.max(range, v);
+    let largest = 0;
+    for (const v of magnitude) largest = Math.max(largest, v);
+    return largest / range;
   }
 
   async check(c: ReferenceCase): Promise<void> {
@@ -72,8 +115,19 @@ export class ParityChecker {
     const exact = npy(resolve(this.folder, 'float64', basename(c.map))).data;
     const ours = difference(result.map, exact);
     const pytorch = difference(golden, exact);
-    const bound = Math.max(1e-5, 1.01 * pytorch.max);
-    assert.ok(ours.max <= bound, `max |map - exact| = ${ours.max}; PyTorch float32's own: ${pytorch.max}`);
+    const first = c.resolutions[0] as number;
+    // kappa >= 1 (S >= |fused|), so below 16u no case can fail and kappa's extra passes are skipped.
+    const floor = FLOAT32_BOUND_ULPS * 2 ** -24;
+    const kappa =
+      ours.max <= floor
+        ? 1
+        : await this.cancellation(explainer, npy(resolve(this.folder, c.input)), result.classIndex, result.usedResolutions, first);
+    const rounding = floor * kappa;
+    const bound = Math.max(rounding, 1.01 * pytorch.max);
+    assert.ok(
+      ours.max <= bound,
+      `max |map - exact| = ${ours.max}; float32 bound ${rounding} (kappa ${kappa.toFixed(1)}); PyTorch float32's own: ${pytorch.max}`,
+    );
     this.errors.push({ name: c.name, ours: ours.mean, pytorch: pytorch.mean, oursMax: ours.max, pytorchMax: pytorch.max });
   }
 
@@ -90,5 +144,6 @@ export class ParityChecker {
 
   async dispose(): Promise<void> {
     for (const explainer of this.explainers.values()) await (await explainer).dispose();
+    for (const session of this.sessions.values()) await (await session).dispose();
   }
 }

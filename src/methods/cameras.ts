@@ -16,6 +16,11 @@ export type CamerasMethodOptions = ScaleOptions;
  * tensor is held): the readable reference that the fast `FusionEngine` is tested against.
  */
 export function fuseScales(scales: FusionScale[], size: number): SaliencyMap {
+  return normaliseFused(fuseSumsReference(scales, size), scales.length, size);
+}
+
+/** sum over channels of (sum of resized A) x (sum of resized G), `size x size`: what `FusionEngine.fuseSums` computes. */
+export function fuseSumsReference(scales: FusionScale[], size: number): Float64Array {
   const channels = scales[0]?.activation.shape[1] as number;
   const positions = size * size;
   const geometry = scales.map(({ activation }) => {
@@ -46,7 +51,7 @@ export function fuseScales(scales: FusionScale[], size: number): SaliencyMap {
     });
     for (let p = 0; p < positions; p++) fused[p] += (meanA[p] as number) * (meanG[p] as number);
   }
-  return normaliseFused(fused, scales.length, size);
+  return fused;
 }
 
 /** The fused sums over `count` scales divided by count^2 (the two means): CAMERAS' raw map, before ReLU. */
