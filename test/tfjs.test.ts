@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { convertTfjsModel, decodeTfjsWeights, type TfjsModelJson } from '../src/models/tfjs.js';
+import { convertTfjsModel, decodeTfjsWeights, TFJS_LAYERS, type TfjsModelJson } from '../src/models/tfjs.js';
 import { zooEntry } from '../src/models/zoo.js';
-import { loadZooModel, resolveModel } from '../src/models/zoo-node.js';
+import { bundledModelPath, loadZooModel, resolveModel } from '../src/models/zoo-node.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { resolveLayer } from '../src/onnx/layers.js';
-import { difference } from './helpers.js';
+import { difference, ROOT } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 
@@ -137,7 +137,21 @@ describe('TF.js layers model -> ONNX', () => {
     const input = tf.input({ shape: [8, 8, 3] });
     const up = tf.layers.upSampling2d({ size: [2, 2], name: 'grow' }).apply(input) as tf.SymbolicTensor;
     const { json, weights } = await artifacts(tf.model({ inputs: input, outputs: up }));
-    assert.throws(() => convertTfjsModel(json, decodeTfjsWeights(json, [weights])), /a layer we cannot convert: UpSampling2D 'grow'/);
+    assert.throws(
+      () => convertTfjsModel(json, decodeTfjsWeights(json, [weights])),
+      (error: Error) => {
+        assert.match(error.message, /a layer we cannot convert: UpSampling2D 'grow'; supported: /);
+        // The refusal lists exactly the converter's table.
+        assert.deepEqual(error.message.split('supported: ')[1]?.split(', '), Object.keys(TFJS_LAYERS));
+        return true;
+      },
+    );
+  });
+
+  it("the README lists exactly the converter's layer classes", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const listed = /converter \(`src\/models\/tfjs.ts`: ([^;]+);/.exec(readme)?.[1]?.split(/,\s+/);
+    assert.deepEqual(listed, Object.keys(TFJS_LAYERS));
   });
 
   it('decodes uint16-quantised weights', () => {
@@ -157,15 +171,28 @@ describe('model zoo', () => {
   process.env.CAMERAS_CACHE_DIR = cache;
   after(() => rmSync(cache, { recursive: true, force: true }));
 
-  it('converts an nsfwjs model once and then reads it from the cache', async () => {
+  it('converts an nsfwjs model once, reads it from the cache, and converts a corrupt cached file again', async () => {
     const entry = zooEntry('nsfwjs:mobilenet_v2');
     assert.ok(entry);
-    const first = await loadZooModel(entry);
-    const second = await resolveModel('nsfwjs:mobilenet_v2');
-    assert.ok(Buffer.from(second.bytes).equals(Buffer.from(first)), 'the cached model is the converted one');
-    assert.equal(second.entry?.layer, 'out_relu');
+    // As in an install whose build did not ship the model: nothing at the bundled path.
+    const missing = join(cache, 'not-shipped.onnx');
+    const cached = join(cache, 'nsfwjs_mobilenet_v2.onnx');
+    const converted = await loadZooModel(entry, missing);
+    assert.ok(existsSync(cached), 'the conversion is kept in the cache');
+    // The build's shipped file is the same conversion.
+    assert.ok(Buffer.from(converted).equals(readFileSync(bundledModelPath(entry.name))), 'converted = shipped');
+    // Read from the cache, not converted again: another valid model put there comes back as it is.
+    const other = readFileSync(join(ROOT, 'assets/models/mini_resnet.onnx'));
+    writeFileSync(cached, other);
+    assert.ok(Buffer.from(await loadZooModel(entry, missing)).equals(other), 'the cached file is read');
+    // A corrupt cached file is converted again and replaced.
+    writeFileSync(cached, 'not an onnx model');
+    const again = await loadZooModel(entry, missing);
+    assert.ok(Buffer.from(again).equals(Buffer.from(converted)), 'converted again');
+    assert.ok(readFileSync(cached).equals(Buffer.from(converted)), 'the cache holds the new conversion');
     // The default layer resolves in the converted model by its Keras name.
-    assert.equal(resolveLayer(OnnxGraph.fromBytes(first), 'out_relu').opType, 'Clip');
+    assert.equal(resolveLayer(OnnxGraph.fromBytes(converted), 'out_relu').opType, 'Clip');
+    assert.equal((await resolveModel('nsfwjs:mobilenet_v2')).entry?.layer, 'out_relu');
   });
 
   it('refuses an unknown zoo name and names the known ones', async () => {

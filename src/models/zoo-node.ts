@@ -83,12 +83,12 @@ function validOnnx(bytes: Uint8Array, source: string): void {
 }
 
 /**
- * A zoo model's ONNX bytes: from the cache, else converted and cached (written whole, then renamed). A cached
- * file that does not parse (cut short, overwritten) is converted again.
+ * A zoo model's ONNX bytes: the file the package ships (`bundled`), else from the cache, else converted and cached
+ * (written whole, then renamed). A cached file that does not parse (cut short, overwritten) is converted again.
  */
-export async function loadZooModel(entry: ZooEntry): Promise<Uint8Array> {
+export async function loadZooModel(entry: ZooEntry, bundled = bundledModelPath(entry.name)): Promise<Uint8Array> {
   // Shipped in the package: converted at build time (npm run build:models), so nsfwjs and TF.js stay dev-only.
-  const shipped = await readFile(bundledModelPath(entry.name)).catch(() => undefined);
+  const shipped = await readFile(bundled).catch(() => undefined);
   if (shipped) return new Uint8Array(shipped);
   const file = join(cacheDir(), `${entry.name.replace(/[^a-z0-9_.-]/gi, '_')}.onnx`);
   const cached = await readFile(file).catch(() => undefined);

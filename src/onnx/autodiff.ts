@@ -159,10 +159,8 @@ function ancestors(graph: OnnxGraph, sink: string): Set<string> {
  */
 export function buildGradientGraph(model: ModelProto | Uint8Array, options: GradientGraphOptions): GradientGraph {
   const bytes = model instanceof Uint8Array ? model : new OnnxGraph(model).toBytes();
-  const lifted = OnnxGraph.fromBytes(bytes);
-  raiseOpset(lifted, GRADIENT_OPSET);
-  // Re-index after the rewrite so producers and consumers are exact.
-  const graph = new OnnxGraph(lifted.model);
+  const graph = OnnxGraph.fromBytes(bytes);
+  raiseOpset(graph, GRADIENT_OPSET);
   const input = graph.inputNames[0];
   if (!input) throw new CamerasError('the model has no input; export it again');
   const exportedSize = relaxInputShape(graph, input);

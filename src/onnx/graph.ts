@@ -72,6 +72,17 @@ export class OnnxGraph {
     return this.graph.node as NodeProto[];
   }
 
+  /**
+   * Replaces the graph's nodes and rebuilds the index from them: the one way to rewrite the node list, so
+   * producers and consumers always describe the nodes there are.
+   */
+  replaceNodes(nodes: NodeProto[]): void {
+    this.graph.node = nodes;
+    this.producers.clear();
+    this.consumers.clear();
+    for (const node of nodes) this.index(node);
+  }
+
   /** Graph inputs that are real inputs, not initializers listed as inputs (old exporters do that). */
   get inputNames(): string[] {
     return (this.graph.input ?? []).map((v) => v.name ?? '').filter((name) => !this.initializers.has(name));

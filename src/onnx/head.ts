@@ -39,7 +39,7 @@ export function buildHeadModel(bytes: Uint8Array, target: string): { bytes: Uint
   );
   const used = new Set(keep.flatMap((n) => n.input ?? []));
   for (const [name, init] of graph.initializers) if (used.has(name)) head.graph.initializer?.push(init);
-  head.graph.node = keep;
+  head.replaceNodes(keep);
   // Batches of edited activations go through: the output's batch is not the model's declared 1.
   head.addOutput(logits);
   return { bytes: head.toBytes(), logits };

@@ -30,7 +30,7 @@ export function raiseOpset(graph: OnnxGraph, target: number): void {
     const added = graph.nodes.splice(before);
     rebuilt.push(...added, ...replacement);
   }
-  graph.graph.node = rebuilt;
+  graph.replaceNodes(rebuilt);
   graph.opset = target;
 }
 
