@@ -866,7 +866,7 @@ describe('cameras eval', () => {
     );
     assert.match(
       readFileSync(join(results, 'summary.csv'), 'utf8'),
-      /^method,pointing,pointing \(difficult\),rho\+,rho-,deletion,insertion,confidence,road,pairs\n/,
+      /^method,pointing,pointing \(difficult\),rho\+,rho-,pairs\n/,
     );
     assert.match(second.stdout, /3 images, \d+ classes/);
     const insdel = await cameras([

@@ -7,11 +7,10 @@ import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { absoluteModel, type BatchJob, type BatchOutcome, type BatchRecord, JobRunner, runBatch } from '../jobs/batch.js';
 import { planEval } from '../jobs/eval-jobs.js';
-import type { EvalScores } from '../jobs/evaluate.js';
 import { enqueueAndWait } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
-import { METRICS, type Metric } from '../metrics/names.js';
-import { PointingGameScore } from '../metrics/pointing-game.js';
+import type { EvalMetric, ScoredRecord } from '../metrics/metric.js';
+import { EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable, classIndex, loadModel } from './explain.js';
 import { formatTable } from './table.js';
@@ -35,7 +34,11 @@ export interface EvalFlags {
 }
 
 /** One line of results.jsonl: one image, class and method, with its scores. */
-type EvalRecord = EvalScores & { image: string; class: string; method: string; seconds: number };
+interface EvalRecord extends ScoredRecord {
+  image: string;
+  method: string;
+  seconds: number;
+}
 
 const key = (r: { image: string; class: string; method: string }) => `${r.image}\u0000${r.class}\u0000${r.method}`;
 
@@ -52,8 +55,7 @@ interface EvalSettings {
 export async function evalCommand(dataset: string, flags: EvalFlags): Promise<void> {
   for (const method of flags.methods) methodByName(method);
   for (const metric of flags.metrics)
-    if (!(METRICS as readonly string[]).includes(metric))
-      throw new CamerasError(`unknown metric '${metric}'; choose from: ${METRICS.join(', ')}`);
+    if (!metricByName(metric)) throw new CamerasError(`unknown metric '${metric}'; choose from: ${METRICS.join(', ')}`);
   const items = (await loadDataset(dataset)).slice(0, flags.limit);
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   await checkWritable(join(flags.outDir, 'results.jsonl'));
@@ -103,7 +105,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     model: flags.model,
     weights: flags.weights,
     layer: flags.layer,
-    metrics: flags.metrics as Metric[],
+    metrics: flags.metrics,
     tolerance: flags.tolerance,
     annotatedClass: !!flags.annotatedClass,
     outDir: join(flags.outDir, 'maps'),
@@ -165,20 +167,12 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   if (outcome.failed.length > 0) process.exitCode = ExitCode.usage;
   const classes = [...new Set(items.flatMap((i) => classesIn(i.annotation)))].sort();
   const records = [...byKey.values()];
-  const summary = summarise(records, flags.methods, classes);
-  const header = ['method', 'pointing', 'pointing (difficult)', 'rho+', 'rho-', 'deletion', 'insertion', 'confidence', 'road', 'pairs'];
-  const rows = summary.map((s) => [
-    s.method,
-    fmt(s.pointing),
-    fmt(s.pointingDifficult),
-    fmt(s.rhoPlus),
-    fmt(s.rhoMinus),
-    fmt(s.deletion),
-    fmt(s.insertion),
-    fmt(s.confidence),
-    fmt(s.road),
-    String(s.pairs),
-  ]);
+  // The summary's columns: those of the metrics asked for, in the registry's order.
+  const metrics = EVAL_METRICS.filter((m) => flags.metrics.includes(m.name));
+  const summary = summarise(records, flags.methods, classes, metrics);
+  const columns = metrics.flatMap((m) => m.columns);
+  const header = ['method', ...columns.map((c) => c.header), 'pairs'];
+  const rows = summary.map((s) => [s.method as string, ...columns.map((c) => fmt(s[c.key] as number | undefined)), String(s.pairs)]);
   await writeFileAtomic(
     join(flags.outDir, 'summary.csv'),
     new TextEncoder().encode(`${[header, ...rows].map((r) => r.join(',')).join('\n')}\n`),
@@ -188,6 +182,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     flags.outDir,
     records,
     flags.methods,
+    metrics,
     header,
     rows,
     `${items.length} images, ${classes.length} classes, model ${flags.model}`,
@@ -237,46 +232,14 @@ function relativePath(root: string, file: string): string {
   return path.startsWith('..') ? resolve(file) : path;
 }
 
-interface MethodSummary {
-  method: string;
-  pointing?: number;
-  /** The pointing game on the 'difficult' subset alone (undefined when no pair is in it). */
-  pointingDifficult?: number;
-  rhoPlus?: number;
-  rhoMinus?: number;
-  deletion?: number;
-  insertion?: number;
-  confidence?: number;
-  road?: number;
-  pairs: number;
-}
+/** One method's summary: a value per column of the metrics asked for (summary.json), and its pair count. */
+type MethodSummary = { method: string; pairs: number } & Record<string, number | string | undefined>;
 
-function summarise(records: EvalRecord[], methods: string[], classes: string[]): MethodSummary[] {
+function summarise(records: EvalRecord[], methods: string[], classes: string[], metrics: readonly EvalMetric[]): MethodSummary[] {
   return methods.map((method) => {
     const mine = records.filter((r) => r.method === method);
-    const mean = (pick: (r: EvalRecord) => number | undefined) => {
-      const values = mine.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v));
-      return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined;
-    };
-    const pointingOver = (pairs: EvalRecord[]) => {
-      if (!pairs.some((r) => r.pointing !== undefined)) return undefined;
-      const score = new PointingGameScore(classes);
-      for (const r of pairs) if (r.pointing !== undefined && classes.includes(r.class)) score.add(r.class, r.pointing);
-      return score.mean();
-    };
-    const difficult = mine.filter((r) => r.difficult && r.pointing);
-    return {
-      method,
-      pointing: pointingOver(mine),
-      pointingDifficult: difficult.length ? pointingOver(difficult) : undefined,
-      rhoPlus: mean((r) => r.rhoPlus),
-      rhoMinus: mean((r) => r.rhoMinus),
-      deletion: mean((r) => r.deletion),
-      insertion: mean((r) => r.insertion),
-      confidence: mean((r) => r.confidence),
-      road: mean((r) => r.road),
-      pairs: mine.length,
-    };
+    const values = metrics.flatMap((m) => m.columns.map((c) => [c.key, c.summarise(mine, classes)] as const));
+    return { method, ...Object.fromEntries(values), pairs: mine.length };
   });
 }
 
@@ -296,19 +259,22 @@ async function writeReport(
   folder: string,
   records: EvalRecord[],
   methods: string[],
+  metrics: readonly EvalMetric[],
   header: string[],
   rows: string[][],
   caption: string,
 ): Promise<boolean> {
-  const panels = (['deletion', 'insertion'] as const).map((mode) => ({
-    title: `${mode} (mean over images)`,
-    points: methods.flatMap((method) => {
-      const curve = meanCurve(
-        records.filter((r) => r.method === method).flatMap((r) => (r[`${mode}Curve`] ? [r[`${mode}Curve`] as number[]] : [])),
-      );
-      return (curve ?? []).map((y, i) => ({ series: method, x: i / Math.max(1, curve?.length ? curve.length - 1 : 1), y }));
-    }),
-  }));
+  const panels = metrics
+    .flatMap((m) => m.curves ?? [])
+    .map(({ key: curveKey, title }) => ({
+      title: `${title} (mean over images)`,
+      points: methods.flatMap((method) => {
+        const curve = meanCurve(
+          records.filter((r) => r.method === method).flatMap((r) => (Array.isArray(r[curveKey]) ? [r[curveKey]] : [])),
+        );
+        return (curve ?? []).map((y, i) => ({ series: method, x: i / Math.max(1, curve?.length ? curve.length - 1 : 1), y }));
+      }),
+    }));
   const plotted = panels.some((p) => p.points.length > 0);
   const svg = plotted
     ? await renderSvg(curvesSpec(panels, { x: 'fraction of pixels changed', y: 'class probability', yDomain: [0, 1] }))
@@ -317,7 +283,8 @@ async function writeReport(
   const table = `<table><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>${rows
     .map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`)
     .join('')}</table>`;
-  const html = `<!doctype html><html lang="en"><meta charset="utf-8"><title>cameras eval</title><style>body{font-family:DejaVu Sans,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}</style><h1>Saliency evaluation</h1><p>${escapeHtml(caption)}. Pointing: TorchRay's pointing game (mean of per-class accuracies); rho+ / rho-: the CAMERAS paper's densities (higher / lower is better); deletion / insertion: RISE's AUCs (lower / higher is better).</p>${table}${svg ? `<h2>Insertion and deletion</h2>${svg}` : ''}</html>\n`;
+  const captions = metrics.map((m) => m.caption).join('; ');
+  const html = `<!doctype html><html lang="en"><meta charset="utf-8"><title>cameras eval</title><style>body{font-family:DejaVu Sans,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}</style><h1>Saliency evaluation</h1><p>${escapeHtml(caption)}. ${escapeHtml(captions)}.</p>${table}${svg ? `<h2>Insertion and deletion</h2>${svg}` : ''}</html>\n`;
   await writeFileAtomic(join(folder, 'report.html'), new TextEncoder().encode(html));
   return plotted;
 }

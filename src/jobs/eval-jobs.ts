@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import type { Annotation } from '../datasets/voc.js';
-import type { Metric } from '../metrics/names.js';
 import { absoluteModel, type BatchJob, imageHash, jobKey, modelHash, stemOf } from './batch.js';
 
 /** One annotated (image, class) pair to explain with one method and score. */
@@ -15,7 +14,7 @@ export interface EvalPlanOptions {
   model: string;
   weights?: string;
   layer?: string;
-  metrics: Metric[];
+  metrics: string[];
   tolerance: number;
   annotatedClass: boolean;
   /** Where the jobs' maps, overlays and records go. */

@@ -1,6 +1,6 @@
 import { type Target, targetScore } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
-import type { Forward } from './insertion-deletion.js';
+import { type EvalMetric, type Forward, meanColumn } from './metric.js';
 
 /**
  * pytorch-grad-cam's `CamMultImageConfidenceChange`: score(x * map) - score(x), the map in [0, 1] at the input's
@@ -22,3 +22,13 @@ export async function confidenceChange(
   const [plain, kept] = await forward([input, { data: masked, shape: input.shape }]);
   return targetScore(kept as Float32Array, target, classIndex) - targetScore(plain as Float32Array, target, classIndex);
 }
+
+/** `confidence`: pytorch-grad-cam's confidence change of the explained class's probability. */
+export const confidenceMetric: EvalMetric = {
+  name: 'confidence',
+  summary: "pytorch-grad-cam's confidence change: the class's probability on the input times the map, minus on the input",
+  byDefault: false,
+  columns: [meanColumn('confidence', 'confidence')],
+  caption: "confidence: pytorch-grad-cam's confidence change (higher is better)",
+  score: async ({ forward, tensor, map, classIndex }) => ({ confidence: await confidenceChange(forward, tensor, map, classIndex, 'prob') }),
+};

@@ -1,3 +1,6 @@
+import { softmax } from '../engine/scores.js';
+import { type EvalMetric, meanColumn } from './metric.js';
+
 /**
  * The paper's density metrics (Jalwana et al. 2021, section 5): how much of the class's confidence the salient
  * region carries per unit of area.
@@ -38,3 +41,21 @@ export function densities(probabilityKept: number, probabilityRemoved: number, m
     negative: area < 1 ? probabilityRemoved / (1 - area) : 0,
   };
 }
+
+/** `density`: the paper's rho+ and rho- of the pair's map. */
+export const densityMetric: EvalMetric = {
+  name: 'density',
+  summary: "the paper's densities: the class's probability on the input times the map (rho+) and its complement (rho-), per unit of area",
+  byDefault: true,
+  columns: [meanColumn('rhoPlus', 'rho+'), meanColumn('rhoMinus', 'rho-')],
+  caption: "rho+ / rho-: the CAMERAS paper's densities (higher / lower is better)",
+  async score({ forward, tensor, map, classIndex }) {
+    const { kept, removed } = maskedInputs(tensor.data, tensor.shape[1] as number, map);
+    const [a, b] = await forward([
+      { data: kept, shape: tensor.shape },
+      { data: removed, shape: tensor.shape },
+    ]);
+    const d = densities(softmax(a as Float32Array)[classIndex] as number, softmax(b as Float32Array)[classIndex] as number, map);
+    return { rhoPlus: d.positive, rhoMinus: d.negative };
+  },
+};

@@ -1,8 +1,8 @@
 import { softmax, topOne } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
+import { type EvalMetric, type Forward, meanColumn } from './metric.js';
 
-/** Logits of each input, as `Explainer.forward` gives them (stacked into few ONNX Runtime calls). */
-export type Forward = (inputs: FloatArray[]) => Promise<Float32Array[]>;
+export type { Forward } from './metric.js';
 
 /**
  * RISE's blur kernel (`gkern(11, 5)` in Petsiuk et al.'s evaluation.py): scipy's `gaussian_filter` of a centred
@@ -130,3 +130,29 @@ export async function causalMetric(
   }
   return { scores, auc: riseAuc(scores), classIndex };
 }
+
+/** `insdel`: RISE's deletion and insertion AUCs, with each pair's curve kept for the report's mean curves. */
+export const insdelMetric: EvalMetric = {
+  name: 'insdel',
+  summary: "RISE's deletion and insertion: the class's probability as pixels are deleted or inserted in order of saliency",
+  byDefault: true,
+  columns: [meanColumn('deletion', 'deletion'), meanColumn('insertion', 'insertion')],
+  caption: "deletion / insertion: RISE's AUCs (lower / higher is better)",
+  curves: [
+    { key: 'deletionCurve', title: 'deletion' },
+    { key: 'insertionCurve', title: 'insertion' },
+  ],
+  async score({ forward, tensor, map, classIndex, annotatedClass }) {
+    const round = (values: number[]) => values.map((v) => Math.round(v * 1e4) / 1e4);
+    // RISE follows the model's top-1 class on the clean input; annotatedClass follows the explained class.
+    const followed = annotatedClass ? { classIndex } : {};
+    const deletion = await causalMetric(forward, tensor, map, 'deletion', followed);
+    const insertion = await causalMetric(forward, tensor, map, 'insertion', followed);
+    return {
+      deletion: deletion.auc,
+      insertion: insertion.auc,
+      deletionCurve: round(deletion.scores),
+      insertionCurve: round(insertion.scores),
+    };
+  },
+};

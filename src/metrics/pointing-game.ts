@@ -1,5 +1,6 @@
-import type { ClassMask } from '../datasets/mask.js';
+import { type ClassMask, classMask, isDifficultPair } from '../datasets/mask.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
+import type { EvalMetric, ScoredRecord } from './metric.js';
 
 /**
  * The pointing game's point (TorchRay's `pointing_game` benchmark): the first maximum, in row-major order, of
@@ -64,3 +65,42 @@ export class PointingGameScore {
     return values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
   }
 }
+
+/** TorchRay's mean over the data set's classes, of the records that have a pointing result. */
+function pointingOver(records: readonly ScoredRecord[], classes: readonly string[]): number | undefined {
+  if (!records.some((r) => r.pointing !== undefined)) return undefined;
+  const score = new PointingGameScore(classes);
+  for (const r of records) if (r.pointing !== undefined && classes.includes(r.class)) score.add(r.class, r.pointing as 1 | 0 | -1);
+  return score.mean();
+}
+
+/**
+ * `pointing`: the pointing game as TorchRay plays it, on all pairs and on the 'difficult' subset (Zhang et al.:
+ * the class's region under a quarter of the image and another class present).
+ */
+export const pointingMetric: EvalMetric = {
+  name: 'pointing',
+  summary: "TorchRay's pointing game: is the map's maximum within the tolerance of the class's ground truth",
+  byDefault: true,
+  columns: [
+    { key: 'pointing', header: 'pointing', summarise: pointingOver },
+    {
+      key: 'pointingDifficult',
+      header: 'pointing (difficult)',
+      summarise: (records, classes) => {
+        const difficult = records.filter((r) => r.difficult && r.pointing);
+        return difficult.length ? pointingOver(difficult, classes) : undefined;
+      },
+    },
+  ],
+  caption: "Pointing: TorchRay's pointing game (mean of per-class accuracies)",
+  async score({ annotation, className, result, tolerance }) {
+    const mask = classMask(annotation, className);
+    return {
+      pointing: mask
+        ? pointingHit(mask, pointOf(result.map, result.height, result.width, annotation.height, annotation.width), tolerance)
+        : 0,
+      difficult: mask ? isDifficultPair(annotation, className, mask) : false,
+    };
+  },
+};

@@ -1,6 +1,7 @@
 import { type Target, targetScore } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
-import type { Forward } from './insertion-deletion.js';
+import { gaussian } from '../random.js';
+import { type EvalMetric, type Forward, meanColumn } from './metric.js';
 
 /** numpy.percentile's default (linear interpolation between the closest ranks). */
 export function percentile(values: ArrayLike<number>, p: number): number {
@@ -145,3 +146,15 @@ export async function road(
   const leastRelevantFirst = mean(percentiles.length);
   return { mostRelevantFirst, leastRelevantFirst, combined: (leastRelevantFirst - mostRelevantFirst) / 2 };
 }
+
+/** `road`: ROAD combined, (LeRF - MoRF) / 2 over percentiles 10..90, its noise seeded per pair. */
+export const roadMetric: EvalMetric = {
+  name: 'road',
+  summary: 'ROAD as pytorch-grad-cam computes it: (LeRF - MoRF) / 2 with noisy linear imputation, percentiles 10..90',
+  byDefault: false,
+  columns: [meanColumn('road', 'road')],
+  caption: "road: ROAD's combined score (higher is better)",
+  score: async ({ forward, tensor, map, classIndex }) => ({
+    road: (await road(forward, tensor, map, classIndex, { random: gaussian(0) })).combined,
+  }),
+};
