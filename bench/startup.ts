@@ -6,9 +6,8 @@
  */
 const boot = performance.now() / 1000; // performance.now() counts from the process's start
 const [modelPath, photo, layer] = process.argv.slice(2) as [string, string, string];
-const { loadModel } = await import('../src/jobs/loaded-model.js');
+const { openExplainer } = await import('../src/models/open-node.js');
 const { readImage } = await import('../src/io/image-node.js');
-const { preprocess } = await import('../src/io/preprocess.js');
 const lap = (() => {
   let last = performance.now();
   return () => {
@@ -20,14 +19,14 @@ const lap = (() => {
 })();
 const imports = performance.now() / 1000 - boot;
 lap();
-const model = await loadModel(modelPath, { layer, threads: 2 });
+const explainer = await openExplainer(modelPath, { layer, threads: 2 });
 const load = lap();
-const tensor = preprocess(await readImage(photo), model.preset, model.size);
+const tensor = explainer.preprocess(await readImage(photo));
 const image = lap();
-const options = { classIndex: 243, resolutions: model.resolutions };
-await model.explainer.explain(tensor, options);
+const options = { classIndex: 243 };
+await explainer.explain(tensor, options);
 const firstExplain = lap();
-await model.explainer.explain(tensor, options);
+await explainer.explain(tensor, options);
 const warmExplain = lap();
-await model.explainer.dispose();
+await explainer.dispose();
 process.stdout.write(`${JSON.stringify({ boot, imports, load, image, firstExplain, warmExplain })}\n`);

@@ -14,7 +14,8 @@ export { parseCoco } from './datasets/coco.js';
 export { type ClassMask, classesIn, classMask } from './datasets/mask.js';
 export { type AnnotatedObject, type Annotation, formatVoc, parseVoc } from './datasets/voc.js';
 export type { FusionScale } from './engine/fusion.js';
-export { type GradientPass, GradientSession } from './engine/gradient-session.js';
+export { type GradientPass, GradientSession, type GradientSessionOptions, type OutputKind } from './engine/gradient-session.js';
+export { type LayerView, layerViewName, parseLayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
 export {
   type CamPostprocess,
   minMax,
@@ -27,11 +28,18 @@ export {
 } from './engine/postprocess.js';
 export { resizeBicubic, resizeBilinear, resizeInput, resizePlaneBilinear } from './engine/resize.js';
 export type { OrtRuntime, SessionCache, SessionOptions } from './engine/runtime.js';
-export { ClassConsistency, DEFAULT_RESOLUTIONS } from './engine/scales.js';
+export { ClassConsistency, DEFAULT_RESOLUTIONS, type ScaleFacts } from './engine/scales.js';
 export {
   checkClass,
+  isOutputTarget,
+  isRegionTarget,
+  type OutputTarget,
   parseTarget,
+  predictedMask,
   probabilityOf,
+  type RegionMask,
+  type RegionTarget,
+  resizeMaskNearest,
   softmax,
   type Target,
   targetName,
@@ -65,10 +73,12 @@ export type {
   MethodNeed,
   MethodOutput,
   NoiseOptions,
+  PassRunner,
   SaliencyMethod,
+  ScaleOptions,
 } from './methods/method.js';
 export { noiseTunnel } from './methods/noise-tunnel.js';
-export { METHODS, methodByName, REGISTRY } from './methods/registry.js';
+export { METHODS, type MethodOptions, methodByName, REGISTRY } from './methods/registry.js';
 export { confidenceChange } from './metrics/confidence-change.js';
 export { type Densities, densities, maskedInputs } from './metrics/density.js';
 export {
@@ -81,6 +91,8 @@ export {
   riseKernel,
   saliencyOrder,
 } from './metrics/insertion-deletion.js';
+export type { EvalMetric, PairScores, ScoredPair, SummaryColumn } from './metrics/metric.js';
+export { EVAL_METRICS, metricByName } from './metrics/names.js';
 export { PointingGameScore, pointingHit, pointOf } from './metrics/pointing-game.js';
 export { noisyLinearImpute, percentile, type RoadOptions, road } from './metrics/road.js';
 export {
@@ -95,6 +107,15 @@ export {
   similarity,
 } from './metrics/sanity.js';
 export { averageRanks, hog, pearson, spearman, ssim } from './metrics/similarity.js';
+export {
+  detectLayerView,
+  type ModelOutput,
+  type ModelProfile,
+  mergeProfiles,
+  type ProfileOverrides,
+  resolveProfile,
+  zooProfile,
+} from './models/profile.js';
 export { classByName, resolutionsFor, ZOO, type ZooEntry } from './models/zoo.js';
 export { buildGradientGraph, type GradientGraph, type GradientGraphOptions } from './onnx/autodiff.js';
 export { OnnxGraph } from './onnx/graph.js';

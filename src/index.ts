@@ -9,32 +9,36 @@
  *     const result = await explainer.explain(await loadImageTensor('cat.jpg'), { classIndex: 281 });
  */
 import * as ort from 'onnxruntime-node';
-import { Explainer, type ExplainerConfig } from './explainer.js';
+import { Explainer } from './explainer.js';
 import { readImage } from './io/image-node.js';
 import type { FloatArray } from './io/npy.js';
 import { preprocess, presetByName } from './io/preprocess.js';
-import { openExplainer } from './jobs/loaded-model.js';
+import { type OpenOptions, openExplainer } from './models/open-node.js';
 
 export * from './core.js';
 export { readNpyFile, writeFileAtomic, writeNpyFile } from './io/files-node.js';
 export { readImage } from './io/image-node.js';
-export { readModelFile } from './jobs/loaded-model.js';
+export type { OpenOptions } from './models/open-node.js';
+export { readModelFile } from './models/open-node.js';
 
 /**
  * An explainer on ONNX Runtime for Node. `model` is a file path, a zoo name (`nsfwjs:mobilenet_v2`,
  * `torchvision:resnet50` with `weights`, `onnx:resnet50-v1-7`; see `cameras models`), an .onnx URL, or the model's
- * bytes. A zoo model's own layer is the default target.
+ * bytes. Its `profile` (preprocessing, input size, resolutions, labels, layer, outputs) is the zoo's for a zoo model,
+ * inferred from the graph otherwise; `profile` and `layer` override it. The CLI opens models the same way, so both
+ * give the same map.
  */
-export async function createExplainer(
-  options: Omit<ExplainerConfig, 'model' | 'source'> & { model: string | Uint8Array; weights?: string },
-): Promise<Explainer> {
+export async function createExplainer(options: OpenOptions & { model: string | Uint8Array }): Promise<Explainer> {
   const { model, weights, ...config } = options;
   if (typeof model !== 'string') return Explainer.create(ort, { ...config, model, source: 'model' });
-  return (await openExplainer(model, { ...config, weights })).explainer;
+  return openExplainer(model, { ...config, weights });
 }
 
-/** Decodes an image file and preprocesses it (default: the authors' `torchvision` preset). */
-export async function loadImageTensor(path: string, preset = 'torchvision'): Promise<FloatArray> {
-  const chosen = presetByName(preset);
-  return preprocess(await readImage(path), chosen);
+/**
+ * Decodes an image file and preprocesses it as the model's profile says (given an explainer), or by a preset's
+ * name (default: the authors' `torchvision` preset, at its 224 px).
+ */
+export async function loadImageTensor(path: string, model: Explainer | string = 'torchvision'): Promise<FloatArray> {
+  const image = await readImage(path);
+  return typeof model === 'string' ? preprocess(image, presetByName(model)) : model.preprocess(image);
 }

@@ -69,7 +69,7 @@ describe('gradient graphs equal PyTorch autograd on a whole model', () => {
           });
         }
         // The top-1 class needs no class index: the graph adds its one-hot to the seed before the softmax.
-        const top = (await session.run(input, null)).logits.data;
+        const top = (await session.run(input, null)).output.data;
         const best = top.indexOf(Math.max(...top));
         const implicit = await session.run(input, null, 'prob');
         const explicit = await session.run(input, best, 'prob');

@@ -20,9 +20,10 @@ import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { softmax } from '../src/engine/scores.js';
 import { createExplainer } from '../src/index.js';
+import { writeNpyFile } from '../src/io/files-node.js';
 import { readImage } from '../src/io/image-node.js';
 import { formatNpy } from '../src/io/npy.js';
-import { normalise, PRESETS, resizeLinearUint8 } from '../src/io/preprocess.js';
+import { normalise, PRESETS, preprocess, resizeLinearUint8 } from '../src/io/preprocess.js';
 import { bundledModelPath, convertNsfwjs } from '../src/models/zoo-node.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { DataType } from '../src/onnx/proto.js';
@@ -146,6 +147,7 @@ describe('cameras explain', () => {
       'layer',
       'method',
       'target',
+      'output',
       'class',
       'classPerResolution',
       'probPerResolution',
@@ -207,7 +209,10 @@ describe('cameras explain', () => {
     assert.ok(difference(maps[0] as Float32Array, maps[2] as Float32Array).max > 0.05, 'a contrast changes the map');
     await rejects([...base, '--target', 'contrast:5'], /contrast class 5 is the explained class/);
     await rejects([...base, '--target', 'contrast:99'], /class 99 is out of range/);
-    await rejects([...base, '--target', 'entropy'], /unknown target 'entropy'; use logit, prob, logprob or contrast:<class>/);
+    await rejects(
+      [...base, '--target', 'entropy'],
+      /unknown target 'entropy'; use logit, prob, logprob, contrast:<class> or segment:<class>/,
+    );
   });
 
   it('refuses an option the method cannot honour, naming both', async () => {
@@ -247,12 +252,16 @@ describe('cameras explain', () => {
 
   it('explains a torch.onnx.export model exported without dynamic axes at every scale, as the dynamic export', async () => {
     const maps: Float32Array[] = [];
+    // One input for both: the fixed export's profile takes its declared 64 px as the input size, the dynamic one's 224.
+    const tensor = join(work, 'gap-input.npy');
+    await writeNpyFile(tensor, preprocess(await readImage(PHOTO), PRESETS.torchvision as (typeof PRESETS)[string], 64));
     for (const name of ['fixed_gap', 'dynamic_gap']) {
       const map = join(work, `${name}.npy`);
       const model = resolve(FIXTURES, `torch/${name}.onnx`);
       const run = await cameras([
         'explain',
-        PHOTO,
+        '--input',
+        tensor,
         '--model',
         model,
         '--resolutions',
@@ -864,10 +873,7 @@ describe('cameras eval', () => {
         ['gradient', 3],
       ],
     );
-    assert.match(
-      readFileSync(join(results, 'summary.csv'), 'utf8'),
-      /^method,pointing,pointing \(difficult\),rho\+,rho-,pairs\n/,
-    );
+    assert.match(readFileSync(join(results, 'summary.csv'), 'utf8'), /^method,pointing,pointing \(difficult\),rho\+,rho-,pairs\n/);
     assert.match(second.stdout, /3 images, \d+ classes/);
     const insdel = await cameras([
       ...args,
@@ -971,7 +977,7 @@ describe('cameras layers', () => {
   it('lists module paths with shapes and marks the default', async () => {
     const run = await cameras(['layers', '--model', MODEL]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^layer4\s+\[1, 128, 7, 7\]\s+Relu\s+\/layer4\/layer4\.0\/relu_1\/Relu_output_0\s+\(default\)$/m);
+    assert.match(run.stdout, /^layer4\s+\[1, 128, 7, 7\]\s+nchw\s+Relu\s+\/layer4\/layer4\.0\/relu_1\/Relu_output_0\s+\(default\)$/m);
     assert.match(run.stdout, /^layer3\.0\.downsample\s+\[1, 64, 14, 14\]/m);
   });
 });

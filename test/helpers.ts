@@ -60,7 +60,7 @@ export async function runGradient(
       [graph.seed]: new ort.Tensor('float32', seed, seedShape),
     });
     return {
-      logits: out[graph.logits] as ort.Tensor,
+      logits: out[graph.output] as ort.Tensor,
       activations: graph.targets.map((t) => (t.activation ? (out[t.activation] as ort.Tensor) : undefined)),
       gradients: graph.targets.map((t) => out[t.gradient] as ort.Tensor),
     };

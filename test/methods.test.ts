@@ -88,14 +88,17 @@ describe('the method registry', () => {
     const tunnel = await e.explain(catDog, { method: 'gradient', classIndex: 5, smooth: { samples: 4, seed: 9 } });
     assert.deepEqual([...tunnel.map], [...smoothgrad.map]);
     const gradient = await e.explain(catDog, { method: 'gradient', classIndex: 5 });
-    assert.ok(Math.abs(tunnel.classProbability - gradient.classProbability) < 1e-6, "the clean input's probability is reported");
+    assert.ok(
+      Math.abs((tunnel.classProbability as number) - (gradient.classProbability as number)) < 1e-6,
+      "the clean input's probability is reported",
+    );
     // Zero noise: one copy is the input itself, and the class is picked at the first resolution, as CAMERAS picks it.
     const options = { resolutions: [400, 224] };
     const plainCameras = await e.explain(catDog, options);
     const tunnelled = await e.explain(catDog, { ...options, smooth: { samples: 1, noise: 0 } });
     assert.deepEqual([...tunnelled.map], [...plainCameras.map]);
     assert.equal(tunnelled.classIndex, plainCameras.classIndex);
-    assert.ok(Math.abs(tunnelled.classProbability - plainCameras.classProbability) < 1e-6);
+    assert.ok(Math.abs((tunnelled.classProbability as number) - (plainCameras.classProbability as number)) < 1e-6);
     const a = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const b = await e.explain(catDog, { method: 'gradcam', classIndex: 5, smooth: { samples: 3, seed: 1 } });
     const plain = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });

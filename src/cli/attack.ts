@@ -6,13 +6,16 @@ import type { PgdResult } from '../attacks/pgd.js';
 import { type SaliencyAttackResult, saliencyGuidedAttack } from '../attacks/saliency-attack.js';
 import { softmax, topOne } from '../engine/scores.js';
 import { CamerasError, ExitCode } from '../errors.js';
+import type { Explainer } from '../explainer.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
-import { preprocess, type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
+import { type RgbImage, resizeLinearUint8 } from '../io/preprocess.js';
+import { expandImages } from '../jobs/inputs.js';
 import { methodByName } from '../methods/registry.js';
+import { classIndex, openExplainer } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { renderPanel } from '../render/panel-node.js';
-import { checkWritable, classIndex, expandImages, type LoadedModel, loadModel } from './explain.js';
+import { checkWritable } from './explain.js';
 import { formatTable } from './table.js';
 
 export interface AttackFlags {
@@ -83,13 +86,13 @@ function amplified(result: PgdResult, bgr: boolean | undefined): RgbImage {
 async function writeAndVerify(
   path: string,
   result: PgdResult,
-  model: LoadedModel,
+  explainer: Explainer,
   confidence: number,
   targeted: boolean,
 ): Promise<boolean> {
   await writeFileAtomic(path, new Uint8Array(await pngOf(result.image)));
   const reread = await readImage(path);
-  const logits = (await model.explainer.forward([preprocess(reread, model.preset, model.size)]))[0] as Float32Array;
+  const logits = (await explainer.forward([explainer.preprocess(reread)]))[0] as Float32Array;
   const top = topOne(logits);
   const probability = targeted ? (softmax(logits)[result.targetClass] as number) : top.probability;
   return targeted ? probability >= confidence : top.index !== result.originalClass && probability >= confidence;
@@ -100,9 +103,11 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
   const paths = await expandImages(images);
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   await checkWritable(join(flags.outDir, 'x'));
-  const model = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
-  const goal = flags.target === 'least-likely' || flags.target === 'untargeted' ? flags.target : { class: classIndex(flags.target, model) };
-  const name = (index: number) => `${index}${model.labels?.[index] ? ` (${model.labels[index]})` : ''}`;
+  const model = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
+  const { profile } = model;
+  const goal =
+    flags.target === 'least-likely' || flags.target === 'untargeted' ? flags.target : { class: classIndex(flags.target, profile) };
+  const name = (index: number) => `${index}${profile.labels?.[index] ? ` (${profile.labels[index]})` : ''}`;
   const bar =
     !flags.quiet && !flags.json && process.stderr.isTTY
       ? new SingleBar({
@@ -124,17 +129,16 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
       const started = performance.now();
       let image: RgbImage;
       try {
-        image = resizeLinearUint8(await readImage(path), model.size, model.size);
+        image = resizeLinearUint8(await readImage(path), profile.inputSize, profile.inputSize);
       } catch (error) {
         if (!(error instanceof CamerasError)) throw error;
         failures.push(error.message);
         continue;
       }
-      const result: SaliencyAttackResult = await saliencyGuidedAttack(model.explainer, image, model.preset, {
+      const result: SaliencyAttackResult = await saliencyGuidedAttack(model, image, model.preset, {
         goal,
         beta: flags.beta,
         method: flags.saliency,
-        explain: flags.saliency === 'cameras' ? { resolutions: model.resolutions } : {},
         norm: flags.norm,
         epsilon: flags.epsilon,
         stepSize: flags.step,
@@ -188,7 +192,7 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
     }
   } finally {
     bar?.stop();
-    await model.explainer.dispose();
+    await model.dispose();
   }
   for (const failure of failures) process.stderr.write(`failed: ${failure}\n`);
   // Images that could not be read are bad input: the usage exit code, after the others are done.

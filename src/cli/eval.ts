@@ -11,8 +11,9 @@ import { enqueueAndWait } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
 import type { EvalMetric, ScoredRecord } from '../metrics/metric.js';
 import { EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
+import { classIndex, openExplainer } from '../models/open-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
-import { checkWritable, classIndex, loadModel } from './explain.js';
+import { checkWritable } from './explain.js';
 import { formatTable } from './table.js';
 
 export interface EvalFlags {
@@ -59,8 +60,8 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const items = (await loadDataset(dataset)).slice(0, flags.limit);
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
   await checkWritable(join(flags.outDir, 'results.jsonl'));
-  const model = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
-  const { explainer, size } = model;
+  const explainer = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
+  const size = explainer.profile.inputSize;
   const resultsFile = join(flags.outDir, 'results.jsonl');
   const settings: EvalSettings = {
     settings: {
@@ -76,7 +77,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   for (const item of items)
     for (const c of classesIn(item.annotation)) {
       try {
-        classIndex(c, model);
+        classIndex(c, explainer.profile);
       } catch {
         await explainer.dispose();
         throw new CamerasError(
@@ -143,7 +144,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   let outcome: BatchOutcome;
   const runner = new JobRunner(flags.threads);
   try {
-    runner.adopt(jobs[0] ?? { model: absoluteModel(flags.model) }, model);
+    runner.adopt(jobs[0] ?? { model: absoluteModel(flags.model) }, explainer);
     outcome = flags.redis
       ? await enqueueAndWait(jobs, {
           redis: flags.redis,

@@ -2,22 +2,20 @@ import { access, constants, mkdir } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
+import { parseLayerView } from '../engine/layer-view.js';
 import type { CamPostprocess } from '../engine/postprocess.js';
 import { parseTarget, type Target, topK } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { Explainer, ExplainOptions } from '../explainer.js';
 import { readNpyFile, writeFileAtomic, writeNpyFile } from '../io/files-node.js';
-import { expandImages } from '../jobs/inputs.js';
-import { classIndex, type LoadedModel, loadModel } from '../jobs/loaded-model.js';
-
-export { classIndex, expandImages, type LoadedModel, loadModel };
-
-import { readImage } from '../io/image-node.js';
+import { readImage, readMask } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
-import { preprocess, type RgbImage } from '../io/preprocess.js';
+import type { RgbImage } from '../io/preprocess.js';
+import { expandImages } from '../jobs/inputs.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
 import { methodByName } from '../methods/registry.js';
+import { classIndex, openExplainer } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
 
@@ -41,6 +39,8 @@ export interface ExplainFlags {
   top?: number;
   resolutions?: number[];
   preprocess?: string;
+  output?: string;
+  layerView?: string;
   saveMap?: string;
   out?: string;
   outDir?: string;
@@ -72,17 +72,29 @@ export async function checkWritable(path: string): Promise<void> {
 }
 
 /** The classes to explain for one input: --classes, --top k, --class, or the top-1 class. */
-async function classesFor(flags: ExplainFlags, model: LoadedModel, tensor: FloatArray): Promise<(number | null)[]> {
-  if (flags.classes) return flags.classes.map((c) => classIndex(c, model));
+async function classesFor(flags: ExplainFlags, explainer: Explainer, tensor: FloatArray): Promise<(number | null)[]> {
+  if (flags.classes) return flags.classes.map((c) => classIndex(c, explainer.profile));
   if (flags.top) {
-    return topK(await model.explainer.logits(tensor, model.resolutions[0]), flags.top);
+    return topK(await explainer.logits(tensor, explainer.profile.resolutions[0]), flags.top);
   }
-  return [flags.class === undefined ? null : classIndex(flags.class, model)];
+  return [flags.class === undefined ? null : classIndex(flags.class, explainer.profile)];
+}
+
+/**
+ * `--target`: the core's targets, a class by index or by the model's labels, and a region's mask read from a
+ * picture (`segment:<class>:<mask.png>`: its non-zero pixels, any size, resized to the output's at each scale).
+ */
+export async function targetFlag(text: string, explainer: Explainer): Promise<Target> {
+  const toIndex = (label: string) => classIndex(label, explainer.profile);
+  const withMask = /^segment:([^:]+):(.+)$/.exec(text);
+  if (withMask) return { segment: toIndex(withMask[1] as string), mask: await readMask(withMask[2] as string) };
+  return parseTarget(text, toIndex);
 }
 
 /** The CLI flag of each library option, so errors and listings speak the user's language. */
 export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   classIndex: '--class',
+  output: '--output',
   resolutions: '--resolutions',
   perScale: '--scales',
   postprocess: '--postprocess',
@@ -110,36 +122,36 @@ async function explainWithFlags(explainer: Explainer, tensor: FloatArray, option
   }
 }
 
-/**
- * The method's options from the flags: what the user gave is passed as is (a method refuses what it cannot
- * honour, by name); the model's default resolutions only where the method uses them.
- */
-function methodOptions(flags: ExplainFlags, model: LoadedModel): ExplainOptions {
-  const method = methodByName(flags.method ?? 'cameras');
-  const usesResolutions = method.name === 'cameras' || (flags.multiScale && method.options.includes('resolutions' as never));
-  const target: Target | undefined =
-    flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, model));
+/** The method's options from the flags: what the user gave is passed as is (a method refuses what it cannot honour, by name). */
+function methodOptions(flags: ExplainFlags, target: Target | undefined): ExplainOptions {
   // --noise and --seed shape the NoiseTunnel when --smooth asks for one, else the method's own noise (smoothgrad).
   const noise = { noise: flags.noise, seed: flags.seed };
   return {
-    method: method.name,
+    method: methodByName(flags.method ?? 'cameras').name,
     target,
+    output: flags.output,
     samples: flags.samples,
     ...(flags.smooth === undefined ? noise : { smooth: { samples: flags.smooth, ...noise } }),
     postprocess: flags.postprocess,
     eigenSign: flags.eigenSign,
     multiScale: flags.multiScale,
-    resolutions: usesResolutions ? model.resolutions : flags.resolutions,
+    resolutions: flags.resolutions,
     perScale: flags.scales,
   };
 }
 
-function describe(model: LoadedModel, result: ExplainResult, multipleModels: boolean): string {
-  const label = model.labels?.[result.classIndex];
-  const cls = `class ${result.classIndex}${label ? ` (${label})` : ''}`;
+/** The class a result explains, with its label, and its probability where the output is a classifier's. */
+function describeClass(explainer: Explainer, result: ExplainResult): string {
+  if (result.classIndex === undefined) return result.target;
+  const label = explainer.profile.labels?.[result.classIndex];
+  return `class ${result.classIndex}${label ? ` (${label})` : ''}`;
+}
+
+function describe(explainer: Explainer, result: ExplainResult, multipleModels: boolean): string {
   const what = result.method === 'cameras' ? '' : `${result.method}, `;
   const target = result.target === 'logit' ? '' : `${result.target}, `;
-  return `${multipleModels ? `${model.spec}: ` : ''}${what}${target}${cls}, p = ${result.classProbability.toFixed(3)}${result.empty ? ', empty map' : ''}`;
+  const probability = result.classProbability === undefined ? '' : `, p = ${result.classProbability.toFixed(3)}`;
+  return `${multipleModels ? `${explainer.profile.name}: ` : ''}${what}${target}${describeClass(explainer, result)}${probability}${result.empty ? ', empty map' : ''}`;
 }
 
 export async function explainCommand(images: string[], flags: ExplainFlags): Promise<void> {
@@ -172,15 +184,18 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   }
   for (const path of [outputFor(paths[0]), flags.saveMap]) if (path) await checkWritable(path);
 
-  const models: LoadedModel[] = [];
+  const models: Explainer[] = [];
   for (const spec of modelSpecs) {
     models.push(
-      await loadModel(spec, {
+      await openExplainer(spec, {
         weights: flags.weights,
         layer: modelSpecs.length > 1 ? undefined : flags.layer,
         threads: flags.threads,
-        preprocess: flags.preprocess,
-        resolutions: flags.resolutions,
+        profile: {
+          preprocess: flags.preprocess,
+          resolutions: flags.resolutions,
+          layerView: flags.layerView === undefined ? undefined : parseLayerView(flags.layerView),
+        },
       }),
     );
   }
@@ -195,14 +210,15 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     const started = performance.now();
     const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
     const rows: PanelRow[] = [];
-    const results: { model: LoadedModel; result: ExplainResult }[] = [];
+    const results: { model: Explainer; result: ExplainResult }[] = [];
     for (const model of models) {
-      const tensor = picture ? preprocess(picture, model.preset, model.size) : await readNpyFile(flags.input as string);
+      const tensor = picture ? model.preprocess(picture) : await readNpyFile(flags.input as string);
+      const target = flags.target === undefined ? undefined : await targetFlag(flags.target, model);
       for (const cls of await classesFor(flags, model, tensor)) {
         const base = job++ * 100;
         bar?.update(base, { image: path ? basename(path) : 'tensor', job });
-        const result = await explainWithFlags(model.explainer, tensor, {
-          ...methodOptions(flags, model),
+        const result = await explainWithFlags(model, tensor, {
+          ...methodOptions(flags, target),
           classIndex: cls,
           onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
         });
@@ -211,7 +227,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
           rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
       }
     }
-    const first = results[0] as { model: LoadedModel; result: ExplainResult };
+    const first = results[0] as { model: Explainer; result: ExplainResult };
     const out = outputFor(path);
     if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
     if (out) {
@@ -246,14 +262,14 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     }
   } finally {
     bar?.stop();
-    for (const model of models) await model.explainer.dispose();
+    for (const model of models) await model.dispose();
   }
   if (failed > 0) throw new CamerasError(`${failed} of ${paths.length} images failed (each named above); the others were written`);
 }
 
 function report(
   flags: ExplainFlags,
-  results: { model: LoadedModel; result: ExplainResult }[],
+  results: { model: Explainer; result: ExplainResult }[],
   path: string | undefined,
   out: string | undefined,
   many: boolean,
@@ -263,13 +279,15 @@ function report(
     for (const { model, result } of results) {
       const line = {
         ...(many ? { image: path } : {}),
-        model: model.spec,
-        layer: model.explainer.layer.name,
+        model: model.profile.name,
+        layer: model.layer.name,
         method: result.method,
         target: result.target,
-        class: result.classIndex,
-        classPerResolution: result.classPerResolution,
-        probPerResolution: result.probPerResolution,
+        output: result.output,
+        ...(result.classIndex !== undefined ? { class: result.classIndex } : {}),
+        ...(result.classPerResolution
+          ? { classPerResolution: result.classPerResolution, probPerResolution: result.probPerResolution }
+          : {}),
         usedResolutions: result.usedResolutions,
         empty: result.empty,
         seconds: Math.round(seconds * 1000) / 1000,
@@ -281,11 +299,13 @@ function report(
   if (flags.quiet) return;
   const lines: string[] = [];
   for (const { model, result } of results) {
-    const label = model.labels?.[result.classIndex]
-      ? `${model.labels[result.classIndex]}${model.labelsAssumed ? ', ImageNet label assumed' : ''}`
-      : undefined;
+    const label = result.classIndex !== undefined ? model.profile.labels?.[result.classIndex] : undefined;
+    const what =
+      result.classIndex === undefined
+        ? result.target
+        : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
     lines.push(
-      `${many ? `${path}: ` : ''}class ${result.classIndex}${label ? ` (${label})` : ''} at layer ${model.explainer.layer.name}${results.length > 1 || flags.models ? ` of ${model.spec}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
+      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
     );
     if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
   }
@@ -295,6 +315,8 @@ function report(
     lines.push('no file written: an --input tensor has no picture to draw on; add --save-map map.npy to keep the map');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+const isRegion = (result: ExplainResult) => result.target.startsWith('segment:');
 
 export interface CompareFlags {
   model: string;
@@ -315,24 +337,18 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   for (const method of flags.methods) methodByName(method);
   const out = flags.out ?? `${basename(image, extname(image))}.compare.png`;
   await checkWritable(out);
-  const loaded = await loadModel(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
-  const { explainer } = loaded;
+  const explainer = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
   const picture = await readImage(image);
-  const tensor = preprocess(picture, loaded.preset, loaded.size);
+  const tensor = explainer.preprocess(picture);
   try {
-    const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, loaded);
-    const target = flags.target === undefined ? undefined : parseTarget(flags.target, (label) => classIndex(label, loaded));
+    const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, explainer.profile);
+    const target = flags.target === undefined ? undefined : await targetFlag(flags.target, explainer);
     const rows: PanelRow[] = [];
     for (const method of flags.methods) {
       const started = performance.now();
-      const result = await explainWithFlags(explainer, tensor, {
-        method,
-        classIndex: classIndexOrTop,
-        target,
-        resolutions: method === 'cameras' ? loaded.resolutions : undefined,
-      });
+      const result = await explainWithFlags(explainer, tensor, { method, classIndex: classIndexOrTop, target });
       const seconds = (performance.now() - started) / 1000;
-      rows.push({ title: `${method}: ${describe(loaded, result, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
+      rows.push({ title: `${method}: ${describe(explainer, result, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
       if (!flags.quiet) process.stdout.write(`${method}: ${seconds.toFixed(2)} s${result.empty ? ' (empty map)' : ''}\n`);
     }
     await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity }));

@@ -1,52 +1,43 @@
 #!/usr/bin/env node
 import { readFile, realpath } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
+import { layerViewName } from '../engine/layer-view.js';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { METHODS, REGISTRY } from '../methods/registry.js';
 import { DEFAULT_METRICS, METRICS } from '../metrics/names.js';
+import { declaredProfile } from '../models/open-node.js';
+import { detectLayerView, resolveProfile } from '../models/profile.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
 import { cacheDir, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { defaultLayer, listLayers, resolveLayer } from '../onnx/layers.js';
-import { COLORMAPS_NAMES } from '../render/colormap.js';
 import type { AttackFlags } from './attack.js';
 import type { BatchFlags, WorkerFlags } from './batch.js';
 import type { EvalFlags } from './eval.js';
 import { compareCommand, explainCommand, OPTION_FLAGS } from './explain.js';
+import {
+  FLAGS,
+  modelFlags,
+  parseConfidence,
+  parseCount,
+  parseDepths,
+  parseFraction,
+  parseList,
+  parsePixels,
+  parseResolutions,
+  parseSeed,
+  parseThreads,
+  pictureFlags,
+  runFlags,
+  withFlags,
+} from './options.js';
 import type { SanityFlags } from './sanity.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-function splitList(value: string, empty: string): string[] {
-  const parts = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (parts.length === 0) throw new InvalidArgumentError(empty);
-  return parts;
-}
-
-function parseResolutions(value: string): number[] {
-  return splitList(value, 'the resolution list is empty; give sizes such as 224,324,424').map((s) => {
-    if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`'${s}' is not a size; give integers such as 224,324,424`);
-    return Number(s);
-  });
-}
-
-function parseList(value: string): string[] {
-  return splitList(value, 'the list is empty');
-}
-
-function parseOpacity(value: string): number {
-  const v = Number(value);
-  if (!(v >= 0 && v <= 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
-  return v;
-}
 
 /** What `cameras compare` shows by default: CAMERAS and one method of each family. */
 const COMPARED = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'normgrad', 'gradient', 'smoothgrad'];
@@ -57,63 +48,15 @@ const EVAL_METHODS = ['cameras', 'gradcam', 'gradcampp', 'layercam', 'scorecam',
 /** What `cameras sanity` checks by default: CAMERAS, Grad-CAM and the input gradient. */
 const SANITY_METHODS = ['cameras', 'gradcam', 'gradient'];
 
-function parseDepths(value: string): number[] {
-  return splitList(value, 'the depth list is empty; give depths such as 1,2,4').map((s) => {
-    if (!/^\d+$/.test(s) || Number(s) < 1) throw new InvalidArgumentError(`'${s}' is not a depth; give positive integers such as 1,2,4`);
-    return Number(s);
-  });
-}
-
-function parseFraction(value: string): number {
-  const v = Number(value);
-  if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
-  return v;
-}
-
-/** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255. */
-function parsePixels(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?$/.exec(value.trim());
-  const v = match ? Number(match[1]) / (match[2] ? Number(match[2]) : 1) : Number.NaN;
-  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError('expected a positive number in pixel units, e.g. 0.1 or 8/255');
-  return v;
-}
-
-function parseConfidence(value: string): number {
-  const v = Number(value);
-  if (!(v > 0 && v <= 1)) throw new InvalidArgumentError('expected a probability above 0 and at most 1, e.g. 0.9999');
-  return v;
-}
-
-function parseSeed(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
-  return Number(value);
-}
-
-function parseCount(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
-  return Number(value);
-}
-
-/** More intra-op threads than cores only slows ONNX Runtime down (999 on 2 cores: minutes for a 0.4 s pass). */
-function parseThreads(value: string): number {
-  const threads = parseCount(value);
-  const cores = availableParallelism();
-  if (threads > cores)
-    throw new InvalidArgumentError(
-      `this machine has ${cores} cores; give at most ${cores} (more threads than cores slow ONNX Runtime down)`,
-    );
-  return threads;
-}
-
 async function layersCommand(flags: { model: string; weights?: string; json?: boolean; size?: number }): Promise<void> {
   const model = await resolveModel(flags.model, flags.weights);
   const graph = OnnxGraph.fromBytes(model.bytes, model.source);
-  const declared = graph.declaredShape(graph.inputNames[0] as string)?.[2] ?? -1;
-  const size = flags.size ?? model.entry?.inputSize ?? (declared > 0 ? declared : 224);
+  const profile = resolveProfile(graph, declaredProfile(flags.model, model.entry), model.source);
+  const size = flags.size ?? profile.inputSize;
   const layers = listLayers(graph);
   let fallback: { tensor: string; name: string } | undefined;
   try {
-    fallback = model.entry?.layer ? resolveLayer(graph, model.entry.layer) : defaultLayer(graph);
+    fallback = profile.layer ? resolveLayer(graph, profile.layer) : defaultLayer(graph);
   } catch {
     // No global pooling before the head: every layer is listed, none is the default.
   }
@@ -123,22 +66,29 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
     layers.map((l) => l.tensor),
     size,
   );
-  const rows = layers.map((l) => ({
-    name: l.name,
-    tensor: l.tensor,
-    op: l.opType,
-    shape: shapes.get(l.tensor) ?? null,
-    default: l.tensor === fallback?.tensor && l.name === fallback?.name,
-  }));
+  const rows = layers.map((l) => {
+    const shape = shapes.get(l.tensor) ?? null;
+    return {
+      name: l.name,
+      tensor: l.tensor,
+      op: l.opType,
+      shape,
+      // How a map is read from it: as it is, channels last, or tokens on the patch grid.
+      view: shape && shape.length >= 3 ? layerViewName(profile.layerView ?? detectLayerView(graph, l.tensor, shape.length)) : null,
+      default: l.tensor === fallback?.tensor && l.name === fallback?.name,
+    };
+  });
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
     return;
   }
   const width = Math.max(...rows.map((r) => r.name.length), 5);
-  process.stdout.write(`${'layer'.padEnd(width)}  shape at ${size} px      op        tensor\n`);
+  process.stdout.write(`${'layer'.padEnd(width)}  shape at ${size} px      view    op        tensor\n`);
   for (const r of rows) {
     const shape = r.shape ? `[${r.shape.join(', ')}]` : '?';
-    process.stdout.write(`${r.name.padEnd(width)}  ${shape.padEnd(20)} ${r.op.padEnd(9)} ${r.tensor}${r.default ? '   (default)' : ''}\n`);
+    process.stdout.write(
+      `${r.name.padEnd(width)}  ${shape.padEnd(20)} ${(r.view ?? '-').padEnd(7)} ${r.op.padEnd(9)} ${r.tensor}${r.default ? '   (default)' : ''}\n`,
+    );
   }
   if (!fallback) process.stdout.write('no default layer (no global pooling before the head): pass one of these to explain with --layer\n');
 }
@@ -170,65 +120,57 @@ export async function buildProgram(): Promise<Command> {
     .description('CAMERAS saliency maps (Jalwana et al., CVPR 2021) for ONNX image classifiers')
     .configureOutput({ outputError: (message, write) => write(`cameras: ${message}`) })
     .exitOverride();
-  program
-    .command('explain')
-    .description('explain what a classifier looks at in one image, with CAMERAS')
-    .argument('[images...]', 'JPEG, PNG or WebP photos, folders of them, or patterns such as photos/*.jpg')
-    .option('--input <tensor.npy>', 'a preprocessed float32 NCHW [1,3,H,W] tensor instead of an image')
-    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
-    .option('--layer <name>', "target layer: module or layer name (layer4, out_relu), node or tensor name; default: the model's")
-    .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
-    .option(
+  withFlags(
+    program
+      .command('explain')
+      .description('explain what a classifier looks at in one image, with CAMERAS')
+      .argument('[images...]', 'JPEG, PNG or WebP photos, folders of them, or patterns such as photos/*.jpg'),
+    new Option('--input <tensor.npy>', 'a preprocessed float32 NCHW [1,3,H,W] tensor instead of an image'),
+    modelFlags(),
+    FLAGS.class(),
+    new Option(
       '--resolutions <list>',
       "comma-separated square input sizes, the first is the map size; default: the model's size and 7 more, 100 px apart",
-      parseResolutions,
-    )
-    .option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)")
-    .addOption(
-      new Option('--method <name>', 'cameras, a single-scale CAM method (as pytorch-grad-cam computes it) or an input-gradient method')
-        .choices([...METHODS])
-        .default('cameras'),
-    )
-    .option(
-      '--target <target>',
-      "what is explained: logit (default), prob (its softmax probability), logprob (its log) or contrast:<class> (logit minus that class's: why this class rather than that one)",
-    )
-    .addOption(
-      new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (default: exact comparisons) or resize-first").choices([
-        'pytorch-grad-cam',
-        'resize-first',
-      ]),
-    )
-    .option('--multi-scale', 'CAM methods: average the raw maps of every resolution (CAMERAS-style) before scaling')
-    .addOption(
-      new Option(
-        '--eigen-sign <sign>',
-        "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
-      ).choices(['numpy', 'activation']),
-    )
-    .option('--samples <n>', 'smoothgrad: noisy copies (25); integrated_gradients: steps (64)', parseCount)
-    .option('--noise <fraction>', "smoothgrad or --smooth: noise as a fraction of the input's range (0.15)", parseFraction)
-    .option('--seed <n>', 'smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map', parseSeed)
-    .option('--smooth <samples>', 'NoiseTunnel around any method: its raw maps averaged over this many noisy copies', parseCount)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model (F32, F16 or BF16)')
-    .option(
+    ).argParser(parseResolutions),
+    new Option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)"),
+    FLAGS.method(),
+    FLAGS.target(),
+    FLAGS.output(),
+    new Option(
+      '--layer-view <view>',
+      "how the layer's tensor becomes a map: nchw, nhwc (channels last) or tokens[:<prefix>] (a transformer's tokens on the patch grid); default: detected",
+    ),
+    new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (default: exact comparisons) or resize-first").choices([
+      'pytorch-grad-cam',
+      'resize-first',
+    ]),
+    new Option('--multi-scale', 'CAM methods: average the raw maps of every resolution (CAMERAS-style) before scaling'),
+    new Option(
+      '--eigen-sign <sign>',
+      "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
+    ).choices(['numpy', 'activation']),
+    new Option('--samples <n>', 'smoothgrad: noisy copies (25); integrated_gradients: steps (64)').argParser(parseCount),
+    new Option('--noise <fraction>', "smoothgrad or --smooth: noise as a fraction of the input's range (0.15)").argParser(parseFraction),
+    FLAGS.seed('smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map'),
+    new Option('--smooth <samples>', 'NoiseTunnel around any method: its raw maps averaged over this many noisy copies').argParser(
+      parseCount,
+    ),
+    new Option(
       '--models <list>',
       'explain with several models side by side in one panel, e.g. nsfwjs:mobilenet_v2,nsfwjs:inception_v3',
-      parseList,
-    )
-    .option('--classes <list>', 'explain several classes (indices or labels) into one panel', parseList)
-    .option('--top <k>', 'explain the k most likely classes into one panel', parseCount)
-    .option('--panel', 'write image | heatmap | overlay with the class name and probability')
-    .option('--scales', 'add the map of each resolution alone to the panel')
-    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
-    .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)
-    .option('--colorbar', 'add a colour bar under the overlay')
-    .option('--out-dir <folder>', 'where pictures of several images go (default: the current folder)')
-    .option('--save-map <map.npy>', 'write the map as a float32 .npy')
-    .option('--out <picture.png>', 'write the picture as a PNG (default for an image: <name>.cameras.png)')
-    .option('--json', 'print one JSON object with the result on stdout')
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
+    ).argParser(parseList),
+    new Option('--classes <list>', 'explain several classes (indices or labels) into one panel').argParser(parseList),
+    new Option('--top <k>', 'explain the k most likely classes into one panel').argParser(parseCount),
+    new Option('--panel', 'write image | heatmap | overlay with the class name and probability'),
+    new Option('--scales', 'add the map of each resolution alone to the panel'),
+    pictureFlags(),
+    new Option('--colorbar', 'add a colour bar under the overlay'),
+    FLAGS.outDir('where pictures of several images go (default: the current folder)'),
+    new Option('--save-map <map.npy>', 'write the map as a float32 .npy'),
+    FLAGS.out('write the picture as a PNG, JPEG or WebP (default for an image: <name>.cameras.png)'),
+    FLAGS.json('print one JSON object with the result on stdout'),
+    runFlags(),
+  )
     .addHelpText(
       'after',
       `
@@ -242,6 +184,7 @@ Examples:
   cameras explain photo.jpg --method layercam --smooth 16 --seed 1
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
+  cameras explain street.jpg --model segmenter.onnx --target segment:car --method gradcam
 
 The default model, nsfwjs:mobilenet_v2, is a pretrained MobileNetV2 that sorts images into 5 content
 classes (Drawing, Hentai, Neutral, Porn, Sexy), not ImageNet's 1000: bring an ImageNet model with --model.
@@ -249,178 +192,162 @@ classes (Drawing, Hentai, Neutral, Porn, Sexy), not ImageNet's 1000: bring an Im
 Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model op without a gradient rule.`,
     )
     .action(explainCommand);
-  program
-    .command('layers')
-    .description('list the layers of a model that can be explained, with their output shapes')
-    .option('--model <model>', `an .onnx file or a zoo name`, DEFAULT_MODEL_NAME)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--size <px>', "input size used to report shapes (default: the model's)", parseCount)
-    .option('--json', 'print JSON')
+  withFlags(
+    program.command('layers').description('list the layers of a model that can be explained, with their output shapes'),
+    FLAGS.model(),
+    FLAGS.weights(),
+    new Option('--size <px>', "input size used to report shapes (default: the model's)").argParser(parseCount),
+    FLAGS.json(),
+  )
     .addHelpText('after', '\nExamples:\n  cameras layers\n  cameras layers --model resnet18.onnx')
     .action(layersCommand);
-  program
-    .command('compare')
-    .description('explain one photo with several methods into one picture, with their timings')
-    .argument('<image>', 'JPEG, PNG or WebP photo')
-    .addOption(new Option('--methods <list>', 'methods to compare').argParser(parseList).default(COMPARED, COMPARED.join(',')))
-    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--layer <name>', "target layer for the CAM methods; default: the model's")
-    .option('--class <class>', 'class to explain, by index or label; default: the top-1 class')
-    .option('--target <target>', 'logit (default), prob, logprob or contrast:<class>')
-    .option('--out <picture.png>', 'where the grid goes (default: <name>.compare.png)')
-    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
-    .option('--opacity <0..1>', 'weight of the heat over the photo', parseOpacity, 0.5)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
+  withFlags(
+    program
+      .command('compare')
+      .description('explain one photo with several methods into one picture, with their timings')
+      .argument('<image>', 'JPEG, PNG or WebP photo'),
+    FLAGS.methods(COMPARED, 'methods to compare'),
+    modelFlags("target layer for the CAM methods; default: the model's"),
+    FLAGS.class(),
+    FLAGS.target(),
+    FLAGS.out('where the grid goes (default: <name>.compare.png)'),
+    pictureFlags(),
+    runFlags(),
+  )
     .addHelpText(
       'after',
       `\nExample:\n  cameras compare photo.jpg --methods cameras,gradcam,integrated_gradients\n\nMethods: ${METHODS.join(', ')}`,
     )
     .action(compareCommand);
-  program
-    .command('eval')
-    .description("score methods on an annotated data set: pointing game, the paper's densities, insertion and deletion")
-    .argument('<dataset>', 'a VOC folder (Annotations/ and JPEGImages/, or images with .xml beside them) or a COCO .json')
-    .addOption(new Option('--methods <list>', 'methods to score').argParser(parseList).default(EVAL_METHODS, EVAL_METHODS.join(',')))
-    .addOption(
-      new Option('--metrics <list>', `metrics: ${METRICS.join(', ')}`)
-        .argParser(parseList)
-        .default(DEFAULT_METRICS, DEFAULT_METRICS.join(',')),
-    )
-    .option(
-      '--model <model>',
-      "an .onnx file or a zoo name (see 'cameras models'); its labels must name the data set's classes",
-      DEFAULT_MODEL_NAME,
-    )
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--layer <name>', "target layer; default: the model's")
-    .option('--out-dir <folder>', 'where results.jsonl (resumed if present), summary.csv and summary.json go', 'eval')
-    .option('--tolerance <px>', "pointing game's tolerance in pixels (15, TorchRay's)", parseSeed, 15)
-    .option('--annotated-class', "insertion/deletion follow the annotated class, not the model's top-1 (RISE's choice)")
-    .option('--limit <n>', 'only the first n images', parseCount)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--redis <url>', "run the pairs as jobs on 'cameras worker's through this Redis (redis://host:port)")
-    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
-    .option('--quiet', 'print nothing but errors')
+  withFlags(
+    program
+      .command('eval')
+      .description("score methods on an annotated data set: pointing game, the paper's densities, insertion and deletion")
+      .argument('<dataset>', 'a VOC folder (Annotations/ and JPEGImages/, or images with .xml beside them) or a COCO .json'),
+    FLAGS.methods(EVAL_METHODS, 'methods to score'),
+    new Option('--metrics <list>', `metrics: ${METRICS.join(', ')}`)
+      .argParser(parseList)
+      .default([...DEFAULT_METRICS], DEFAULT_METRICS.join(',')),
+    modelFlags(undefined, "an .onnx file or a zoo name (see 'cameras models'); its labels must name the data set's classes"),
+    FLAGS.outDir('where results.jsonl (resumed if present), summary.csv and summary.json go', 'eval'),
+    new Option('--tolerance <px>', "pointing game's tolerance in pixels (15, TorchRay's)").argParser(parseSeed).default(15),
+    new Option('--annotated-class', "insertion/deletion follow the annotated class, not the model's top-1 (RISE's choice)"),
+    new Option('--limit <n>', 'only the first n images').argParser(parseCount),
+    FLAGS.redis("run the pairs as jobs on 'cameras worker's through this Redis (redis://host:port)"),
+    FLAGS.queue(),
+    runFlags(),
+  )
     .addHelpText(
       'after',
       '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/\n  cameras eval benchmark/ --redis redis://10.0.0.5:6379   # with cameras worker --redis ... on machines that see benchmark/ and results/',
     )
     .action(async (dataset: string, flags: EvalFlags) => (await import('./eval.js')).evalCommand(dataset, flags));
-  program
-    .command('sanity')
-    .description('model-randomisation sanity check (Adebayo et al.): each method on the trained model and on copies with randomised layers')
-    .argument('<image>', 'JPEG, PNG or WebP photo')
-    .addOption(new Option('--methods <list>', 'methods to check').argParser(parseList).default(SANITY_METHODS, SANITY_METHODS.join(',')))
-    .addOption(
-      new Option('--mode <mode>', 'randomise from the logits down, accumulating, or one layer at a time')
-        .choices(['cascading', 'independent'])
-        .default('cascading'),
-    )
-    .addOption(
-      new Option(
-        '--attribution-view <view>',
-        "how input attributions are compared: as Adebayo et al.'s code views them (sum |g|, clipped at the 99th percentile) or as the method's own map",
+  withFlags(
+    program
+      .command('sanity')
+      .description(
+        'model-randomisation sanity check (Adebayo et al.): each method on the trained model and on copies with randomised layers',
       )
-        .choices(['adebayo', 'method'])
-        .default('adebayo'),
+      .argument('<image>', 'JPEG, PNG or WebP photo'),
+    FLAGS.methods(SANITY_METHODS, 'methods to check'),
+    new Option('--mode <mode>', 'randomise from the logits down, accumulating, or one layer at a time')
+      .choices(['cascading', 'independent'])
+      .default('cascading'),
+    new Option(
+      '--attribution-view <view>',
+      "how input attributions are compared: as Adebayo et al.'s code views them (sum |g|, clipped at the 99th percentile) or as the method's own map",
     )
-    .option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)', parseDepths)
-    .option('--seed <n>', 'seed of the random weights (0)', parseSeed)
-    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--layer <name>', "target layer; default: the model's")
-    .option('--out <picture.png>', 'where the grid goes (default: <name>.sanity.png)')
-    .option('--json', 'print one JSON line per method and depth')
-    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
+      .choices(['adebayo', 'method'])
+      .default('adebayo'),
+    new Option('--depths <list>', 'layers randomised, counted from the logits (default 1, 2, 4, ... and all)').argParser(parseDepths),
+    FLAGS.seed('seed of the random weights (0)'),
+    modelFlags(),
+    FLAGS.out('where the grid goes (default: <name>.sanity.png)'),
+    FLAGS.json('print one JSON line per method and depth'),
+    FLAGS.colormap(),
+    runFlags(),
+  )
     .addHelpText('after', '\nExample:\n  cameras sanity photo.jpg --methods cameras,gradcam,gradient --depths 1,2,4')
     .action(async (image: string, flags: SanityFlags) => (await import('./sanity.js')).sanityCommand(image, flags));
-  program
-    .command('attack')
-    .description(
-      "the paper's saliency-guided attack: PGD toward a class with its perturbation pushed where the saliency map looks, beside the plain attack",
-    )
-    .argument('<images...>', 'JPEG, PNG or WebP photos, folders of them, or globs')
-    .option('--target <class>', 'least-likely (default), untargeted, or a class index or label', 'least-likely')
-    .option('--beta <n>', "weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50)", parseFraction, 50)
-    .addOption(new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default('cameras'))
-    .addOption(
-      new Option('--norm <norm>', 'step and budget: linf (sign steps in a box) or l2 (normalised steps in a ball)')
-        .choices(['linf', 'l2'])
-        .default('linf'),
-    )
-    .option('--patience <n>', 'steps without progress after which beta halves (0: beta stays fixed, as in the paper)', parseSeed, 10)
-    .option(
+  withFlags(
+    program
+      .command('attack')
+      .description(
+        "the paper's saliency-guided attack: PGD toward a class with its perturbation pushed where the saliency map looks, beside the plain attack",
+      )
+      .argument('<images...>', 'JPEG, PNG or WebP photos, folders of them, or globs'),
+    new Option('--target <class>', 'least-likely (default), untargeted, or a class index or label').default('least-likely'),
+    new Option('--beta <n>', "weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50)")
+      .argParser(parseFraction)
+      .default(50),
+    new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default('cameras'),
+    new Option('--norm <norm>', 'step and budget: linf (sign steps in a box) or l2 (normalised steps in a ball)')
+      .choices(['linf', 'l2'])
+      .default('linf'),
+    new Option('--patience <n>', 'steps without progress after which beta halves (0: beta stays fixed, as in the paper)')
+      .argParser(parseSeed)
+      .default(10),
+    new Option(
       '--epsilon <px>',
       'budget of the perturbation in pixel units (default: none beyond the pixel range; the attack stops on confidence and reports the norm)',
-      parsePixels,
-    )
-    .option('--step <px>', 'step size in pixel units (default 1/255 for linf, 0.1 for l2)', parsePixels)
-    .option('--iterations <n>', 'iteration cap', parseSeed, 500)
-    .option('--confidence <p>', "stop once the target's probability reaches this", parseConfidence, 0.9999)
-    .option('--random-start', 'start from a random point of the budget (seeded by --seed)')
-    .option('--seed <n>', 'seed of the random start (0)', parseSeed)
-    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--layer <name>', "target layer of the saliency method; default: the model's")
-    .option('--out-dir <folder>', 'where the images and attack.jsonl go', 'attack')
-    .option('--json', 'print one JSON line per image')
-    .addOption(new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
+    ).argParser(parsePixels),
+    new Option('--step <px>', 'step size in pixel units (default 1/255 for linf, 0.1 for l2)').argParser(parsePixels),
+    new Option('--iterations <n>', 'iteration cap').argParser(parseSeed).default(500),
+    new Option('--confidence <p>', "stop once the target's probability reaches this").argParser(parseConfidence).default(0.9999),
+    new Option('--random-start', 'start from a random point of the budget (seeded by --seed)'),
+    FLAGS.seed('seed of the random start (0)'),
+    modelFlags("target layer of the saliency method; default: the model's"),
+    FLAGS.outDir('where the images and attack.jsonl go', 'attack'),
+    FLAGS.json('print one JSON line per image'),
+    FLAGS.colormap(),
+    runFlags(),
+  )
     .addHelpText('after', '\nExample:\n  cameras attack photo.jpg --target least-likely --beta 50 --saliency cameras')
     .action(async (images: string[], flags: AttackFlags) => (await import('./attack.js')).attackCommand(images, flags));
-  program
-    .command('batch')
-    .description('explain many images with several methods and models: here by default, or through BullMQ workers with --redis')
-    .argument('[inputs...]', 'images, folders, globs, or a manifest (.csv with an image column, .jsonl with {"image": ...})')
-    .addOption(new Option('--methods <list>', 'methods to run').argParser(parseList).default(['cameras'], 'cameras'))
-    .option('--model <model>', "an .onnx file or a zoo name (see 'cameras models')", DEFAULT_MODEL_NAME)
-    .option('--models <list>', 'several models, each job once per model', parseList)
-    .option('--weights <file.safetensors>', 'state dict for a torchvision:<arch> model')
-    .option('--class <class>', "class for every image (a manifest's class column wins); default: the top-1 class")
-    .option('--target <target>', 'logit (default), prob, logprob or contrast:<class>')
-    .option('--out-dir <folder>', 'where each job writes <image>.<method>.<key>.npy, .png and .json', 'batch')
-    .option('--redis <url>', 'run the jobs through BullMQ on this Redis (redis://host:port); workers: cameras worker')
-    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
-    .option('--status', "print the queue's counts and recent failures (with --redis)")
-    .option('--json', 'print one JSON line per job')
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
+  withFlags(
+    program
+      .command('batch')
+      .description('explain many images with several methods and models: here by default, or through BullMQ workers with --redis')
+      .argument('[inputs...]', 'images, folders, globs, or a manifest (.csv with an image column, .jsonl with {"image": ...})'),
+    FLAGS.methods(['cameras']),
+    FLAGS.model(),
+    new Option('--models <list>', 'several models, each job once per model').argParser(parseList),
+    FLAGS.weights(),
+    FLAGS.class("class for every image (a manifest's class column wins); default: the top-1 class"),
+    FLAGS.target(),
+    FLAGS.outDir('where each job writes <image>.<method>.<key>.npy, .png and .json', 'batch'),
+    FLAGS.redis('run the jobs through BullMQ on this Redis (redis://host:port); workers: cameras worker'),
+    FLAGS.queue(),
+    new Option('--status', "print the queue's counts and recent failures (with --redis)"),
+    FLAGS.json('print one JSON line per job'),
+    runFlags(),
+  )
     .addHelpText(
       'after',
       '\nExamples:\n  cameras batch photos/ --methods cameras,gradcam --out-dir maps/\n  cameras batch manifest.csv --redis redis://10.0.0.5:6379',
     )
     .action(async (inputs: string[], flags: BatchFlags) => (await import('./batch.js')).batchCommand(inputs, flags));
-  program
-    .command('worker')
-    .description('process batch jobs from Redis (BullMQ), each in a sandboxed child process, until stopped')
-    .requiredOption('--redis <url>', 'the Redis the batch was sent to (redis://host:port)')
-    .option('--queue <name>', 'the BullMQ queue (default: cameras)')
-    .option('--concurrency <n>', 'jobs at once, each in its own process', parseCount, 1)
-    .addOption(
-      new Option('--lock-ms <ms>', "how long a silent worker's job stays locked before another takes it over")
-        .argParser(parseCount)
-        .hideHelp(),
-    )
-    .option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)', parseThreads)
-    .option('--quiet', 'print nothing but errors')
-    .action(async (flags: WorkerFlags) => (await import('./batch.js')).workerCommand(flags));
-  program
-    .command('serve')
-    .description('serve the browser app (CAMERAS in the page, on your own images, nothing uploaded) on this machine')
-    .option('--port <n>', 'port (0: any free one)', parseSeed, 8080)
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--quiet', 'print nothing but errors')
-    .action(async (flags: { port: number; host: string; quiet?: boolean }) => (await import('./serve.js')).serveCommand(flags));
-  program
-    .command('methods')
-    .description('list the saliency methods, what each needs and its own options')
-    .option('--json', 'print JSON')
-    .action((flags: { json?: boolean }) => {
+  withFlags(
+    program.command('worker').description('process batch jobs from Redis (BullMQ), each in a sandboxed child process, until stopped'),
+    FLAGS.redis('the Redis the batch was sent to (redis://host:port)').makeOptionMandatory(),
+    FLAGS.queue(),
+    new Option('--concurrency <n>', 'jobs at once, each in its own process').argParser(parseCount).default(1),
+    new Option('--lock-ms <ms>', "how long a silent worker's job stays locked before another takes it over")
+      .argParser(parseCount)
+      .hideHelp(),
+    new Option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)').argParser(parseThreads),
+    FLAGS.quiet(),
+  ).action(async (flags: WorkerFlags) => (await import('./batch.js')).workerCommand(flags));
+  withFlags(
+    program
+      .command('serve')
+      .description('serve the browser app (CAMERAS in the page, on your own images, nothing uploaded) on this machine'),
+    new Option('--port <n>', 'port (0: any free one)').argParser(parseSeed).default(8080),
+    new Option('--host <host>', 'address to listen on').default('127.0.0.1'),
+    FLAGS.quiet(),
+  ).action(async (flags: { port: number; host: string; quiet?: boolean }) => (await import('./serve.js')).serveCommand(flags));
+  withFlags(program.command('methods').description('list the saliency methods, what each needs and its own options'), FLAGS.json()).action(
+    (flags: { json?: boolean }) => {
       const rows = REGISTRY.map((m) => ({
         name: m.name,
         summary: m.summary,
@@ -434,11 +361,9 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
           process.stdout.write(
             `${r.name.padEnd(22)}${r.summary}\n${''.padEnd(22)}needs: ${r.needs.join(', ')}; flags: ${r.flags.join(', ') || '-'}\n`,
           );
-    });
-  program
-    .command('models')
-    .description('list the built-in models')
-    .option('--json', 'print JSON')
+    },
+  );
+  withFlags(program.command('models').description('list the built-in models'), FLAGS.json())
     .addHelpText('after', '\nExample:\n  cameras models')
     .action(modelsCommand);
   return program;

@@ -1,15 +1,16 @@
 import { basename, dirname, extname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
-import { DEFAULT_RESOLUTIONS } from '../engine/scales.js';
 import { Explainer } from '../explainer.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { preprocess, presetByName } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
 import { type AttributionView, type RandomisationMode, type SanityReport, sanityCheck } from '../metrics/sanity.js';
-import { resolutionsFor } from '../models/zoo.js';
+import { declaredProfile } from '../models/open-node.js';
+import { resolveProfile } from '../models/profile.js';
 import { resolveModel } from '../models/zoo-node.js';
+import { OnnxGraph } from '../onnx/graph.js';
 import type { ColormapName } from '../render/colormap.js';
 import { type PanelRow, renderPanel } from '../render/panel-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
@@ -38,12 +39,14 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   const out = flags.out ?? `${basename(image, extname(image))}.sanity.png`;
   await checkWritable(out);
   const model = await resolveModel(flags.model, flags.weights);
-  const preset = presetByName(model.entry?.preprocess ?? 'torchvision');
+  // The randomised copies are explained as the trained model is: one profile for all of them.
+  const profile = resolveProfile(
+    OnnxGraph.fromBytes(model.bytes, model.source),
+    declaredProfile(flags.model, model.entry, flags.layer ? { layer: flags.layer } : {}),
+    model.source,
+  );
   const picture = await readImage(image);
-  const size = model.entry?.inputSize ?? preset.size;
-  const input = preprocess(picture, preset, size);
-  const resolutions = model.entry ? resolutionsFor(model.entry.inputSize) : [...DEFAULT_RESOLUTIONS];
-  const layer = flags.layer ?? (model.entry?.layer || undefined);
+  const input = preprocess(picture, presetByName(profile.preprocess), profile.inputSize);
   const bar =
     !flags.quiet && !flags.json && process.stderr.isTTY
       ? new SingleBar({ format: 'sanity {bar} {value}/{total} maps | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true })
@@ -52,7 +55,7 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   let report: SanityReport;
   try {
     report = await sanityCheck(
-      (bytes) => Explainer.create(ort, { model: bytes, layer, threads: flags.threads, source: model.source }),
+      (bytes) => Explainer.create(ort, { model: bytes, profile, threads: flags.threads, source: model.source }),
       model.bytes,
       input,
       flags.methods,
@@ -61,7 +64,6 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
         attributionView: flags.attributionView,
         depths: flags.depths,
         seed: flags.seed,
-        explain: (method) => (method === 'cameras' ? { resolutions } : {}),
         onProgress: (done, total) => {
           if (!started) bar?.start(total, 0);
           started = true;

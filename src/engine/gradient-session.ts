@@ -1,28 +1,69 @@
-import type { InferenceSession } from 'onnxruntime-common';
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph, logitsOf } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
 import { requireWholeModel } from '../onnx/outline.js';
 import { type OrtRuntime, QUIET, type SessionOptions } from './runtime.js';
-import { type Target, targetSeed } from './scores.js';
+import {
+  type ClassifierTarget,
+  isOutputTarget,
+  isRegionTarget,
+  type RegionMask,
+  type RegionTarget,
+  type Target,
+  targetSeed,
+} from './scores.js';
+
+/** The mask fed where no region is asked for (a function target on a dense output). */
+const EMPTY_MASK: RegionMask = { data: [0], width: 1, height: 1 };
 
 /** What one forward-and-backward pass returns. */
 export interface GradientPass {
-  /** Logits, [batch, classes]. */
-  logits: FloatArray;
-  /** Per target, in the order asked: the activation (absent for the input) and d(seed . logits)/d(target). */
-  targets: { activation?: FloatArray; gradient: FloatArray }[];
+  /** The explained output: a classifier's logits `[batch, classes]`, or any output of the model. */
+  output: FloatArray;
+  /**
+   * Per target, in the order asked: the activation (absent for the input) and d(seed . output)/d(target); `native`:
+   * the activation as the model made it, where a layer view laid it out otherwise.
+   */
+  targets: { activation?: FloatArray; gradient: FloatArray; native?: FloatArray }[];
+}
+
+/** What a session's output is: a classifier's logits, a dense `[N, K, H, W]` map of class scores, or anything else. */
+export type OutputKind = 'classifier' | 'dense' | 'other';
+
+/** ONNX Runtime's options for every session the explainer makes: quiet, the threads asked, the caller's own last. */
+export function ortSessionOptions(options: Pick<SessionOptions, 'threads' | 'runtimeOptions'>): InferenceSession.SessionOptions {
+  return {
+    ...QUIET,
+    // Pre-packing copies every Gemm/MatMul weight (VGG-16's classifier: 470 MB) and measured no faster here.
+    extra: { session: { disable_prepacking: '1' } },
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    ...options.runtimeOptions,
+  };
+}
+
+/** The seed inputs of one pass: the seed itself, a classifier's flags (top-1, softmax, log-softmax), or a region. */
+interface SeedParts {
+  seed?: Tensor;
+  flags?: [number, number, number];
+  region?: { weights: Float32Array; classes: number; mask: RegionMask | undefined; predicted: number };
+}
+
+/** Options of a gradient session beyond ONNX Runtime's. */
+export interface GradientSessionOptions extends SessionOptions {
+  /** The output differentiated; default the model's first (past a trailing softmax). */
+  output?: string;
 }
 
 /**
  * One ONNX Runtime session over a model with its backward pass appended, built once per
- * (model, targets) and reused for every class and input size.
+ * (model, targets, output) and reused for every class, target and input size.
  */
 export class GradientSession {
   /** The gradient graph's names (its bytes are dropped once ONNX Runtime holds the session). */
   readonly graph: Omit<GradientGraph, 'bytes'>;
-  /** Classes the model outputs: declared by the model, or learnt from the first pass. */
+  /** Classes the output has on its axis 1: declared by the model, or learnt from the first pass. */
   private classes: number | undefined;
   /** False until a pass has shown the class count right (a declared one may be stale). */
   private classesSeen = false;
@@ -40,25 +81,29 @@ export class GradientSession {
     return this.classes;
   }
 
-  static async create(runtime: OrtRuntime, model: OnnxGraph, targets: string[], options: SessionOptions = {}): Promise<GradientSession> {
-    const common = {
-      ...QUIET,
-      // Pre-packing copies every Gemm/MatMul weight (VGG-16's classifier: 470 MB) and measured no faster here.
-      extra: { session: { disable_prepacking: '1' } },
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-      ...options.runtimeOptions,
-    };
-    // The class count the model declares on its logits (or, past a trailing softmax, on its output); the gradient
+  /** What the explained output is, by its rank. */
+  get outputKind(): OutputKind {
+    return this.graph.outputRank === 2 ? 'classifier' : this.graph.outputRank === 4 ? 'dense' : 'other';
+  }
+
+  static async create(
+    runtime: OrtRuntime,
+    model: OnnxGraph,
+    targets: string[],
+    options: GradientSessionOptions = {},
+  ): Promise<GradientSession> {
+    const common = ortSessionOptions(options);
+    // The class count the model declares on the output (or, past a trailing softmax, on the softmax's); the gradient
     // graph's own names for them are not in the model.
     const declared = (() => {
-      for (const name of [logitsOf(model), model.outputNames[0] ?? '']) {
+      for (const name of [logitsOf(model, options.output), options.output ?? model.outputNames[0] ?? '']) {
         const shape = model.declaredShape(name);
-        if (shape && shape.length === 2 && (shape[1] as number) > 0) return shape[1];
+        if (shape && (shape.length === 2 || shape.length === 4) && (shape[1] as number) > 0) return shape[1];
       }
       return undefined;
     })();
     const cache = options.sessionCache;
-    const key = cache ? JSON.stringify({ targets, maxPoolIndices: options.maxPoolIndices ?? true }) : '';
+    const key = cache ? JSON.stringify({ targets, maxPoolIndices: options.maxPoolIndices ?? true, output: options.output ?? null }) : '';
     const hit = cache ? await cache.get(key) : undefined;
     if (hit) {
       try {
@@ -75,6 +120,7 @@ export class GradientSession {
     if (!source) requireWholeModel(model.model);
     const { bytes, ...graph } = buildGradientGraph(source ?? model.toBytes(), {
       targets,
+      output: options.output,
       seedInputs: true,
       maxPoolIndices: options.maxPoolIndices,
     });
@@ -104,46 +150,130 @@ export class GradientSession {
     return new GradientSession(runtime, graph, session, declared);
   }
 
+  /** Refuses a target the output cannot take, naming what would fit. */
+  private checkTargetFits(target: Target | undefined): void {
+    if (isOutputTarget(target)) return;
+    const kind = this.outputKind;
+    if (kind === 'classifier' && isRegionTarget(target))
+      throw new CamerasError(
+        `output '${this.graph.output}' is a classifier's [batch, classes]; a region target (segment) needs a dense [batch, K, H, W] output`,
+      );
+    if (kind === 'dense' && !isRegionTarget(target))
+      throw new CamerasError(
+        `output '${this.graph.output}' is a dense [batch, K, H, W] map; explain a region of it: target segment:<class> ({ segment: k } in the library)`,
+      );
+    if (kind === 'other')
+      throw new CamerasError(
+        `output '${this.graph.output}' has rank ${this.graph.outputRank}, neither a classifier's [batch, classes] nor a dense [batch, K, H, W] map; explain a function of it (a target with score and gradient, in the library)`,
+      );
+  }
+
   /**
    * Runs the model on `input` (NCHW) and back-propagates the target (default: the class logit); a null
-   * class asks for the top-1 class of each image.
+   * class asks for the top-1 class of each image (classifiers).
    */
   async run(input: FloatArray, classIndex: number | null, target?: Target): Promise<GradientPass> {
     if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
+    this.checkTargetFits(target);
     const batch = input.shape[0] as number;
-    if (
-      this.classes === undefined &&
-      (classIndex !== null || (target !== undefined && target !== 'logit' && target !== 'prob' && target !== 'logprob'))
-    ) {
-      // The model does not declare its class count: one top-1 pass tells it, once.
-      this.classes = (await this.run(input, null)).logits.shape[1];
-    }
-    // The seed broadcasts over the classes when the count is still unknown (top-1, no class given).
-    const classes = this.classes ?? 1;
-    const one = targetSeed(target, classIndex, classes);
-    const seed = new Float32Array(batch * classes);
-    for (let b = 0; b < batch; b++) seed.set(one.seed, b * classes);
     const { Tensor } = this.runtime;
-    const feeds = {
-      [this.graph.input]: new Tensor('float32', input.data, input.shape),
-      [this.graph.seed]: new Tensor('float32', seed, [batch, classes]),
-      [this.graph.topOne as string]: new Tensor('float32', new Float32Array(batch).fill(one.topOne), [batch, 1]),
-      [this.graph.softmax as string]: new Tensor('float32', new Float32Array(batch).fill(one.softmax), [batch, 1]),
-      [this.graph.logSoftmax as string]: new Tensor('float32', new Float32Array(batch).fill(one.logSoftmax), [batch, 1]),
-    };
-    let outputs: InferenceSession.OnnxValueMapType;
-    try {
-      outputs = await this.session.run(feeds);
-    } catch (error) {
-      if (!this.classesSeen && this.classes !== undefined) {
-        // A declared class count the model does not keep (an edited head): learn it from a top-1 pass, then retry.
-        this.classes = undefined;
-        const learnt = await this.run(input, null).catch(() => undefined);
-        if (learnt) return this.run(input, classIndex, target);
+    if (isOutputTarget(target)) {
+      if (!target.gradient)
+        throw new CamerasError(`the target '${target.name ?? 'custom'}' has no gradient function; gradient methods need one`);
+      // The seed is a function of the output: a pass without one gives the output first.
+      const { output } = await this.pass(input, {});
+      const each = output.data.length / batch;
+      const seed = new Float32Array(output.data.length);
+      for (let b = 0; b < batch; b++) {
+        const one = target.gradient({ data: output.data.subarray(b * each, (b + 1) * each), shape: [1, ...output.shape.slice(1)] });
+        if (one.length !== each)
+          throw new CamerasError(
+            `the target's gradient has ${one.length} values; the output has ${each} per image (shape [${output.shape.join(', ')}])`,
+          );
+        seed.set(one, b * each);
       }
+      return this.pass(input, { seed: new Tensor('float32', seed, output.shape) });
+    }
+    const needsCount = classIndex !== null || (target !== undefined && target !== 'logit' && target !== 'prob' && target !== 'logprob');
+    // The model does not declare its class count: one pass with no seed tells it, once.
+    if (this.classes === undefined && needsCount) this.classes = (await this.pass(input, {})).output.shape[1];
+    const parts = this.seedParts(batch, classIndex, target);
+    try {
+      return await this.pass(input, parts, true);
+    } catch (error) {
+      if (error instanceof CamerasError) throw error;
+      // A declared class count the model does not keep (an edited head): learn it from a pass, then retry.
+      this.classes = undefined;
+      const learnt = await this.pass(input, {}).catch(() => undefined);
+      if (learnt) return this.run(input, classIndex, target);
       throw this.explainFailure(input, (error as Error).message);
     }
-    // Each output read once, then released; a name asked twice (the logits as a target) gets the same array.
+  }
+
+  /** The seed inputs of a classifier or region target, for `batch` images. */
+  private seedParts(batch: number, classIndex: number | null, target: Target | undefined): SeedParts {
+    const { Tensor } = this.runtime;
+    // The seed broadcasts over the classes when the count is still unknown (top-1, no class given).
+    const classes = this.classes ?? 1;
+    if (this.outputKind === 'classifier') {
+      const one = targetSeed(target as ClassifierTarget | undefined, classIndex, classes);
+      const seed = new Float32Array(batch * classes);
+      for (let b = 0; b < batch; b++) seed.set(one.seed, b * classes);
+      return { seed: new Tensor('float32', seed, [batch, classes]), flags: [one.topOne, one.softmax, one.logSoftmax] };
+    }
+    const region = target as RegionTarget;
+    const weights = new Float32Array(batch * classes);
+    for (let b = 0; b < batch; b++) weights[b * classes + region.segment] = 1;
+    return { region: { weights, classes, mask: region.mask, predicted: region.mask ? 0 : 1 } };
+  }
+
+  /**
+   * One forward and backward pass with these seed inputs; those not given are zero (no seed). `strict`: a failure
+   * is thrown as ONNX Runtime gave it, for `run` to retry once with a learnt class count.
+   */
+  private async pass(input: FloatArray, parts: SeedParts, strict = false): Promise<GradientPass> {
+    const session = this.session as InferenceSession;
+    const batch = input.shape[0] as number;
+    const { Tensor } = this.runtime;
+    const flag = (value: number) => new Tensor('float32', new Float32Array(batch).fill(value), [batch, 1]);
+    const feeds: Record<string, InstanceType<typeof Tensor>> = {
+      [this.graph.input]: new Tensor('float32', input.data, input.shape),
+      [this.graph.seed]:
+        parts.seed ??
+        new Tensor(
+          'float32',
+          new Float32Array(1),
+          Array.from({ length: this.graph.outputRank }, () => 1),
+        ),
+    };
+    if (this.graph.topOne) {
+      const [topOne, softmax, logSoftmax] = parts.flags ?? [0, 0, 0];
+      Object.assign(feeds, {
+        [this.graph.topOne]: flag(topOne),
+        [this.graph.softmax as string]: flag(softmax),
+        [this.graph.logSoftmax as string]: flag(logSoftmax),
+      });
+    }
+    if (this.graph.region) {
+      const region = parts.region ?? { weights: new Float32Array(batch), classes: 1, mask: undefined, predicted: 0 };
+      const mask = region.mask ?? EMPTY_MASK;
+      const plane = mask.width * mask.height;
+      const masks = new Float32Array(batch * plane);
+      for (let b = 0; b < batch; b++) for (let p = 0; p < plane; p++) masks[b * plane + p] = (mask.data[p] as number) !== 0 ? 1 : 0;
+      Object.assign(feeds, {
+        [this.graph.region.classWeights]: new Tensor('float32', region.weights, [batch, region.classes]),
+        [this.graph.region.mask]: new Tensor('float32', masks, [batch, 1, mask.height, mask.width]),
+        [this.graph.region.predicted]: flag(region.predicted),
+      });
+    }
+    let outputs: InferenceSession.OnnxValueMapType;
+    try {
+      outputs = await session.run(feeds);
+    } catch (error) {
+      if (strict && !this.classesSeen && this.classes !== undefined) throw error;
+      throw this.explainFailure(input, (error as Error).message);
+    }
+    // Each output read once, then released; a name asked twice (the output as a target) gets the same array.
     const taken = new Map<string, FloatArray>();
     const take = (name: string): FloatArray => {
       const done = taken.get(name);
@@ -155,11 +285,13 @@ export class GradientSession {
       taken.set(name, result);
       return result;
     };
-    const logits = take(this.graph.logits);
-    this.classes ??= logits.shape[1];
-    this.classesSeen = true;
+    const output = take(this.graph.output);
+    if (this.outputKind !== 'other') {
+      this.classes ??= output.shape[1];
+      this.classesSeen = true;
+    }
     return {
-      logits,
+      output,
       targets: this.graph.targets.map((t) => ({
         activation: t.activation ? take(t.activation) : undefined,
         gradient: take(t.gradient),
@@ -190,10 +322,20 @@ export class GradientSession {
    * Runs several same-sized images: stacked into one batch where the model allows it, else one at a
    * time. Returns one pass per image (views into the batch's outputs).
    */
-  async runEach(inputs: FloatArray[], classIndex: number | null, target?: Target): Promise<GradientPass[]> {
+  runEach(inputs: FloatArray[], classIndex: number | null, target?: Target): Promise<GradientPass[]> {
+    return this.stacked(inputs, (input) => this.run(input, classIndex, target));
+  }
+
+  /** Each image's output from passes with no seed (nothing back-propagated): forward passes, stacked where the model allows. */
+  async outputs(inputs: FloatArray[]): Promise<FloatArray[]> {
+    if (!this.session) throw new CamerasError('this explainer was disposed; create a new one');
+    return (await this.stacked(inputs, (input) => this.pass(input, {}))).map((pass) => pass.output);
+  }
+
+  private async stacked(inputs: FloatArray[], one: (input: FloatArray) => Promise<GradientPass>): Promise<GradientPass[]> {
     if (inputs.length === 1 || !this.batching) {
       const passes: GradientPass[] = [];
-      for (const input of inputs) passes.push(await this.run(input, classIndex, target));
+      for (const input of inputs) passes.push(await one(input));
       return passes;
     }
     const [, ...rest] = (inputs[0] as FloatArray).shape;
@@ -202,17 +344,17 @@ export class GradientSession {
     for (const [i, input] of inputs.entries()) stacked.set(input.data, i * each);
     let pass: GradientPass;
     try {
-      pass = await this.run({ data: stacked, shape: [inputs.length, ...rest] }, classIndex, target);
+      pass = await one({ data: stacked, shape: [inputs.length, ...rest] });
     } catch {
       this.batching = false;
-      return this.runEach(inputs, classIndex, target);
+      return this.stacked(inputs, one);
     }
     const slice = (t: FloatArray, i: number): FloatArray => {
       const size = t.data.length / inputs.length;
       return { data: t.data.subarray(i * size, (i + 1) * size), shape: [1, ...t.shape.slice(1)] };
     };
     return inputs.map((_, i) => ({
-      logits: slice(pass.logits, i),
+      output: slice(pass.output, i),
       targets: pass.targets.map((t) => ({
         activation: t.activation ? slice(t.activation, i) : undefined,
         gradient: slice(t.gradient, i),

@@ -29,9 +29,25 @@ export function validateImageTensor(input: FloatArray, channels: number | undefi
     );
 }
 
+/** What a result reports about classes and scales; the class facts only where the explained output is a classifier's. */
+export interface ScaleFacts {
+  /** The class explained: given, or the first scale's top-1. */
+  classIndex?: number;
+  /** The class used at each resolution (the given class, or that scale's top-1). */
+  classPerResolution?: Record<string, number>;
+  /** The top-1 softmax probability at each resolution. */
+  probPerResolution?: Record<string, number>;
+  /** Resolutions that went into the map (the class-consistency rule). */
+  usedResolutions: number[];
+  /** Softmax probability of the explained class at the first resolution. */
+  classProbability?: number;
+}
+
 /**
  * The paper's class-consistency rule over scales: with a class given, every scale is kept for it; otherwise
- * each scale explains its own top-1 class and is kept only when that is the first scale's class.
+ * each scale explains its own top-1 class and is kept only when that is the first scale's class. An output that is
+ * not a classifier's `[1, classes]` logits (a segmenter's, or any other explained by a region or a function) has no
+ * top-1 class: every scale is kept, and only the given class, if any, is reported.
  */
 export class ClassConsistency {
   readonly classPerResolution: Record<string, number> = {};
@@ -39,11 +55,19 @@ export class ClassConsistency {
   readonly used: number[] = [];
   firstClass = -1;
   classProbability = 0;
+  /** False once an output was not a classifier's. */
+  private classifier = true;
 
   constructor(private readonly requested: number | null) {}
 
-  /** Records one scale's logits; true when the scale is kept. */
-  keep(resolution: number, logits: Float32Array): boolean {
+  /** Records one scale's output; true when the scale is kept. */
+  keep(resolution: number, output: FloatArray): boolean {
+    if (output.shape.length !== 2) {
+      this.classifier = false;
+      this.used.push(resolution);
+      return true;
+    }
+    const logits = output.data;
     const top = topOne(logits);
     const cls = this.requested ?? top.index;
     this.classPerResolution[resolution] = cls;
@@ -57,12 +81,14 @@ export class ClassConsistency {
     return true;
   }
 
-  get classIndex(): number {
+  get classIndex(): number | undefined {
+    if (!this.classifier) return this.requested ?? undefined;
     return this.requested ?? this.firstClass;
   }
 
   /** What a result reports about classes and scales. */
-  facts() {
+  facts(): ScaleFacts {
+    if (!this.classifier) return { ...(this.requested !== null ? { classIndex: this.requested } : {}), usedResolutions: this.used };
     return {
       classIndex: this.classIndex,
       classPerResolution: this.classPerResolution,

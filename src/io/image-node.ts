@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import type { RegionMask } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { RgbImage } from './preprocess.js';
 
@@ -43,5 +44,31 @@ export async function readImage(path: string): Promise<RgbImage> {
       );
     }
     throw new CamerasError(`cannot decode image ${path} (${message.split('\n')[0]}); use a JPEG, PNG or WebP file`);
+  }
+}
+
+/**
+ * A region's mask from a picture (PNG, JPEG, WebP): its pixels as grey levels, non-zero inside. The mask may have
+ * any size; it is resized to the explained output's at each scale.
+ */
+export async function readMask(path: string): Promise<RegionMask> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new CamerasError(
+      `cannot read mask ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
+  }
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels() }).greyscale().raw().toBuffer({ resolveWithObject: true });
+    const grey = new Uint8Array(info.width * info.height);
+    for (let p = 0; p < grey.length; p++) grey[p] = data[p * info.channels] as number;
+    if (!grey.some((v) => v !== 0))
+      throw new CamerasError(`mask ${path} is all zero: no pixel is inside the region; draw the region in non-zero pixels`);
+    return { data: grey, width: info.width, height: info.height };
+  } catch (error) {
+    if (error instanceof CamerasError) throw error;
+    throw new CamerasError(`cannot decode mask ${path} (${(error as Error).message.split('\n')[0]}); use a PNG, JPEG or WebP file`);
   }
 }

@@ -4,16 +4,16 @@ import { access, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseTarget } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
+import type { Explainer } from '../explainer.js';
 import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
-import { preprocess } from '../io/preprocess.js';
 import { methodByName } from '../methods/registry.js';
+import { classIndex, openExplainer } from '../models/open-node.js';
 import { fileIdentity, sessionCacheOn } from '../models/session-cache-node.js';
 import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
 import { overlayWithBar } from '../render/panel-node.js';
 import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
 import type { BatchInput } from './inputs.js';
-import { classIndex, type LoadedModel, loadModel } from './loaded-model.js';
 
 /**
  * One unit of a batch: an image explained by one method of one model for one class and target. Its key hashes
@@ -48,9 +48,11 @@ export interface BatchRecord {
   model: string;
   method: string;
   target: string;
-  classIndex: number;
+  /** The class explained, where the model's output has classes (absent for a function target). */
+  classIndex?: number;
   className?: string;
-  probability: number;
+  /** Its softmax probability, where the output is a classifier's. */
+  probability?: number;
   empty: boolean;
   map: string;
   overlay: string;
@@ -178,7 +180,7 @@ export class TransientJobError extends Error {}
 
 /** Runs jobs in one process, loading each model once (a worker holds one of these). */
 export class JobRunner {
-  private readonly models = new Map<string, Promise<LoadedModel>>();
+  private readonly models = new Map<string, Promise<Explainer>>();
 
   constructor(private readonly threads?: number) {}
 
@@ -187,7 +189,7 @@ export class JobRunner {
   }
 
   /** A model this process has loaded already, for the jobs that name it (`cameras eval` loads it to check labels). */
-  adopt(job: Pick<BatchJob, 'model' | 'weights' | 'layer'>, model: LoadedModel): void {
+  adopt(job: Pick<BatchJob, 'model' | 'weights' | 'layer'>, model: Explainer): void {
     this.models.set(JobRunner.modelKey(job), Promise.resolve(model));
   }
 
@@ -199,21 +201,21 @@ export class JobRunner {
     const key = JobRunner.modelKey(job);
     let loading = this.models.get(key);
     if (!loading) {
-      loading = loadModel(job.model, { weights: job.weights, layer: job.layer, threads: this.threads });
+      loading = openExplainer(job.model, { weights: job.weights, layer: job.layer, threads: this.threads });
       this.models.set(key, loading);
       loading.catch(() => this.models.delete(key));
     }
-    const model = await loading;
+    const explainer = await loading;
     const picture = await readImage(job.image);
     if (job.evaluate) checkAnnotatedSize(job.image, picture, job.evaluate.annotation);
-    const tensor = preprocess(picture, model.preset, model.size);
-    const result = await model.explainer.explain(tensor, {
+    const tensor = explainer.preprocess(picture);
+    const { profile } = explainer;
+    const result = await explainer.explain(tensor, {
       method: job.method,
-      classIndex: job.class === undefined ? null : classIndex(job.class, model),
-      ...(job.target !== undefined ? { target: parseTarget(job.target, (label) => classIndex(label, model)) } : {}),
-      ...(job.method === 'cameras' ? { resolutions: model.resolutions } : {}),
+      classIndex: job.class === undefined ? null : classIndex(job.class, profile),
+      ...(job.target !== undefined ? { target: parseTarget(job.target, (label) => classIndex(label, profile)) } : {}),
     });
-    const scores = job.evaluate ? await scorePair(model, tensor, result, job.evaluate) : undefined;
+    const scores = job.evaluate ? await scorePair(explainer, tensor, result, job.evaluate) : undefined;
     const out = outputsOf(job);
     const write = async (what: () => Promise<void>) => {
       try {
@@ -234,9 +236,9 @@ export class JobRunner {
       model: job.model,
       method: job.method,
       target: result.target,
-      classIndex: result.classIndex,
-      ...(model.labels?.[result.classIndex] ? { className: model.labels[result.classIndex] } : {}),
-      probability: result.classProbability,
+      ...(result.classIndex !== undefined ? { classIndex: result.classIndex } : {}),
+      ...(result.classIndex !== undefined && profile.labels?.[result.classIndex] ? { className: profile.labels[result.classIndex] } : {}),
+      ...(result.classProbability !== undefined ? { probability: result.classProbability } : {}),
       empty: result.empty,
       map: basename(out.map),
       overlay: basename(out.overlay),
@@ -248,7 +250,7 @@ export class JobRunner {
   }
 
   async dispose(): Promise<void> {
-    for (const loading of this.models.values()) await (await loading.catch(() => undefined))?.explainer.dispose();
+    for (const loading of this.models.values()) await (await loading.catch(() => undefined))?.dispose();
     this.models.clear();
   }
 }

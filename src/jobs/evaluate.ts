@@ -1,11 +1,11 @@
 import type { Annotation } from '../datasets/voc.js';
 import { resizePlaneBilinear } from '../engine/resize.js';
 import { CamerasError } from '../errors.js';
+import type { Explainer } from '../explainer.js';
 import type { FloatArray } from '../io/npy.js';
 import type { ExplainResult } from '../methods/method.js';
 import type { PairScores, ScoredPair } from '../metrics/metric.js';
 import { EVAL_METRICS } from '../metrics/names.js';
-import type { LoadedModel } from './loaded-model.js';
 
 /** What an evaluation job scores beyond its map: one annotated (image, class) pair, by the chosen metrics. */
 export interface EvalSpec {
@@ -31,10 +31,10 @@ export function checkAnnotatedSize(image: string, picture: { width: number; heig
 }
 
 /** The chosen metrics of one explained pair: `result` is the map of `tensor` for the pair's class. */
-export async function scorePair(model: LoadedModel, tensor: FloatArray, result: ExplainResult, spec: EvalSpec): Promise<EvalScores> {
+export async function scorePair(explainer: Explainer, tensor: FloatArray, result: ExplainResult, spec: EvalSpec): Promise<EvalScores> {
   const [, , h, w] = tensor.shape as [number, number, number, number];
   const pair: ScoredPair = {
-    forward: (inputs) => model.explainer.forward(inputs),
+    forward: (inputs) => explainer.forward(inputs),
     tensor,
     map: result.height === h && result.width === w ? result.map : resizePlaneBilinear(result.map, result.height, result.width, h, w),
     result,

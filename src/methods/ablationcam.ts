@@ -18,10 +18,10 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   needs: ['layer-gradient', 'head'],
   options: ['postprocess'],
   async compute(context, input, options) {
-    const { activation, channels, h, w, logits: passLogits, first, cls } = await layerPassAt(context, input, options, 'ablationcam');
+    const { activation, native, channels, h, w, output, first, cls, target } = await layerPassAt(context, input, options, 'ablationcam');
     const head = await context.head();
     const positions = h * w;
-    const original = targetScore(passLogits, options.target, cls);
+    const original = targetScore(output, target, cls);
     let min = Number.POSITIVE_INFINITY;
     for (const v of activation.data) min = Math.min(min, v);
     const ablated = min === 0 ? 0 : min - 1e7;
@@ -33,10 +33,11 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
         data.set(activation.data, k * channels * positions);
         data.fill(ablated, (k * channels + c0 + k) * positions, (k * channels + c0 + k + 1) * positions);
       }
-      const logits = await head({ data, shape: [count, channels, h, w] });
-      const classes = logits.length / count;
+      const outputs = await head({ data, shape: [count, channels, h, w] }, native);
+      const each = outputs.data.length / count;
       for (let k = 0; k < count; k++) {
-        const score = targetScore(logits.subarray(k * classes, (k + 1) * classes), options.target, cls);
+        const one = { data: outputs.data.subarray(k * each, (k + 1) * each), shape: [1, ...outputs.shape.slice(1)] };
+        const score = targetScore(one, target, cls);
         weights[c0 + k] = (original - score) / original;
       }
       options.onProgress?.(c0 + count, channels);

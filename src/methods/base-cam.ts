@@ -1,6 +1,7 @@
 import { type CamPostprocess, postprocessCam, type RawMap } from '../engine/postprocess.js';
 import { resizeInput, resizePlaneBilinear } from '../engine/resize.js';
-import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
+import { ClassConsistency, validateResolutions } from '../engine/scales.js';
+import { frozenRegion } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import {
@@ -77,37 +78,41 @@ export function elementwise(layer: LayerTensors, f: (a: number, g: number) => nu
 }
 
 /** The target layer's activation and gradient of one pass, or a clear error when the target is the input. */
-export function layerTensors(pass: { targets: { activation?: FloatArray; gradient: FloatArray }[] }, method: string) {
+export function layerTensors(pass: { targets: { activation?: FloatArray; gradient: FloatArray; native?: FloatArray }[] }, method: string) {
   const target = pass.targets[0];
   if (!target?.activation) throw new CamerasError(`${method} needs an intermediate layer as target, not the input`);
   if (target.activation.shape.length !== 4)
     throw new CamerasError(
-      `the target layer's output has shape [${target.activation.shape.join(', ')}], not a spatial map [N, C, H, W]; choose a convolutional layer ('cameras layers' lists them)`,
+      `the target layer's output has shape [${target.activation.shape.join(', ')}], not a spatial map [N, C, H, W]; choose a convolutional layer ('cameras layers' lists them) or give its layer view`,
     );
   const [, channels, h, w] = target.activation.shape as [number, number, number, number];
-  return { activation: target.activation, gradient: target.gradient, channels, h, w };
+  return { activation: target.activation, gradient: target.gradient, native: target.native ?? target.activation, channels, h, w };
 }
 
 /** What a method computed at the input's own size (one scale) reports about classes and sizes. */
-export function oneScaleFacts(input: FloatArray, logits: Float32Array, classIndex: number | null) {
+export function oneScaleFacts(input: FloatArray, output: FloatArray, classIndex: number | null) {
   const { height, width } = imageSize(input);
   const rule = new ClassConsistency(classIndex);
-  rule.keep(height, logits);
+  rule.keep(height, output);
   return { height, width, ...rule.facts() };
 }
 
 /** The output of a method computed at the input's own size (one scale). */
-export function singleScaleOutput(raw: RawMap, input: FloatArray, logits: Float32Array, classIndex: number | null): MethodOutput {
-  return { raw, ...oneScaleFacts(input, logits, classIndex) };
+export function singleScaleOutput(raw: RawMap, input: FloatArray, output: FloatArray, classIndex: number | null): MethodOutput {
+  return { raw, ...oneScaleFacts(input, output, classIndex) };
 }
 
-/** The one layer pass Score-CAM and Ablation-CAM start from: A, the logits and the class, reported as one scale. */
+/**
+ * The one layer pass Score-CAM and Ablation-CAM start from: A, the output and the class, reported as one scale.
+ * `cls` is the explained class (the given one, or the top-1 of a classifier; 0 where the output has no class);
+ * `target` is what their perturbed copies are scored by (a predicted region frozen to this pass's prediction).
+ */
 export async function layerPassAt(context: MethodContext, input: FloatArray, options: CommonOptions, method: string) {
   const requested = options.classIndex ?? null;
   const pass = await context.layer.run(input, requested, options.target);
   const tensors = layerTensors(pass, method);
-  const first = oneScaleFacts(input, pass.logits.data, requested);
-  return { ...tensors, logits: pass.logits.data, first, cls: first.classIndex };
+  const first = oneScaleFacts(input, pass.output, requested);
+  return { ...tensors, output: pass.output, first, cls: first.classIndex ?? 0, target: frozenRegion(options.target, pass.output) };
 }
 
 /**
@@ -132,9 +137,9 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
         const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
         const raw = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
         options.onProgress?.(1, 1);
-        return singleScaleOutput(plane(raw, h, w), input, pass.logits.data, requested);
+        return singleScaleOutput(plane(raw, h, w), input, pass.output, requested);
       }
-      const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
+      const resolutions = options.resolutions ?? context.resolutions;
       validateResolutions(resolutions);
       const size = resolutions[0] as number;
       const rule = new ClassConsistency(requested);
@@ -142,14 +147,14 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
       for (const [i, r] of resolutions.entries()) {
         const pass = await context.layer.run(resizeInput(input, r), requested, options.target);
         options.onProgress?.(i + 1, resolutions.length);
-        if (!rule.keep(r, pass.logits.data)) continue;
+        if (!rule.keep(r, pass.output)) continue;
         const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
         const map = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
         if (resolutions.length === 1) {
           // One scale alone stays at the layer's size: the single-scale map, post-processed the same way.
           const scaleRaws = options.perScale ? [{ resolution: r, raw: plane(map, h, w) }] : undefined;
           return {
-            ...singleScaleOutput(plane(map, h, w), resizeInput(input, r), pass.logits.data, requested),
+            ...singleScaleOutput(plane(map, h, w), resizeInput(input, r), pass.output, requested),
             ...(scaleRaws ? { scaleRaws } : {}),
           };
         }
@@ -166,7 +171,7 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
       };
     },
     postprocess: (raw, height, width, options) => postprocessCam(raw, height, width, options.postprocess),
-    classResolution: (input, options) =>
-      options.multiScale ? ((options.resolutions ?? DEFAULT_RESOLUTIONS)[0] as number) : imageSize(input).height,
+    classResolution: (input, options, resolutions) =>
+      options.multiScale ? ((options.resolutions ?? resolutions)[0] as number) : imageSize(input).height,
   };
 }

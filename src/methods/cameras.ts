@@ -1,7 +1,7 @@
 import type { FusionScale } from '../engine/fusion.js';
 import { minMax, type RawMap, relu, type SaliencyMap } from '../engine/postprocess.js';
 import { bilinearTaps, horizontal, resizeInput, type Taps, vertical } from '../engine/resize.js';
-import { ClassConsistency, DEFAULT_RESOLUTIONS, validateResolutions } from '../engine/scales.js';
+import { ClassConsistency, validateResolutions } from '../engine/scales.js';
 import type { FloatArray } from '../io/npy.js';
 import { layerTensors } from './base-cam.js';
 import { type CommonOptions, type MethodContext, type MethodOutput, plane, type SaliencyMethod, type ScaleOptions } from './method.js';
@@ -105,7 +105,7 @@ async function camerasBatch(
       results.push(...(await camerasBatch(context, inputs.slice(start, start + IMAGE_GROUP), options, batchPixels, progress)));
     return results;
   }
-  const resolutions = options.resolutions ?? DEFAULT_RESOLUTIONS;
+  const resolutions = options.resolutions ?? context.resolutions;
   validateResolutions(resolutions);
   const requested = options.classIndex ?? null;
   const states = inputs.map(() => ({ rule: new ClassConsistency(requested), kept: [] as { at: number; scale: FusionScale }[] }));
@@ -118,7 +118,7 @@ async function camerasBatch(
       passes.forEach((pass, k) => {
         const state = states[start + k] as (typeof states)[number];
         const { activation, gradient } = layerTensors(pass, 'CAMERAS');
-        if (state.rule.keep(r, pass.logits.data)) state.kept.push({ at, scale: { activation, gradient } });
+        if (state.rule.keep(r, pass.output)) state.kept.push({ at, scale: { activation, gradient } });
       });
       progress.done += scaled.length;
       options.onProgress?.(progress.done, progress.total);
@@ -162,14 +162,15 @@ export const cameras: SaliencyMethod<CamerasMethodOptions> = {
   summary: 'CAMERAS: activations and gradients accumulated over resolutions and fused (Jalwana et al. 2021)',
   needs: ['layer-gradient'],
   options: ['resolutions', 'perScale'],
+  multiResolution: true,
   async compute(context, input, options) {
-    const total = (options.resolutions ?? DEFAULT_RESOLUTIONS).length;
+    const total = (options.resolutions ?? context.resolutions).length;
     return (await camerasBatch(context, [input], options, 0, { done: 0, total }))[0] as MethodOutput;
   },
   computeBatch(context, inputs, options) {
-    const total = (options.resolutions ?? DEFAULT_RESOLUTIONS).length * inputs.length;
+    const total = (options.resolutions ?? context.resolutions).length * inputs.length;
     return camerasBatch(context, inputs, options, options.batch ? BATCH_PIXELS : 0, { done: 0, total });
   },
   postprocess: (raw, height, width) => minMax(relu(Float64Array.from(raw.data)), width, height),
-  classResolution: (_input, options) => (options.resolutions ?? DEFAULT_RESOLUTIONS)[0] as number,
+  classResolution: (_input, options, resolutions) => (options.resolutions ?? resolutions)[0] as number,
 };

@@ -1,21 +1,36 @@
 import type { FusionScale } from '../engine/fusion.js';
-import type { GradientSession } from '../engine/gradient-session.js';
+import type { GradientPass } from '../engine/gradient-session.js';
 import type { RawMap, SaliencyMap } from '../engine/postprocess.js';
+import type { ScaleFacts } from '../engine/scales.js';
 import type { Target } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
 
+/** Forward and backward passes: one image, or several stacked where the model allows. */
+export interface PassRunner {
+  run(input: FloatArray, classIndex: number | null, target?: Target): Promise<GradientPass>;
+  runEach(inputs: FloatArray[], classIndex: number | null, target?: Target): Promise<GradientPass[]>;
+}
+
 /** What a method runs on; the explainer builds each part once, the costly ones on first use. */
 export interface MethodContext {
-  /** Forward and backward pass to the target layer: its activation and the target's gradient there. */
-  readonly layer: GradientSession;
+  /**
+   * Forward and backward pass to the target layer: its activation and the target's gradient there, as `[N, C, H, W]`
+   * (the profile's layer view applied; `native` keeps the layer's own tensor where the view changed it).
+   */
+  readonly layer: PassRunner;
   /** Forward and backward pass to the input pixels. */
-  inputGradients(): Promise<GradientSession>;
-  /** Forward passes only (no backward): each input's logits, stacked into one call where the model allows. */
-  forward(inputs: FloatArray[]): Promise<Float32Array[]>;
-  /** The network from the target layer to the logits, run on edited activations: logits `[batch, classes]`. */
-  head(): Promise<(activations: FloatArray) => Promise<Float32Array>>;
+  inputGradients(): Promise<PassRunner>;
+  /** Forward passes only (no backward): each input's explained output `[1, ...]`, stacked into one call where the model allows. */
+  forward(inputs: FloatArray[]): Promise<FloatArray[]>;
+  /**
+   * The network from the target layer to the explained output, run on edited activations `[batch, C, H, W]` (in the
+   * layer view; `native` is one image's layer tensor as the model made it): the outputs `[batch, ...]`.
+   */
+  head(): Promise<(activations: FloatArray, native: FloatArray) => Promise<FloatArray>>;
   /** CAMERAS' fusion of kept scales: sum over channels of (sum of resized A) x (sum of resized G), `size x size`. */
   fuseSums(scales: FusionScale[], size: number): Promise<Float64Array>;
+  /** The model's default resolutions (its profile's), for methods that run at several. */
+  readonly resolutions: readonly number[];
 }
 
 /** What a method needs from the model; shown by `cameras methods` and in the README. */
@@ -25,8 +40,13 @@ export type MethodNeed = 'layer-gradient' | 'input-gradient' | 'head' | 'masked-
 export interface CommonOptions {
   /** Class to explain; omitted or null: the top-1 class (at the first resolution, for multi-scale methods). */
   classIndex?: number | null;
-  /** What is differentiated or scored: the class logit (default), its probability, a contrast, or weights over the logits. */
+  /**
+   * What is differentiated or scored: the class logit (default), its probability, a contrast or weights over the
+   * logits; a region of a dense output (`{ segment: k, mask? }`); or any function of the output (`{ score, gradient }`).
+   */
   target?: Target;
+  /** The output explained (by name); default: the profile's, the model's first. */
+  output?: string;
   /** Also return the raw, signed map before post-processing (`result.raw`), as Captum returns attributions. */
   raw?: boolean;
   /** NoiseTunnel (SmoothGrad over any method): the method's raw maps averaged over noisy copies of the input. */
@@ -46,27 +66,18 @@ export interface NoiseOptions {
 
 /** Options of the methods that run at several resolutions (CAMERAS, and CAM methods with `multiScale`). */
 export interface ScaleOptions {
-  /** Square input sizes; the first is the map's size (default 224, 324, ..., 924, the paper's). */
+  /** Square input sizes; the first is the map's size (default: the model profile's, 224, 324, ..., 924 for a 224 px model, the paper's). */
   resolutions?: readonly number[];
   /** Also return each used resolution's map alone (`scaleMaps`), to show what each scale adds. */
   perScale?: boolean;
 }
 
-/** What a method computes for one image, before post-processing. */
-export interface MethodOutput {
+/** What a method computes for one image, before post-processing; the class facts where the output is a classifier's. */
+export interface MethodOutput extends ScaleFacts {
   raw: RawMap;
   /** Size of the post-processed map. */
   height: number;
   width: number;
-  classIndex: number;
-  /** The class used at each resolution (the given class, or that scale's top-1). */
-  classPerResolution: Record<string, number>;
-  /** The top-1 softmax probability at each resolution. */
-  probPerResolution: Record<string, number>;
-  /** Resolutions that went into the map (the class-consistency rule). */
-  usedResolutions: number[];
-  /** Softmax probability of the explained class at the first resolution. */
-  classProbability: number;
   /** The raw map of each used resolution alone (`perScale`). */
   scaleRaws?: { resolution: number; raw: RawMap }[];
   /** Integrated Gradients: |sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|. */
@@ -87,24 +98,26 @@ export interface SaliencyMethod<O extends object = object> {
   compute(context: MethodContext, input: FloatArray, options: CommonOptions & O): Promise<MethodOutput>;
   postprocess(raw: RawMap, height: number, width: number, options: O): SaliencyMap;
   /** The input size at which the method picks the top-1 class (default: the input's own): NoiseTunnel asks it. */
-  classResolution?(input: FloatArray, options: O): number;
+  classResolution?(input: FloatArray, options: O, resolutions: readonly number[]): number;
+  /** True for a method that always runs at several resolutions (CAMERAS): it takes `resolutions` and `perScale` as they are. */
+  readonly multiResolution?: boolean;
   /** True for a method that is already a NoiseTunnel (SmoothGrad): `smooth` is refused on it. */
   readonly smoothed?: boolean;
   /** Many images at once, each with the map it gets alone (CAMERAS stacks them per scale). */
   computeBatch?(context: MethodContext, inputs: FloatArray[], options: CommonOptions & O & { batch?: boolean }): Promise<MethodOutput[]>;
 }
 
-/** The result of `explain`: the map and what it explains. */
-export interface ExplainResult extends SaliencyMap {
+/**
+ * The result of `explain`: the map and what it explains. The class facts (`classIndex`, `classPerResolution`,
+ * `probPerResolution`, `classProbability`) are there where the explained output is a classifier's; a region of a
+ * dense output reports its class alone, a function target none.
+ */
+export interface ExplainResult extends SaliencyMap, ScaleFacts {
   method: string;
-  /** What was explained: `logit`, `prob`, `contrast:<class>` or `weights(logits|probabilities)`. */
+  /** What was explained: `logit`, `prob`, `contrast:<class>`, `weights(logits|probabilities)`, `segment:<class>`, ... */
   target: string;
-  /** The class explained. */
-  classIndex: number;
-  classPerResolution: Record<string, number>;
-  probPerResolution: Record<string, number>;
-  usedResolutions: number[];
-  classProbability: number;
+  /** The output explained. */
+  output: string;
   /** With `perScale`: the map of each used resolution on its own. */
   scaleMaps?: { resolution: number; map: SaliencyMap }[];
   /** With `raw: true`: the signed map before post-processing. */

@@ -1,5 +1,5 @@
 import { resizeInput } from '../engine/resize.js';
-import { probabilityOf, topOne } from '../engine/scores.js';
+import { frozenRegion, isOutputTarget, isRegionTarget, probabilityOf, topOne } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { gaussian } from '../random.js';
@@ -31,19 +31,31 @@ export async function noiseTunnel<O extends object>(
   }
   const sigma = (noise.noise ?? 0.15) * (hi - lo);
   const next = gaussian(noise.seed ?? 0);
-  // The class is picked where the method picks it: at the first resolution for multi-scale methods.
-  const clean = await context.layer.run(resizeInput(input, method.classResolution?.(input, options) ?? imageSize(input).height), null);
-  const classIndex = options.classIndex ?? topOne(clean.logits.data).index;
+  // The class is picked where the method picks it (at the first resolution for multi-scale methods), for a
+  // classifier's target; a region carries its class, and a predicted region is frozen to the clean input's prediction
+  // there; a function target has no class.
+  let classIndex = options.classIndex ?? null;
+  let target = options.target;
+  let cleanProbability: number | undefined;
+  if (!isOutputTarget(target)) {
+    const size = method.classResolution?.(input, options, context.resolutions) ?? imageSize(input).height;
+    const clean = (await context.layer.run(resizeInput(input, size), classIndex, isRegionTarget(target) ? target : undefined)).output;
+    if (isRegionTarget(target)) target = frozenRegion(target, clean);
+    else {
+      classIndex ??= topOne(clean.data).index;
+      cleanProbability = probabilityOf(clean.data, classIndex);
+    }
+  }
   let mean: Float64Array | undefined;
   let first: MethodOutput | undefined;
   const probPerResolution: Record<string, number> = {};
   let completeness: number | undefined;
   for (let s = 0; s < samples; s++) {
     const noisy = { data: Float32Array.from(input.data, (v) => v + sigma * next()), shape: input.shape };
-    const out = await method.compute(context, noisy, { ...options, classIndex, smooth: undefined, onProgress: undefined });
+    const out = await method.compute(context, noisy, { ...options, classIndex, target, smooth: undefined, onProgress: undefined });
     mean ??= new Float64Array(out.raw.data.length);
     for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (out.raw.data[i] as number) / samples;
-    for (const [r, p] of Object.entries(out.probPerResolution)) probPerResolution[r] = (probPerResolution[r] ?? 0) + p / samples;
+    for (const [r, p] of Object.entries(out.probPerResolution ?? {})) probPerResolution[r] = (probPerResolution[r] ?? 0) + p / samples;
     if (out.completenessError !== undefined) completeness = (completeness ?? 0) + out.completenessError / samples;
     first ??= out;
     options.onProgress?.(s + 1, samples);
@@ -53,8 +65,7 @@ export async function noiseTunnel<O extends object>(
     ...result,
     raw: { ...result.raw, data: mean as Float64Array },
     // The explained class's probability is the clean input's; the top-1 probabilities are the copies' mean.
-    classProbability: probabilityOf(clean.logits.data, classIndex),
-    probPerResolution,
+    ...(cleanProbability !== undefined ? { classProbability: cleanProbability, probPerResolution } : {}),
     scaleRaws: undefined,
     // Integrated Gradients under the tunnel: the copies' mean completeness error.
     completenessError: completeness,

@@ -35,6 +35,12 @@ export const REGISTRY = [
   integratedGradients,
 ] as const satisfies readonly SaliencyMethod<never>[];
 
+type OptionsOf<M> = M extends SaliencyMethod<infer O> ? O : never;
+type Intersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+
+/** Every registered method's own options in one type, derived from the registry: what `explain` takes beside the common options. */
+export type MethodOptions = Intersection<OptionsOf<(typeof REGISTRY)[number]>>;
+
 /** Every method's name. */
 export const METHODS: readonly string[] = REGISTRY.map((m) => m.name);
 

@@ -31,7 +31,7 @@ export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   needs: ['layer-gradient', 'masked-forward'],
   options: ['postprocess'],
   async compute(context, input, options) {
-    const { activation, channels, h, w, first, cls } = await layerPassAt(context, input, options, 'scorecam');
+    const { activation, channels, h, w, first, cls, target } = await layerPassAt(context, input, options, 'scorecam');
     const [, inChannels, height, width] = input.shape as [number, number, number, number];
     const upsampled = resamplePlanes(
       activation.data,
@@ -55,8 +55,8 @@ export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
         }
         masked.push({ data, shape: input.shape });
       }
-      (await context.forward(masked)).forEach((logits, k) => {
-        scores[c0 + k] = targetScore(logits, options.target, cls);
+      (await context.forward(masked)).forEach((output, k) => {
+        scores[c0 + k] = targetScore(output, target, cls);
       });
       options.onProgress?.(Math.min(c0 + BATCH, channels), channels);
     }

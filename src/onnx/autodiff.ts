@@ -12,13 +12,20 @@ export const GRADIENT_OPSET = 16;
 export interface GradientGraphOptions {
   /** Tensors whose gradients are wanted (activations of target layers, or the model input). */
   targets: string[];
-  /** The tensor to differentiate; default: the model's first output, with a trailing Softmax stripped. */
+  /** The output to differentiate; default: the model's first output. A trailing (Log)Softmax is stripped either way. */
   output?: string;
   /**
-   * The seed is a graph input of the output's shape, the vector of the vector-Jacobian product. This adds three `[batch, 1]` inputs that shape the seed (see `GradientGraph.topOne`, `.softmax` and `.logSoftmax`): the seed of
-   * the logits becomes `s = seed + topOne * onehot(argmax logits)`; where `softmax` is 1, `s` weights the
-   * probabilities p = softmax(logits) instead, so the logits receive `p * (s - sum(s * p))`; where `logSoftmax` is
-   * 1, `s` weights the log-probabilities, so the logits receive `s - p * sum(s)`.
+   * The seed is a graph input of the output's rank (any shape that broadcasts to the output's), the vector of the
+   * vector-Jacobian product. With `seedInputs`, more inputs shape it without a second pass:
+   * - a classifier's `[batch, classes]` logits take three `[batch, 1]` inputs (see `GradientGraph.topOne`,
+   *   `.softmax` and `.logSoftmax`): the seed of the logits becomes `s = seed + topOne * onehot(argmax logits)`; where
+   *   `softmax` is 1, `s` weights the probabilities p = softmax(logits) instead, so the logits receive
+   *   `p * (s - sum(s * p))`; where `logSoftmax` is 1, `s` weights the log-probabilities, so the logits receive
+   *   `s - p * sum(s)`;
+   * - a dense `[batch, K, H, W]` output (a segmenter's) takes a region (see `GradientGraph.region`): class weights
+   *   `w [batch, K]`, a mask `m [batch, 1, h, w]` of any size, resized to `H x W` (nearest, as PyTorch's default
+   *   `interpolate`), and a flag `[batch, 1]`; the seed becomes `seed + w (x) mask`, the mask being the pixels whose
+   *   argmax over K is the class `w` weights where the flag is 1, else `m` resized.
    */
   seedInputs?: boolean;
   /**
@@ -32,16 +39,20 @@ export interface GradientGraph {
   bytes: Uint8Array;
   /** Name of the model's image input. */
   input: string;
-  /** The differentiated output (logits), an output of the new graph. */
-  logits: string;
-  /** The seed graph input, float32 of the logits' shape. */
+  /** The differentiated output (logits, or any output), an output of the new graph. */
+  output: string;
+  /** Its rank (2 for a classifier's logits, 4 for a segmenter's scores). */
+  outputRank: number;
+  /** The seed graph input, float32 of the output's rank, broadcast to its shape. */
   seed: string;
-  /** With `seedInputs`: `[batch, 1]` weight of the top-1 class's one-hot added to the seed. */
+  /** With `seedInputs` on a classifier: `[batch, 1]` weight of the top-1 class's one-hot added to the seed. */
   topOne?: string;
-  /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the softmax probabilities instead of the logits. */
+  /** With `seedInputs` on a classifier: `[batch, 1]`, 1 where the seed weights the softmax probabilities instead of the logits. */
   softmax?: string;
-  /** With `seedInputs`: `[batch, 1]`, 1 where the seed weights the log-probabilities (cross-entropy's gradient). */
+  /** With `seedInputs` on a classifier: `[batch, 1]`, 1 where the seed weights the log-probabilities (cross-entropy's gradient). */
   logSoftmax?: string;
+  /** With `seedInputs` on a dense `[batch, K, H, W]` output: the region's class weights, mask and predicted-mask flag. */
+  region?: { classWeights: string; mask: string; predicted: string };
   /** The input's height and width when the model was exported for one size (freed here; see `relaxInputShape`). */
   exportedSize?: [number, number];
   /** For each target: the activation output (undefined for a graph input) and its gradient output. */
@@ -182,21 +193,20 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   const ranks = inferRanks(graph);
   const ctx = new VjpContext(graph, ranks, inferShapes(graph), options);
 
-  // Seed: an input of the logits' shape, shaped further by the seed inputs (top-1 class, softmax).
+  // Seed: an input of the output's rank, shaped further by the seed inputs (top-1 class, softmax; or a region).
   const seed = graph.freshName('cameras_seed');
-  const logitsRank = ranks.get(logits) ?? 2;
+  const outputRank = ranks.get(logits) ?? 2;
   graph.addInput(
     seed,
     DataType.FLOAT,
-    Array.from({ length: logitsRank }, (_, i) => `cameras_seed_${i}`),
+    Array.from({ length: outputRank }, (_, i) => `cameras_seed_${i}`),
   );
   let seedUsed = seed;
   let topOne: string | undefined;
   let softmax: string | undefined;
   let logSoftmax: string | undefined;
-  if (options.seedInputs) {
-    if (logitsRank !== 2)
-      throw new CamerasError(`the output '${logits}' has rank ${logitsRank}; a classifier's logits must be [batch, classes]`);
+  let region: GradientGraph['region'];
+  if (options.seedInputs && outputRank === 2) {
     topOne = graph.freshName('cameras_top_one');
     softmax = graph.freshName('cameras_softmax');
     graph.addInput(topOne, DataType.FLOAT, ['cameras_seed_0', 1]);
@@ -222,6 +232,35 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
         ctx.op('Mul', [logSoftmax, ctx.op('Sub', [onLogProbabilities, onLogits])]),
       ]),
     ]);
+  } else if (options.seedInputs && outputRank === 4) {
+    region = {
+      classWeights: graph.freshName('cameras_region_class'),
+      mask: graph.freshName('cameras_region_mask'),
+      predicted: graph.freshName('cameras_region_predicted'),
+    };
+    graph.addInput(region.classWeights, DataType.FLOAT, ['cameras_region_batch', 'cameras_region_classes']);
+    graph.addInput(region.mask, DataType.FLOAT, ['cameras_region_batch', 1, 'cameras_mask_height', 'cameras_mask_width']);
+    graph.addInput(region.predicted, DataType.FLOAT, ['cameras_region_batch', 1]);
+    const spatial = ctx.int64([2, 3]);
+    const weights = ctx.op('Unsqueeze', [region.classWeights, spatial]);
+    const flag = ctx.op('Unsqueeze', [region.predicted, spatial]);
+    // The pixels predicted as the weighted class: argmax over K equal to the class's index.
+    const predictedClass = ctx.op('Unsqueeze', [ctx.op('ArgMax', [region.classWeights], { axis: 1, keepdims: 0 }), ctx.int64([1, 2, 3])]);
+    const predictedMask = ctx.op('Cast', [ctx.op('Equal', [ctx.op('ArgMax', [logits], { axis: 1, keepdims: 1 }), predictedClass])], {
+      to: DataType.FLOAT,
+    });
+    // A given mask, resized to the output's size as PyTorch's default (nearest, floor of the asymmetric position).
+    const sizes = ctx.op('Concat', [ctx.dims(region.mask, 0, 2), ctx.dims(logits, 2, 4)], { axis: 0 });
+    const givenMask = ctx.op('Resize', [region.mask, '', '', sizes], {
+      mode: 'nearest',
+      coordinate_transformation_mode: 'asymmetric',
+      nearest_mode: 'floor',
+    });
+    const mask = ctx.op('Add', [
+      ctx.op('Mul', [flag, predictedMask]),
+      ctx.op('Mul', [ctx.op('Sub', [ctx.floatTensor([1], []), flag]), givenMask]),
+    ]);
+    seedUsed = ctx.op('Add', [seed, ctx.op('Mul', [weights, mask])]);
   }
 
   const contributions = new Map<string, string[]>([[logits, [seedUsed]]]);
@@ -284,9 +323,11 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   return {
     bytes: graph.toBytes(),
     input,
-    logits,
+    output: logits,
+    outputRank,
     seed,
     ...(topOne ? { topOne, softmax, logSoftmax } : {}),
+    ...(region ? { region } : {}),
     ...(exportedSize ? { exportedSize } : {}),
     targets: result,
   };

@@ -4,13 +4,13 @@ import { OnnxGraph } from './graph.js';
 import { DataType, type NodeProto } from './proto.js';
 
 /**
- * The part of a model from tensor `target` to its logits, as a model whose input is `target`: what
- * perturbation methods (Ablation-CAM) run with edited activations. Refused when the head also needs other
+ * The part of a model from tensor `target` to `output` (default: its logits), as a model whose input is `target`:
+ * what perturbation methods (Ablation-CAM) run with edited activations. Refused when the head also needs other
  * activations of the model (a skip connection around the target).
  */
-export function buildHeadModel(bytes: Uint8Array, target: string): { bytes: Uint8Array; logits: string } {
+export function buildHeadModel(bytes: Uint8Array, target: string, output?: string): { bytes: Uint8Array; output: string } {
   const graph = OnnxGraph.fromBytes(bytes);
-  const logits = logitsOf(graph);
+  const logits = logitsOf(graph, output);
   const needed = new Set([logits]);
   const keep: NodeProto[] = [];
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
@@ -28,7 +28,7 @@ export function buildHeadModel(bytes: Uint8Array, target: string): { bytes: Uint
     }
   }
   if (!made.has(logits) || !keep.some((n) => (n.input ?? []).includes(target))) {
-    throw new CamerasError(`'${target}' does not feed the logits`);
+    throw new CamerasError(`'${target}' does not feed the output '${logits}'`);
   }
   const head = OnnxGraph.empty('head', graph.opset);
   const shape = (graph.declaredShape(target) ?? []).length || 4;
@@ -42,5 +42,5 @@ export function buildHeadModel(bytes: Uint8Array, target: string): { bytes: Uint
   head.replaceNodes(keep);
   // Batches of edited activations go through: the output's batch is not the model's declared 1.
   head.addOutput(logits);
-  return { bytes: head.toBytes(), logits };
+  return { bytes: head.toBytes(), output: logits };
 }

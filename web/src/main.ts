@@ -5,7 +5,7 @@ import type { FromWorker, MethodResult, ModelSpec, ToWorker } from './protocol.t
 declare global {
   interface Window {
     /** For tests: the first method's map and classes after each run. */
-    camerasLastResult?: { map: number[]; width: number; height: number; classPerResolution: Record<string, number>; method: string };
+    camerasLastResult?: { map: number[]; width: number; height: number; classPerResolution?: Record<string, number>; method: string };
   }
 }
 
@@ -67,6 +67,12 @@ function labelOf(index: number): string {
   return labels?.[index] ? `${index} ${labels[index]}` : String(index);
 }
 
+/** What a result explains: its class with its label and probability, or its target where the output has no classes. */
+function explained(r: { classIndex?: number; probability?: number; target: string }): string {
+  if (r.classIndex === undefined) return r.target;
+  return `${labelOf(r.classIndex)}${r.probability === undefined ? '' : ` (p = ${r.probability.toFixed(3)})`}`;
+}
+
 function fillClasses(options: { index: number; probability?: number }[]): void {
   for (const select of [classSelect, contrastSelect]) {
     const keep = select.value;
@@ -106,9 +112,7 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
       classPerResolution: first.classPerResolution,
       method: first.method,
     };
-    setStatus(
-      `Done: ${message.results.map((r) => `${r.method} explains ${labelOf(r.classIndex)} (p = ${r.probability.toFixed(3)})`).join('; ')}`,
-    );
+    setStatus(`Done: ${message.results.map((r) => `${r.method} explains ${explained(r)}`).join('; ')}`);
     $('timings').textContent = message.results.map((r) => `${r.method} ${r.seconds.toFixed(2)} s`).join(', ');
     setBusy(false);
   } else {
@@ -158,7 +162,7 @@ function draw(): void {
   scales.replaceChildren();
   results.forEach((r, i) => {
     const picture = heat(r.map, r.width, r.height, input.width, input.height, input.data);
-    const caption = `${r.method}: ${labelOf(r.classIndex)}, ${r.seconds.toFixed(2)} s`;
+    const caption = `${r.method}: ${r.classIndex === undefined ? r.target : labelOf(r.classIndex)}, ${r.seconds.toFixed(2)} s`;
     if (i === 0) {
       figure(picture, caption, resultsBox, canvas);
       $('main-caption').textContent = caption;

@@ -34,9 +34,12 @@ export interface MethodResult {
   map: Float32Array;
   width: number;
   height: number;
-  classIndex: number;
-  probability: number;
-  classPerResolution: Record<string, number>;
+  /** What was explained (`logit`, `segment:3`, ...). */
+  target: string;
+  /** The class explained, where the output has classes; its probability and each scale's class where it is a classifier's. */
+  classIndex?: number;
+  probability?: number;
+  classPerResolution?: Record<string, number>;
   scaleMaps?: { resolution: number; map: Float32Array; width: number; height: number }[];
   seconds: number;
 }

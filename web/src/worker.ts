@@ -1,16 +1,6 @@
 // The page's engine: the library's isomorphic core on ONNX Runtime Web, off the main thread.
 import * as ort from 'onnxruntime-web/webgpu';
-import {
-  Explainer,
-  type ExplainOptions,
-  preprocess,
-  presetByName,
-  resizeLinearUint8,
-  resolutionsFor,
-  softmax,
-  topK,
-  ZOO,
-} from '../../src/core.ts';
+import { Explainer, type ExplainOptions, methodByName, resizeLinearUint8, softmax, topK, ZOO, zooProfile } from '../../src/core.ts';
 import type { FromWorker, ModelInfo, ModelSpec, ToWorker } from './protocol.ts';
 
 /** The parts of a dedicated worker's global scope used here (the DOM library types the page, not the worker). */
@@ -60,20 +50,21 @@ async function load(spec: ModelSpec): Promise<void> {
   await old?.dispose();
   explainer = await Explainer.create(ort as never, {
     model: new Uint8Array(bytes),
-    layer: entry?.layer || undefined,
+    // What the model is comes from the core: the zoo's profile for a bundled model, inferred from the graph otherwise.
+    ...(entry ? { profile: zooProfile(entry) } : {}),
     source: spec.name,
     // WebGPU's MaxPool kernels have no Indices output: back-propagate MaxPool by comparisons there.
     maxPoolIndices: !gpu,
     sessionOptions: { executionProviders: gpu ? ['webgpu', 'wasm'] : ['wasm'] },
   });
-  const inputSize = entry?.inputSize ?? 224;
+  const { profile } = explainer;
   info = {
     name: spec.name,
-    ...(entry?.labels.length ? { labels: [...entry.labels] } : {}),
-    inputSize,
-    preprocess: entry?.preprocess ?? 'torchvision',
+    ...(profile.labels ? { labels: [...profile.labels] } : {}),
+    inputSize: profile.inputSize,
+    preprocess: profile.preprocess,
     layer: explainer.layer.name,
-    resolutions: resolutionsFor(inputSize),
+    resolutions: [...profile.resolutions],
     backend: gpu ? 'webgpu' : `wasm, ${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads === 1 ? '' : 's'}`,
     seconds: (performance.now() - started) / 1000,
   };
@@ -88,8 +79,7 @@ if (scope.name !== 'em-pthread')
     try {
       if (message.type === 'load') return await load(message.model);
       if (!explainer || !info) throw new Error('no model is loaded yet');
-      const preset = presetByName(info.preprocess);
-      const tensor = preprocess(message.image, preset, info.inputSize);
+      const tensor = explainer.preprocess(message.image);
       const logits = await explainer.logits(tensor);
       const probabilities = softmax(logits);
       const top = topK(logits, Math.min(5, logits.length)).map((index) => ({ index, probability: probabilities[index] as number }));
@@ -101,17 +91,19 @@ if (scope.name !== 'em-pthread')
           classIndex: message.classIndex,
           target: message.target,
           onProgress: (done: number, total: number) => post({ type: 'progress', method, done, total }),
-          ...(method === 'cameras' ? { resolutions: message.resolutions, perScale: true } : {}),
-        } as ExplainOptions;
+          // The resolutions field and each scale's map go to the methods that run at several resolutions.
+          ...(methodByName(method).multiResolution ? { resolutions: message.resolutions, perScale: true } : {}),
+        };
         const result = await explainer.explain(tensor, options);
         results.push({
           method,
+          target: result.target,
           map: Float32Array.from(result.map),
           width: result.width,
           height: result.height,
-          classIndex: result.classIndex,
-          probability: result.classProbability,
-          classPerResolution: result.classPerResolution,
+          ...(result.classIndex !== undefined ? { classIndex: result.classIndex } : {}),
+          ...(result.classProbability !== undefined ? { probability: result.classProbability } : {}),
+          ...(result.classPerResolution ? { classPerResolution: result.classPerResolution } : {}),
           ...(result.scaleMaps
             ? {
                 scaleMaps: result.scaleMaps.map((s) => ({

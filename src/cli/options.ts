@@ -1,0 +1,134 @@
+import { availableParallelism } from 'node:os';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { METHODS } from '../methods/registry.js';
+import { DEFAULT_MODEL_NAME } from '../models/zoo.js';
+import { COLORMAPS_NAMES } from '../render/colormap.js';
+
+/** The CLI's flags, each spelled once: commands register them by group, a description or default adapted where they differ. */
+
+function splitList(value: string, empty: string): string[] {
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (parts.length === 0) throw new InvalidArgumentError(empty);
+  return parts;
+}
+
+export function parseList(value: string): string[] {
+  return splitList(value, 'the list is empty');
+}
+
+export function parseResolutions(value: string): number[] {
+  return splitList(value, 'the resolution list is empty; give sizes such as 224,324,424').map((s) => {
+    if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`'${s}' is not a size; give integers such as 224,324,424`);
+    return Number(s);
+  });
+}
+
+export function parseOpacity(value: string): number {
+  const v = Number(value);
+  if (!(v >= 0 && v <= 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
+  return v;
+}
+
+export function parseDepths(value: string): number[] {
+  return splitList(value, 'the depth list is empty; give depths such as 1,2,4').map((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1) throw new InvalidArgumentError(`'${s}' is not a depth; give positive integers such as 1,2,4`);
+    return Number(s);
+  });
+}
+
+export function parseFraction(value: string): number {
+  const v = Number(value);
+  if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number, 0 or more (e.g. 0.15)');
+  return v;
+}
+
+/** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255. */
+export function parsePixels(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?$/.exec(value.trim());
+  const v = match ? Number(match[1]) / (match[2] ? Number(match[2]) : 1) : Number.NaN;
+  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError('expected a positive number in pixel units, e.g. 0.1 or 8/255');
+  return v;
+}
+
+export function parseConfidence(value: string): number {
+  const v = Number(value);
+  if (!(v > 0 && v <= 1)) throw new InvalidArgumentError('expected a probability above 0 and at most 1, e.g. 0.9999');
+  return v;
+}
+
+export function parseSeed(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
+}
+
+export function parseCount(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+/** More intra-op threads than cores only slows ONNX Runtime down (999 on 2 cores: minutes for a 0.4 s pass). */
+export function parseThreads(value: string): number {
+  const threads = parseCount(value);
+  const cores = availableParallelism();
+  if (threads > cores)
+    throw new InvalidArgumentError(
+      `this machine has ${cores} cores; give at most ${cores} (more threads than cores slow ONNX Runtime down)`,
+    );
+  return threads;
+}
+
+/** Each shared flag, made anew per command (commander keeps an option's state); `text` adapts its description. */
+export const FLAGS = {
+  model: (text = "an .onnx file or a zoo name (see 'cameras models')") => new Option('--model <model>', text).default(DEFAULT_MODEL_NAME),
+  weights: () =>
+    new Option(
+      '--weights <file.safetensors>',
+      'state dict for a torchvision:<arch> model (F32, F16, BF16 or F64; integer buffers skipped)',
+    ),
+  layer: (text = "target layer: module or layer name (layer4, out_relu), node or tensor name; default: the model's") =>
+    new Option('--layer <name>', text),
+  threads: () => new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(parseThreads),
+  quiet: () => new Option('--quiet', 'print nothing but errors'),
+  json: (text = 'print JSON') => new Option('--json', text),
+  class: (text = 'class to explain, by index or label; default: the top-1 class') => new Option('--class <class>', text),
+  target: () =>
+    new Option(
+      '--target <target>',
+      "what is explained: logit (default), prob, logprob, contrast:<class> (why this class rather than that one), or on a dense output segment:<class>[:<mask.png>] (the class's scores summed over its predicted pixels, or over a mask)",
+    ),
+  output: () => new Option('--output <name>', "the model output explained (default: its first; 'cameras layers' lists the outputs)"),
+  methods: (defaults: readonly string[], text = 'methods to run') =>
+    new Option('--methods <list>', text).argParser(parseList).default([...defaults], defaults.join(',')),
+  colormap: () => new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'),
+  opacity: () => new Option('--opacity <0..1>', 'weight of the heat over the photo').argParser(parseOpacity).default(0.5),
+  out: (text: string) => new Option('--out <picture.png>', text),
+  outDir: (text: string, defaultFolder?: string) => {
+    const option = new Option('--out-dir <folder>', text);
+    return defaultFolder === undefined ? option : option.default(defaultFolder);
+  },
+  seed: (text: string) => new Option('--seed <n>', text).argParser(parseSeed),
+  redis: (text: string) => new Option('--redis <url>', text),
+  queue: () => new Option('--queue <name>', 'the BullMQ queue (default: cameras)'),
+  method: () =>
+    new Option('--method <name>', 'cameras, a CAM method (as pytorch-grad-cam computes it) or an input-gradient method ("cameras methods")')
+      .choices([...METHODS])
+      .default('cameras'),
+} as const;
+
+/** The model a command explains: which, its weights, its layer. */
+export const modelFlags = (layerText?: string, modelText?: string) => [FLAGS.model(modelText), FLAGS.weights(), FLAGS.layer(layerText)];
+
+/** How a command runs: ONNX Runtime's threads, and whether it prints. */
+export const runFlags = () => [FLAGS.threads(), FLAGS.quiet()];
+
+/** How a picture is drawn. */
+export const pictureFlags = () => [FLAGS.colormap(), FLAGS.opacity()];
+
+/** Registers options on a command, in order. */
+export function withFlags(command: Command, ...groups: (Option | Option[])[]): Command {
+  for (const option of groups.flat()) command.addOption(option);
+  return command;
+}

@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { CamerasError } from '../errors.js';
+import { Explainer, type ExplainerConfig } from '../explainer.js';
+import { outlineModel } from '../onnx/outline.js';
+import { mergeProfiles, type ProfileOverrides, zooProfile } from './profile.js';
+import { bytesIdentity, fileIdentity, outlineStoreFor, sessionCacheFor } from './session-cache-node.js';
+import { classByName, type ZooEntry, zooEntry } from './zoo.js';
+import { imagenetLabels, modelFile, resolveModel } from './zoo-node.js';
+
+/** How `openExplainer` opens a model: the explainer's settings, a torchvision model's weights, profile overrides. */
+export type OpenOptions = Omit<ExplainerConfig, 'model' | 'source' | 'loadModel'> & {
+  /** The state dict of a `torchvision:<arch>` model. */
+  weights?: string;
+};
+
+/**
+ * An explainer for a model by zoo name, path or URL, with its profile (a zoo model's declared, else inferred from the
+ * graph; `profile` and `layer` override either), ImageNet's labels assumed for a plain 1000-class model, and ONNX
+ * Runtime's optimised sessions cached between processes. A model file is read once to build its sessions; after
+ * that only its outline is held (and, once cached, only the outline is read), so a large model's weights are held
+ * once, by ONNX Runtime. Every Node entry point (the library's `createExplainer`, the CLI, the jobs) opens models here.
+ */
+export async function openExplainer(spec: string, options: OpenOptions = {}): Promise<Explainer> {
+  const { weights, profile, ...rest } = options;
+  const file = weights ? undefined : await modelFile(spec);
+  // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
+  const fileId = weights ? `${spec}:${await fileIdentity(resolve(weights))}` : file ? await fileIdentity(file) : undefined;
+  const outlines = file && fileId ? outlineStoreFor(fileId) : undefined;
+  const outline = await outlines?.read();
+  const model = outline ? { bytes: outline, entry: zooEntry(spec), source: spec } : await resolveModel(spec, weights);
+  const explainer = await Explainer.create(ort, {
+    ...rest,
+    model: model.bytes,
+    profile: declaredProfile(spec, model.entry, profile),
+    source: model.source,
+    sessionCache: rest.sessionCache ?? sessionCacheFor(fileId ?? bytesIdentity(model.bytes)),
+    ...(file ? { loadModel: () => readModelFileAgain(file, fileId) } : {}),
+  });
+  if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
+  await assumeImagenetLabels(explainer);
+  return explainer;
+}
+
+/** What is declared of a model opened by `spec`: its zoo entry's profile, its name, then the caller's overrides. */
+export function declaredProfile(spec: string, entry: ZooEntry | undefined, overrides?: ProfileOverrides): ProfileOverrides {
+  return mergeProfiles(entry ? zooProfile(entry) : undefined, { name: spec }, overrides);
+}
+
+/** A classifier with 1000 classes and no labels of its own is taken to be ImageNet's, and says so (`labelsAssumed`). */
+async function assumeImagenetLabels(explainer: Explainer): Promise<void> {
+  if (explainer.profile.labels) return;
+  const { inputSize } = explainer.profile;
+  // A model that does not declare its class count tells it on one small forward pass.
+  const channels = explainer.inputChannels ?? 3;
+  const classes =
+    explainer.classCount ??
+    (await explainer
+      .logits({ data: new Float32Array(channels * inputSize * inputSize), shape: [1, channels, inputSize, inputSize] })
+      .then((logits) => logits.length)
+      .catch(() => 0));
+  if (classes === 1000) explainer.assumeLabels(await imagenetLabels());
+}
+
+/**
+ * Reads a model file again for a session the cache lacks: refused when the file has changed since the explainer
+ * was made, or its sessions would come from two different models.
+ */
+async function readModelFileAgain(file: string, identity: string | undefined): Promise<Uint8Array> {
+  const changed = () => fileIdentity(file).then((now) => now !== identity);
+  const message = `${file} changed after it was loaded; load the model again (start the command or worker again)`;
+  if (await changed()) throw new CamerasError(message);
+  const bytes = await readModelFile(file);
+  if (await changed()) throw new CamerasError(message);
+  return bytes;
+}
+
+/** Reads a model file; a missing or unreadable file fails with one line. */
+export async function readModelFile(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new CamerasError(
+      `cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
+    );
+  }
+}
+
+/** A class by index or by one of the profile's labels; an unknown one fails naming what would do. */
+export function classIndex(value: string, profile: Pick<ProfileOverrides, 'labels' | 'labelsAssumed'>): number {
+  const found = classByName(value, profile.labels);
+  if (found === undefined) {
+    const labels = profile.labels
+      ? profile.labels.length > 20
+        ? ` or a label of ${profile.labelsAssumed ? 'ImageNet (assumed for this 1000-class model)' : 'the model'} ('cameras models' lists where they come from)`
+        : ` or one of: ${profile.labels.join(', ')}`
+      : ' (this model has no labels)';
+    throw new CamerasError(`unknown class '${value}'; give an index${labels}`);
+  }
+  return found;
+}

@@ -1,0 +1,107 @@
+import type { LayerView } from '../engine/layer-view.js';
+import { CamerasError } from '../errors.js';
+import { PRESETS, presetByName } from '../io/preprocess.js';
+import type { OnnxGraph } from '../onnx/graph.js';
+import { resolutionsFor, type ZooEntry } from './zoo.js';
+
+/** One output of the model: its name and the shape it declares (-1 where dynamic). */
+export interface ModelOutput {
+  name: string;
+  shape: readonly number[] | undefined;
+}
+
+/**
+ * What a model is, decided once for every entry point (library, CLI, jobs, page): how an image becomes its input,
+ * where it is explained and what is explained. Declared by the zoo for its models, inferred from the graph
+ * otherwise, and overridable by the caller (`ProfileOverrides`).
+ */
+export interface ModelProfile {
+  /** The model's name in messages: its zoo name, file or URL. */
+  name: string;
+  /** Preprocessing preset (`PRESETS`): how an image's pixels become the input tensor. */
+  preprocess: string;
+  /** The square side the model was trained at: images are resized to it. */
+  inputSize: number;
+  /** Multi-scale methods' default square sizes (CAMERAS, CAM methods with `multiScale`); the first is the map's size. */
+  resolutions: readonly number[];
+  /** Class names by index, when known. */
+  labels?: readonly string[];
+  /** True where the labels are assumed (ImageNet's for a plain 1000-class model), not declared. */
+  labelsAssumed?: boolean;
+  /** The target layer named by default (a torch module path, Keras layer, node or tensor); absent: the input of the last global pooling. */
+  layer?: string;
+  /** How the target layer's tensor becomes `[N, C, H, W]`; absent: detected (`detectLayerView`). */
+  layerView?: LayerView;
+  /** Every output of the model. */
+  outputs: readonly ModelOutput[];
+  /** The output explained by default: the first (a trailing softmax is differentiated through: its logits are explained). */
+  output: string;
+}
+
+/** What a caller (or the zoo) may declare of a profile; the rest is inferred from the graph. */
+export type ProfileOverrides = Partial<Omit<ModelProfile, 'outputs'>>;
+
+/** A zoo entry's declarations as profile overrides. */
+export function zooProfile(entry: ZooEntry): ProfileOverrides {
+  return {
+    name: entry.name,
+    preprocess: entry.preprocess,
+    inputSize: entry.inputSize,
+    resolutions: resolutionsFor(entry.inputSize),
+    ...(entry.labels.length ? { labels: entry.labels } : {}),
+    ...(entry.layer ? { layer: entry.layer } : {}),
+  };
+}
+
+/** Declared values first, then the caller's overrides; an override left undefined keeps the declared value. */
+export function mergeProfiles(...layers: (ProfileOverrides | undefined)[]): ProfileOverrides {
+  const merged: ProfileOverrides = {};
+  for (const layer of layers)
+    for (const [key, value] of Object.entries(layer ?? {})) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  return merged;
+}
+
+/**
+ * The profile of a model: `declared` (the zoo's and the caller's, see `mergeProfiles`) where given, else inferred from
+ * the graph: the input side the graph declares (else the preset's, 224), `torchvision` preprocessing, the input side
+ * and 7 more sizes 100 px apart, the first output.
+ */
+export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}, source = 'model'): ModelProfile {
+  const preprocess = declared.preprocess ?? 'torchvision';
+  presetByName(preprocess);
+  const input = graph.inputNames[0];
+  const side = input ? graph.declaredShape(input)?.[2] : undefined;
+  const inputSize = declared.inputSize ?? (side !== undefined && side > 0 ? side : (PRESETS[preprocess]?.size ?? 224));
+  if (!Number.isInteger(inputSize) || inputSize < 8)
+    throw new CamerasError(`input size ${inputSize} is not an integer of at least 8 pixels; give the size the model was trained at`);
+  const outputs = graph.outputNames.map((name) => ({ name, shape: graph.declaredShape(name) }));
+  const output = declared.output ?? graph.outputNames[0];
+  if (!output) throw new CamerasError('the model has no outputs; export it again');
+  if (declared.output !== undefined && !outputs.some((o) => o.name === declared.output))
+    throw new CamerasError(`the model has no output '${declared.output}'; its outputs: ${outputs.map((o) => o.name).join(', ')}`);
+  return {
+    name: declared.name ?? source,
+    preprocess,
+    inputSize,
+    resolutions: declared.resolutions ?? resolutionsFor(inputSize),
+    ...(declared.labels ? { labels: declared.labels, ...(declared.labelsAssumed ? { labelsAssumed: true } : {}) } : {}),
+    ...(declared.layer ? { layer: declared.layer } : {}),
+    ...(declared.layerView ? { layerView: declared.layerView } : {}),
+    outputs,
+    output,
+  };
+}
+
+/**
+ * The layer view a layer tensor of rank `rank` has where none is declared: tokens for rank 3 (a transformer's
+ * `[N, T, C]`); channels-last for rank 4 where the graph makes the tensor so (a Transpose to `[0, 2, 3, 1]`, or a
+ * LayerNormalization over the last axis, as Swin's blocks); else NCHW.
+ */
+export function detectLayerView(graph: OnnxGraph, tensor: string, rank: number): LayerView {
+  if (rank === 3) return { kind: 'tokens' };
+  const made = graph.producers.get(tensor)?.node;
+  const perm = made?.opType === 'Transpose' ? made.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) : undefined;
+  const axis = made?.opType === 'LayerNormalization' ? Number(made.attribute?.find((a) => a.name === 'axis')?.i ?? -1) : undefined;
+  if (rank === 4 && (perm?.join(',') === '0,2,3,1' || axis === -1 || axis === 3)) return { kind: 'nhwc' };
+  return { kind: 'nchw' };
+}
