@@ -31,9 +31,7 @@ export const integratedGradients: SaliencyMethod<IntegratedGradientsOptions> = {
     for (let k = 0; k <= steps; k++) {
       const alpha = k / steps;
       const pass =
-        k === steps
-          ? first
-          : await session.run({ data: Float32Array.from(input.data, (v) => alpha * v), shape: input.shape }, cls, target);
+        k === steps ? first : await session.run({ data: Float32Array.from(input.data, (v) => alpha * v), shape: input.shape }, cls, target);
       const g = pass.targets[0]?.gradient.data as Float32Array;
       const w = (k === 0 || k === steps ? 0.5 : 1) / steps;
       for (let i = 0; i < average.length; i++) average[i] = (average[i] as number) + w * (g[i] as number);
