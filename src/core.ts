@@ -78,7 +78,7 @@ export type {
   ScaleOptions,
 } from './methods/method.js';
 export { noiseTunnel } from './methods/noise-tunnel.js';
-export { METHODS, type MethodOptions, methodByName, REGISTRY } from './methods/registry.js';
+export { DEFAULT_METHOD, METHODS, type MethodOptions, methodByName, REGISTRY } from './methods/registry.js';
 export { confidenceChange } from './metrics/confidence-change.js';
 export { type Densities, densities, maskedInputs } from './metrics/density.js';
 export {

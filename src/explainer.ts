@@ -1,9 +1,9 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
-import { GradientSession, ortSessionOptions } from './engine/gradient-session.js';
+import { GradientSession } from './engine/gradient-session.js';
 import { type LayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
 import { resizeInput } from './engine/resize.js';
-import type { OrtRuntime, SessionCache } from './engine/runtime.js';
+import { type OrtRuntime, ortSessionOptions, type SessionCache } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
 import { checkClass, checkTarget, isRegionTarget, type Target, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
@@ -19,7 +19,7 @@ import type {
   SaliencyMethod,
 } from './methods/method.js';
 import { noiseTunnel } from './methods/noise-tunnel.js';
-import { type MethodOptions, methodByName } from './methods/registry.js';
+import { DEFAULT_METHOD, type MethodOptions, methodByName } from './methods/registry.js';
 import { detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
 import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
@@ -79,7 +79,7 @@ export type ExplainOptions = CommonOptions &
 const COMMON_OPTIONS = new Set(['method', 'classIndex', 'target', 'output', 'raw', 'smooth', 'onProgress', 'batch']);
 
 function chooseMethod(options: ExplainOptions): SaliencyMethod<object> {
-  const method = options.method ?? 'cameras';
+  const method = options.method ?? DEFAULT_METHOD;
   return typeof method === 'string' ? methodByName(method) : method;
 }
 
@@ -144,7 +144,7 @@ export class Explainer {
     this.layer = layer;
     this.profileValue = profile;
     this.view = profile.layerView;
-    this.fusion = new FusionEngine(runtime, config.threads);
+    this.fusion = new FusionEngine(runtime, { threads: config.threads, runtimeOptions: config.sessionOptions });
     this.inputChannels = inputChannels;
   }
 

@@ -31,7 +31,7 @@ function scales(channels: number, constantGradients: boolean, sides = [7, 11, 14
 
 // The fast fusion must give the map the paper's resize-then-multiply gives (the JS reference).
 describe('fast fusion equals the reference fusion', () => {
-  const engine = new FusionEngine(ort, 2);
+  const engine = new FusionEngine(ort, { threads: 2 });
   after(() => engine.dispose());
 
   it('Gram path (gradients vary in space), 600 channels', async () => {

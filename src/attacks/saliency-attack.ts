@@ -2,6 +2,7 @@ import { resizePlaneBilinear } from '../engine/resize.js';
 import type { Explainer, ExplainOptions } from '../explainer.js';
 import { normalise, type PreprocessPreset, type RgbImage } from '../io/preprocess.js';
 import type { ExplainResult } from '../methods/method.js';
+import { DEFAULT_METHOD } from '../methods/registry.js';
 import { type PgdOptions, type PgdResult, pgd } from './pgd.js';
 
 export interface SaliencyAttackOptions extends Omit<PgdOptions, 'beta' | 'saliency'> {
@@ -47,7 +48,7 @@ export async function saliencyGuidedAttack(
   preset: PreprocessPreset,
   options: SaliencyAttackOptions = {},
 ): Promise<SaliencyAttackResult> {
-  const method = options.method ?? 'cameras';
+  const method = options.method ?? DEFAULT_METHOD;
   const clean = normalise(image, preset);
   const before = await explainer.explain(clean, { ...options.explain, method, classIndex: null });
   const saliency = saliencyAt(before, image.width, image.height);

@@ -14,7 +14,7 @@ import type { RgbImage } from '../io/preprocess.js';
 import { expandImages } from '../jobs/inputs.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
-import { methodByName } from '../methods/registry.js';
+import { DEFAULT_METHOD, methodByName } from '../methods/registry.js';
 import { classIndex, openExplainer } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
@@ -127,7 +127,7 @@ function methodOptions(flags: ExplainFlags, target: Target | undefined): Explain
   // --noise and --seed shape the NoiseTunnel when --smooth asks for one, else the method's own noise (smoothgrad).
   const noise = { noise: flags.noise, seed: flags.seed };
   return {
-    method: methodByName(flags.method ?? 'cameras').name,
+    method: methodByName(flags.method ?? DEFAULT_METHOD).name,
     target,
     output: flags.output,
     samples: flags.samples,
@@ -148,7 +148,7 @@ function describeClass(explainer: Explainer, result: ExplainResult): string {
 }
 
 function describe(explainer: Explainer, result: ExplainResult, multipleModels: boolean): string {
-  const what = result.method === 'cameras' ? '' : `${result.method}, `;
+  const what = result.method === DEFAULT_METHOD ? '' : `${result.method}, `;
   const target = result.target === 'logit' ? '' : `${result.target}, `;
   const probability = result.classProbability === undefined ? '' : `, p = ${result.classProbability.toFixed(3)}`;
   return `${multipleModels ? `${explainer.profile.name}: ` : ''}${what}${target}${describeClass(explainer, result)}${probability}${result.empty ? ', empty map' : ''}`;
@@ -305,7 +305,7 @@ function report(
         ? result.target
         : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
     lines.push(
-      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${result.method === 'cameras' ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
+      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
     );
     if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
   }

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { layerViewName } from '../engine/layer-view.js';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
-import { METHODS, REGISTRY } from '../methods/registry.js';
+import { DEFAULT_METHOD, METHODS, REGISTRY } from '../methods/registry.js';
 import { DEFAULT_METRICS, METRICS } from '../metrics/names.js';
 import { declaredProfile } from '../models/open-node.js';
 import { detectLayerView, resolveProfile } from '../models/profile.js';
@@ -280,7 +280,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     new Option('--beta <n>', "weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50)")
       .argParser(parseFraction)
       .default(50),
-    new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default('cameras'),
+    new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default(DEFAULT_METHOD),
     new Option('--norm <norm>', 'step and budget: linf (sign steps in a box) or l2 (normalised steps in a ball)')
       .choices(['linf', 'l2'])
       .default('linf'),
@@ -309,7 +309,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       .command('batch')
       .description('explain many images with several methods and models: here by default, or through BullMQ workers with --redis')
       .argument('[inputs...]', 'images, folders, globs, or a manifest (.csv with an image column, .jsonl with {"image": ...})'),
-    FLAGS.methods(['cameras']),
+    FLAGS.methods([DEFAULT_METHOD]),
     FLAGS.model(),
     new Option('--models <list>', 'several models, each job once per model').argParser(parseList),
     FLAGS.weights(),

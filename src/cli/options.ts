@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { METHODS } from '../methods/registry.js';
+import { DEFAULT_METHOD, METHODS } from '../methods/registry.js';
 import { DEFAULT_MODEL_NAME } from '../models/zoo.js';
 import { COLORMAPS_NAMES } from '../render/colormap.js';
 
@@ -115,7 +115,7 @@ export const FLAGS = {
   method: () =>
     new Option('--method <name>', 'cameras, a CAM method (as pytorch-grad-cam computes it) or an input-gradient method ("cameras methods")')
       .choices([...METHODS])
-      .default('cameras'),
+      .default(DEFAULT_METHOD),
 } as const;
 
 /** The model a command explains: which, its weights, its layer. */

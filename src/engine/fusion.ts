@@ -3,7 +3,7 @@ import type { FloatArray } from '../io/npy.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
 import { bilinearTaps, resizePlaneBilinear, type Taps } from './resize.js';
-import { type OrtRuntime, QUIET } from './runtime.js';
+import { type OrtRuntime, ortSessionOptions, type SessionOptions } from './runtime.js';
 
 export interface FusionScale {
   activation: FloatArray;
@@ -52,12 +52,13 @@ function tapMatrix(taps: Taps, inSize: number, outSize: number): Float32Array {
  */
 export class FusionEngine {
   private readonly runtime: OrtRuntime;
-  private readonly threads: number | undefined;
+  private readonly options: Pick<SessionOptions, 'threads' | 'runtimeOptions'>;
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
 
-  constructor(runtime: OrtRuntime, threads?: number) {
+  /** `options`: the explainer's threads and ONNX Runtime options, as every session of it takes them. */
+  constructor(runtime: OrtRuntime, options: Pick<SessionOptions, 'threads' | 'runtimeOptions'> = {}) {
     this.runtime = runtime;
-    this.threads = threads;
+    this.options = options;
   }
 
   /** The unnormalised fused sum `sum_c (sum_s R_s A_s)_c (sum_s R_s G_s)_c`, row-major size x size. */
@@ -117,8 +118,7 @@ export class FusionEngine {
     if (!session) {
       session = this.runtime.InferenceSession.create(buildGramModel(geometry), {
         graphOptimizationLevel: 'all',
-        ...QUIET,
-        ...(this.threads ? { intraOpNumThreads: this.threads, interOpNumThreads: 1 } : {}),
+        ...ortSessionOptions(this.options),
       });
       this.sessions.set(key, session);
     }

@@ -4,7 +4,7 @@ import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph, logitsOf } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
 import { requireWholeModel } from '../onnx/outline.js';
-import { type OrtRuntime, QUIET, type SessionOptions } from './runtime.js';
+import { type OrtRuntime, ortSessionOptions, type SessionOptions } from './runtime.js';
 import {
   type ClassifierTarget,
   isOutputTarget,
@@ -31,17 +31,6 @@ export interface GradientPass {
 
 /** What a session's output is: a classifier's logits, a dense `[N, K, H, W]` map of class scores, or anything else. */
 export type OutputKind = 'classifier' | 'dense' | 'other';
-
-/** ONNX Runtime's options for every session the explainer makes: quiet, the threads asked, the caller's own last. */
-export function ortSessionOptions(options: Pick<SessionOptions, 'threads' | 'runtimeOptions'>): InferenceSession.SessionOptions {
-  return {
-    ...QUIET,
-    // Pre-packing copies every Gemm/MatMul weight (VGG-16's classifier: 470 MB) and measured no faster here.
-    extra: { session: { disable_prepacking: '1' } },
-    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-    ...options.runtimeOptions,
-  };
-}
 
 /** The seed inputs of one pass: the seed itself, a classifier's flags (top-1, softmax, log-softmax), or a region. */
 interface SeedParts {

@@ -41,6 +41,9 @@ type Intersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: 
 /** Every registered method's own options in one type, derived from the registry: what `explain` takes beside the common options. */
 export type MethodOptions = Intersection<OptionsOf<(typeof REGISTRY)[number]>>;
 
+/** The method `explain` runs when none is named: CAMERAS. */
+export const DEFAULT_METHOD: string = cameras.name;
+
 /** Every method's name. */
 export const METHODS: readonly string[] = REGISTRY.map((m) => m.name);
 

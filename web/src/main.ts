@@ -1,5 +1,14 @@
 // The page: controls, the worker that runs the library, and the pictures it draws.
-import { COLORMAPS_NAMES, type ColormapName, METHODS, renderHeat, resizeBilinear, type Target, ZOO } from '../../src/core.ts';
+import {
+  COLORMAPS_NAMES,
+  type ColormapName,
+  DEFAULT_METHOD,
+  METHODS,
+  renderHeat,
+  resizeBilinear,
+  type Target,
+  ZOO,
+} from '../../src/core.ts';
 import type { FromWorker, MethodResult, ModelSpec, ToWorker } from './protocol.ts';
 
 declare global {
@@ -39,7 +48,7 @@ for (const name of Object.keys(BUNDLED)) {
   const entry = ZOO.find((e) => e.name === name);
   modelSelect.append(new Option(`${name}${entry ? `: ${entry.description.split(':')[0]}` : ''}`, name));
 }
-for (const method of METHODS) methodSelect.append(new Option(method, method, method === 'cameras', method === 'cameras'));
+for (const method of METHODS) methodSelect.append(new Option(method, method, method === DEFAULT_METHOD, method === DEFAULT_METHOD));
 for (const name of COLORMAPS_NAMES) colormapSelect.append(new Option(name, name));
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
