@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { CamerasError, createExplainer, Explainer, loadImageTensor, outlineModel } from '../src/index.js';
+import { CamerasError, createExplainer, Explainer, loadImageTensor, outlineModel, readNpyFile, writeNpyFile } from '../src/index.js';
 import { sessionCacheFor } from '../src/models/session-cache-node.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { ROOT } from './helpers.js';
@@ -29,6 +30,48 @@ describe('the Node entry point', () => {
       assert.equal(explainer.classCount, 5);
     } finally {
       await explainer.dispose();
+    }
+  });
+
+  it('a zoo model is the same in the library and the CLI: its preprocessing, its resolutions, its map to the bit', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-api-zoo-'));
+    const explainer = await createExplainer({ model: 'nsfwjs:inception_v3', threads: 2 });
+    try {
+      // The profile's preprocessing for an image file: 299 px, /255, as nsfwjs's InceptionV3 was trained.
+      const input = await loadImageTensor(resolve(ROOT, 'test/fixtures/images/dog.jpg'), explainer);
+      assert.deepEqual(input.shape, [1, 3, 299, 299]);
+      assert.equal(explainer.profile.preprocess, 'unit');
+      assert.deepEqual(explainer.profile.resolutions, [299, 399, 499, 599, 699, 799, 899, 999]);
+      const tensor = join(folder, 'dog.npy');
+      const map = join(folder, 'map.npy');
+      await writeNpyFile(tensor, input);
+      const library = await explainer.explain(input);
+      const cli = await new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
+        execFile(
+          process.execPath,
+          [
+            resolve(ROOT, 'dist/src/cli/main.js'),
+            'explain',
+            '--input',
+            tensor,
+            '--model',
+            'nsfwjs:inception_v3',
+            '--json',
+            '--save-map',
+            map,
+          ],
+          { env: { ...process.env, CAMERAS_CACHE_DIR: cache } },
+          (error, stdout, stderr) => done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+      assert.equal(cli.code, 0, cli.stderr);
+      const report = JSON.parse(cli.stdout) as { usedResolutions: number[]; class: number };
+      assert.deepEqual(report.usedResolutions, library.usedResolutions);
+      assert.equal(report.class, library.classIndex);
+      assert.ok(Buffer.from((await readNpyFile(map)).data.buffer).equals(Buffer.from(library.map.buffer)), 'the same map, bit for bit');
+    } finally {
+      await explainer.dispose();
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 
