@@ -2,6 +2,7 @@ import { CamerasError } from '../errors.js';
 import { logitsOf } from './autodiff.js';
 import { OnnxGraph } from './graph.js';
 import { DataType, type NodeProto } from './proto.js';
+import { inferRanks } from './ranks.js';
 
 /**
  * The part of a model from tensor `target` to `output` (default: its logits), as a model whose input is `target`:
@@ -31,7 +32,8 @@ export function buildHeadModel(bytes: Uint8Array, target: string, output?: strin
     throw new CamerasError(`'${target}' does not feed the output '${logits}'`);
   }
   const head = OnnxGraph.empty('head', graph.opset);
-  const shape = (graph.declaredShape(target) ?? []).length || 4;
+  // The layer's rank as the graph declares it, else as the graph's ops imply (a transformer's tokens are rank 3).
+  const shape = (graph.declaredShape(target) ?? []).length || inferRanks(graph).get(target) || 4;
   head.addInput(
     target,
     DataType.FLOAT,
