@@ -973,6 +973,58 @@ describe('cameras compare', () => {
   });
 });
 
+describe('cameras explain on a dense output (a segmenter)', () => {
+  const seg = resolve(FIXTURES, 'segmentation');
+  const model = resolve(seg, 'tiny_seg.onnx');
+  const input = resolve(seg, 'input.npy');
+  const base = ['explain', '--input', input, '--model', model, '--layer', 'backbone', '--method', 'gradcam', '--json'];
+
+  it('explains a region by --target segment:<class>[:<mask.png>] and another output by --output, as the library does', async () => {
+    const mask = join(work, 'region.png');
+    const rectangle = new Uint8Array(96 * 96);
+    for (let y = 20; y < 70; y++) for (let x = 10; x < 60; x++) rectangle[y * 96 + x] = 255;
+    await sharp(Buffer.from(rectangle), { raw: { width: 96, height: 96, channels: 1 } })
+      .png()
+      .toFile(mask);
+    const explainer = await createExplainer({ model: new Uint8Array(readFileSync(model)), layer: 'backbone', threads: 2 });
+    try {
+      const tensor = npy(input);
+      const cases: [string[], Parameters<typeof explainer.explain>[1], string][] = [
+        [['--target', 'segment:0'], { method: 'gradcam', target: { segment: 0 } }, 'out'],
+        [
+          ['--target', `segment:0:${mask}`],
+          { method: 'gradcam', target: { segment: 0, mask: { data: rectangle, width: 96, height: 96 } } },
+          'out',
+        ],
+        [['--target', 'segment:0', '--output', 'aux'], { method: 'gradcam', target: { segment: 0 }, output: 'aux' }, 'aux'],
+      ];
+      for (const [flags, options, output] of cases) {
+        const saved = join(work, 'region.npy');
+        const run = await cameras([...base, ...flags, '--save-map', saved]);
+        assert.equal(run.code, 0, run.stderr);
+        const report = JSON.parse(run.stdout) as Record<string, unknown>;
+        assert.equal(report.output, output);
+        assert.equal(report.class, 0);
+        assert.equal(report.classPerResolution, undefined, 'a segmenter has no class per resolution');
+        const library = await explainer.explain(tensor, options);
+        assert.equal(report.target, library.target);
+        assert.deepEqual([...npy(saved).data], [...library.map], flags.join(' '));
+        rmSync(saved);
+      }
+    } finally {
+      await explainer.dispose();
+      rmSync(mask);
+    }
+  });
+
+  it('refuses a classifier target on a dense output, an unknown output and a missing mask, in one line', async () => {
+    await rejects(base, /output 'out' is a dense \[batch, K, H, W\] map; explain a region of it: target segment:<class>/);
+    await rejects([...base, '--target', 'segment:0', '--output', 'logits'], /the model has no output 'logits'; its outputs: out, aux/);
+    await rejects([...base, '--target', 'segment:0:nowhere.png'], /cannot read mask nowhere\.png: ENOENT/);
+    await rejects([...base, '--target', 'segment:7'], /class 7 is out of range: the model has 4 classes/);
+  });
+});
+
 describe('cameras layers', () => {
   it('lists module paths with shapes and marks the default', async () => {
     const run = await cameras(['layers', '--model', MODEL]);
