@@ -1025,6 +1025,32 @@ describe('cameras explain on a dense output (a segmenter)', () => {
   });
 });
 
+describe('the README documents every flag', () => {
+  it("each command's table in the README holds exactly the flags its --help lists", async () => {
+    const readme = readFileSync(resolve(ROOT, 'README.md'), 'utf8');
+    const sections = readme.split(/^### /m).filter((section) => /^`cameras /.test(section));
+    const documented = new Set<string>();
+    for (const section of sections) {
+      const heading = section.split('\n')[0] as string;
+      const commands = [...heading.matchAll(/`cameras (\w+)/g)].map((m) => m[1] as string);
+      const table = section.split('\n').filter((line) => line.startsWith('| `'));
+      const inReadme = new Set(table.flatMap((row) => [...(row.split(' | ')[0] as string).matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0])));
+      const inHelp = new Set<string>();
+      for (const command of commands) {
+        documented.add(command);
+        const help = await cameras([command, '--help']);
+        assert.equal(help.code, 0, help.stderr);
+        for (const line of help.stdout.split('\n'))
+          for (const flag of /^\s+(?:-\w, )?(--[a-z][a-z-]*)/.exec(line)?.slice(1) ?? []) if (flag !== '--help') inHelp.add(flag);
+      }
+      assert.deepEqual([...inReadme].sort(), [...inHelp].sort(), `flags of ${commands.join(', ')}: README vs --help`);
+    }
+    const all = await cameras(['--help']);
+    const listed = [...all.stdout.matchAll(/^\s{2}(\w+)\b/gm)].map((m) => m[1] as string).filter((c) => c !== 'help');
+    assert.deepEqual([...documented].sort(), listed.sort(), 'every command has a table');
+  });
+});
+
 describe('cameras layers', () => {
   it('lists module paths with shapes and marks the default', async () => {
     const run = await cameras(['layers', '--model', MODEL]);

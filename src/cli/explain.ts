@@ -4,18 +4,18 @@ import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
 import { parseLayerView } from '../engine/layer-view.js';
 import type { CamPostprocess } from '../engine/postprocess.js';
-import { parseTarget, type Target, topK } from '../engine/scores.js';
+import { type Target, topK } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { Explainer, ExplainOptions } from '../explainer.js';
 import { readNpyFile, writeFileAtomic, writeNpyFile } from '../io/files-node.js';
-import { readImage, readMask } from '../io/image-node.js';
+import { readImage } from '../io/image-node.js';
 import type { FloatArray } from '../io/npy.js';
 import type { RgbImage } from '../io/preprocess.js';
 import { expandImages } from '../jobs/inputs.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
 import { DEFAULT_METHOD, methodByName } from '../methods/registry.js';
-import { classIndex, openExplainer } from '../models/open-node.js';
+import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
 
@@ -78,17 +78,6 @@ async function classesFor(flags: ExplainFlags, explainer: Explainer, tensor: Flo
     return topK(await explainer.logits(tensor, explainer.profile.resolutions[0]), flags.top);
   }
   return [flags.class === undefined ? null : classIndex(flags.class, explainer.profile)];
-}
-
-/**
- * `--target`: the core's targets, a class by index or by the model's labels, and a region's mask read from a
- * picture (`segment:<class>:<mask.png>`: its non-zero pixels, any size, resized to the output's at each scale).
- */
-export async function targetFlag(text: string, explainer: Explainer): Promise<Target> {
-  const toIndex = (label: string) => classIndex(label, explainer.profile);
-  const withMask = /^segment:([^:]+):(.+)$/.exec(text);
-  if (withMask) return { segment: toIndex(withMask[1] as string), mask: await readMask(withMask[2] as string) };
-  return parseTarget(text, toIndex);
 }
 
 /** The CLI flag of each library option, so errors and listings speak the user's language. */
@@ -213,7 +202,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     const results: { model: Explainer; result: ExplainResult }[] = [];
     for (const model of models) {
       const tensor = picture ? model.preprocess(picture) : await readNpyFile(flags.input as string);
-      const target = flags.target === undefined ? undefined : await targetFlag(flags.target, model);
+      const target = flags.target === undefined ? undefined : await targetOf(flags.target, model);
       for (const cls of await classesFor(flags, model, tensor)) {
         const base = job++ * 100;
         bar?.update(base, { image: path ? basename(path) : 'tensor', job });
@@ -342,7 +331,7 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   const tensor = explainer.preprocess(picture);
   try {
     const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, explainer.profile);
-    const target = flags.target === undefined ? undefined : await targetFlag(flags.target, explainer);
+    const target = flags.target === undefined ? undefined : await targetOf(flags.target, explainer);
     const rows: PanelRow[] = [];
     for (const method of flags.methods) {
       const started = performance.now();

@@ -8,7 +8,7 @@ import type { Explainer } from '../explainer.js';
 import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { methodByName } from '../methods/registry.js';
-import { classIndex, openExplainer } from '../models/open-node.js';
+import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
 import { fileIdentity, sessionCacheOn } from '../models/session-cache-node.js';
 import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
 import { overlayWithBar } from '../render/panel-node.js';
@@ -106,6 +106,14 @@ export async function imageHash(image: string): Promise<string> {
   return sha256(bytes);
 }
 
+/** A region mask's content hash (a missing mask fails at planning, in one line). */
+async function maskHash(path: string): Promise<string> {
+  const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
+    throw new CamerasError(`cannot read mask ${path}: ${error.code ?? error.message}; check the path`);
+  });
+  return sha256(bytes);
+}
+
 /** The job's outputs' common path: named for people (image, method), unique by the key. */
 export function stemOf(outDir: string, image: string, method: string, key: string): string {
   return join(outDir, `${basename(image, extname(image))}.${method}.${key.slice(0, 12)}`);
@@ -124,6 +132,10 @@ export function outputsOf(job: BatchJob): { map: string; overlay: string; record
 export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions): Promise<BatchJob[]> {
   for (const method of options.methods) methodByName(method);
   if (options.target !== undefined) parseTarget(options.target, () => 0);
+  // A region's mask is taken by absolute path (workers elsewhere read it) and keyed by its content.
+  const region = options.target === undefined ? undefined : /^segment:([^:]+):(.+)$/.exec(options.target);
+  const target = region ? `segment:${region[1]}:${resolve(region[2] as string)}` : options.target;
+  const targetKey = region ? `segment:${region[1]}:${await maskHash(resolve(region[2] as string))}` : (options.target ?? 'logit');
   const outDir = resolve(options.outDir);
   options = { ...options, models: options.models.map(absoluteModel), ...(options.weights ? { weights: resolve(options.weights) } : {}) };
   const modelHashes = new Map<string, string>();
@@ -135,7 +147,7 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
       for (const method of options.methods) {
         const cls = input.class ?? options.class;
         const hash = modelHashes.get(model) as string;
-        const key = jobKey({ imageHash: imageKey, modelHash: hash, method, class: cls ?? null, target: options.target ?? 'logit' });
+        const key = jobKey({ imageHash: imageKey, modelHash: hash, method, class: cls ?? null, target: targetKey });
         jobs.push({
           key,
           image: input.image,
@@ -145,7 +157,7 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
           ...(options.weights ? { weights: options.weights } : {}),
           method,
           ...(cls !== undefined ? { class: cls } : {}),
-          ...(options.target !== undefined ? { target: options.target } : {}),
+          ...(target !== undefined ? { target } : {}),
           outDir,
           stem: stemOf(outDir, input.image, method, key),
         });
@@ -213,7 +225,7 @@ export class JobRunner {
     const result = await explainer.explain(tensor, {
       method: job.method,
       classIndex: job.class === undefined ? null : classIndex(job.class, profile),
-      ...(job.target !== undefined ? { target: parseTarget(job.target, (label) => classIndex(label, profile)) } : {}),
+      ...(job.target !== undefined ? { target: await targetOf(job.target, explainer) } : {}),
     });
     const scores = job.evaluate ? await scorePair(explainer, tensor, result, job.evaluate) : undefined;
     const out = outputsOf(job);

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { parseTarget, type Target } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import { Explainer, type ExplainerConfig } from '../explainer.js';
+import { readMask } from '../io/image-node.js';
 import { outlineModel } from '../onnx/outline.js';
 import { mergeProfiles, type ProfileOverrides, zooProfile } from './profile.js';
 import { bytesIdentity, fileIdentity, outlineStoreFor, sessionCacheFor } from './session-cache-node.js';
@@ -99,4 +101,16 @@ export function classIndex(value: string, profile: Pick<ProfileOverrides, 'label
     throw new CamerasError(`unknown class '${value}'; give an index${labels}`);
   }
   return found;
+}
+
+/**
+ * A target as the CLI and the jobs spell it: the core's forms (`logit`, `prob`, `logprob`, `contrast:<class>`,
+ * `segment:<class>`), a class by index or by the model's labels, and a region's mask read from a picture
+ * (`segment:<class>:<mask.png>`: its non-zero pixels, any size, resized to the output's at each scale).
+ */
+export async function targetOf(text: string, explainer: Explainer): Promise<Target> {
+  const toIndex = (label: string) => classIndex(label, explainer.profile);
+  const withMask = /^segment:([^:]+):(.+)$/.exec(text);
+  if (withMask) return { segment: toIndex(withMask[1] as string), mask: await readMask(withMask[2] as string) };
+  return parseTarget(text, toIndex);
 }
