@@ -2,15 +2,32 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { GradientSession } from '../src/engine/gradient-session.js';
 import { postprocessCam } from '../src/engine/postprocess.js';
 import { parseTarget, targetScore, targetSeed } from '../src/engine/scores.js';
 import { CamerasError } from '../src/errors.js';
 import { Explainer } from '../src/explainer.js';
+import type { FloatArray } from '../src/io/npy.js';
 import { camMethod, channelSums, weightedChannels } from '../src/methods/base-cam.js';
 import { runOrder } from '../src/methods/cameras.js';
+import { plane } from '../src/methods/method.js';
 import { METHODS, REGISTRY } from '../src/methods/registry.js';
 import { scoreCamMask } from '../src/methods/scorecam.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
 import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
+
+/** One pass at the explainer's layer: its activation and the class logit's gradient there. */
+async function layerPass(explainer: Explainer, input: FloatArray, classIndex: number) {
+  const session = await GradientSession.create(ort, OnnxGraph.fromBytes(bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx'))), [
+    explainer.layer.tensor,
+  ]);
+  try {
+    const target = (await session.run(input, classIndex)).targets[0];
+    return { activation: target?.activation as FloatArray, gradient: target?.gradient as FloatArray };
+  } finally {
+    await session.dispose();
+  }
+}
 
 describe('the method registry', () => {
   const explainer = Explainer.create(ort, { model: bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx')), layer: 'layer3', threads: 2 });
@@ -50,21 +67,41 @@ describe('the method registry', () => {
     assert.equal((await e.explain(catDog, { method: 'scorecam', multiScale: false, perScale: false })).empty, false);
   });
 
-  it('returns the raw signed map on request; post-processing it again gives the map', async () => {
+  it("returns the raw signed map on request: HiResCAM is sum_k G_k A_k of one pass; post-processed, the map is pytorch-grad-cam's", async () => {
     const e = await explainer;
     const result = await e.explain(catDog, { method: 'hirescam', classIndex: 5, raw: true });
     const raw = result.raw;
     assert.ok(raw);
     assert.deepEqual([raw.channels, raw.height, raw.width], [1, 14, 14]);
+    // The raw map from the layer's own activation and gradient, summed here.
+    const { activation, gradient } = await layerPass(e, catDog, 5);
+    const [, channels, h, w] = activation.shape as [number, number, number, number];
+    const expected = new Float64Array(h * w);
+    for (let c = 0; c < channels; c++)
+      for (let p = 0; p < h * w; p++)
+        expected[p] = (expected[p] as number) + (activation.data[c * h * w + p] as number) * (gradient.data[c * h * w + p] as number);
+    assert.ok(difference(raw.data, expected).max < 1e-12, 'raw = sum G A');
     assert.ok(Math.min(...raw.data) < 0 && Math.max(...raw.data) > 0, 'signed');
-    assert.deepEqual([...postprocessCam(raw, 224, 224).map], [...result.map]);
     const plain = await e.explain(catDog, { method: 'hirescam', classIndex: 5 });
     assert.equal(plain.raw, undefined);
+    // Post-processed (ReLU, scaling, bilinear resize as cv2): pytorch-grad-cam's own map at layer4 (fixture).
+    const layer4 = await Explainer.create(ort, {
+      model: bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx')),
+      layer: 'layer4',
+      threads: 2,
+    });
+    try {
+      const map = (await layer4.explain(catDog, { method: 'hirescam', classIndex: 5 })).map;
+      const d = difference(map, npy(resolve(FIXTURES, 'mini_resnet/baselines/cat_dog.layer4.hirescam.c5.npy')).data);
+      assert.ok(d.max < 1e-5, `map differs from pytorch-grad-cam's by ${d.max}`);
+    } finally {
+      await layer4.dispose();
+    }
     const input = await e.explain(catDog, { method: 'gradient_x_input', classIndex: 5, raw: true });
     assert.deepEqual([input.raw?.channels, input.raw?.height, input.raw?.width], [3, 224, 224], 'input attributions keep their channels');
   });
 
-  it('takes a method of your own: a formula in camMethod, passed as the method', async () => {
+  it('takes a method of your own: a formula in camMethod, passed as the method, computed as written', async () => {
     // Grad-CAM with |mean gradient| weights: a few lines, as a pytorch-grad-cam subclass would be.
     const absGradcam = camMethod({
       name: 'abs_gradcam',
@@ -77,9 +114,22 @@ describe('the method registry', () => {
           plane,
         ),
     });
-    const result = await (await explainer).explain(catDog, { method: absGradcam, classIndex: 5 });
+    const e = await explainer;
+    const result = await e.explain(catDog, { method: absGradcam, classIndex: 5, raw: true });
     assert.equal(result.method, 'abs_gradcam');
-    assert.equal(result.empty, false);
+    const { activation, gradient } = await layerPass(e, catDog, 5);
+    const [, channels, h, w] = activation.shape as [number, number, number, number];
+    const expected = new Float64Array(h * w);
+    for (let c = 0; c < channels; c++) {
+      let mean = 0;
+      for (let p = 0; p < h * w; p++) mean += (gradient.data[c * h * w + p] as number) / (h * w);
+      for (let p = 0; p < h * w; p++) expected[p] = (expected[p] as number) + Math.abs(mean) * (activation.data[c * h * w + p] as number);
+    }
+    assert.ok(difference(result.raw?.data as Float64Array, expected).max < 1e-9, 'its own formula, on the layer');
+    // Its picture is the CAM family's post-processing of that raw map, and differs from Grad-CAM's (signed weights).
+    assert.deepEqual([...result.map], [...postprocessCam(plane(expected, h, w), 224, 224).map]);
+    const gradcam = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });
+    assert.ok(difference(result.map, gradcam.map).max > 0.05);
   });
 
   it('NoiseTunnel wraps any method: smoothgrad is the gradient under `smooth`, and Grad-CAM takes it too', async () => {
@@ -168,11 +218,22 @@ describe('the method registry', () => {
     const logit = await e.explain(catDog, { method: 'gradcam', classIndex: 5 });
     const contrast = await e.explain(catDog, { method: 'gradcam', classIndex: 5, target: { contrast: 4 } });
     assert.ok(difference(logit.map, contrast.map).max > 0.05);
-    // Score-CAM and Ablation-CAM score the target on their masked passes.
     // Without a class, a contrast with the class that turns out top-1 (4 here) would be zero: refused.
     await assert.rejects(e.explain(catDog, { method: 'gradcam', target: { contrast: 4 } }), /the top-1 class 4 is the contrast class/);
-    const score = await e.explain(catDog, { method: 'scorecam', classIndex: 5, target: 'prob' });
-    assert.equal(score.empty, false);
+    // Score-CAM and Ablation-CAM score the target on their masked passes: the probability moves their maps (4e-3 and
+    // 0.15 here; Score-CAM softmaxes its scores over channels, so small ones barely move), and a
+    // one-hot weighting of the logits is the logit itself.
+    for (const method of ['scorecam', 'ablationcam']) {
+      const byLogit = await e.explain(catDog, { method, classIndex: 5 });
+      const byProb = await e.explain(catDog, { method, classIndex: 5, target: 'prob' });
+      const byWeights = await e.explain(catDog, {
+        method,
+        classIndex: 5,
+        target: { weights: Array.from({ length: 10 }, (_, i) => (i === 5 ? 1 : 0)) },
+      });
+      assert.ok(difference(byLogit.map, byProb.map).max > 1e-3, `${method}: prob moves the map`);
+      assert.ok(difference(byLogit.map, byWeights.map).max < 1e-6, `${method}: weights (one-hot) = logit`);
+    }
   });
 
   it("Score-CAM's masks divide by max - min + 1e-8, as pytorch-grad-cam's score_cam.py does", () => {
