@@ -107,12 +107,12 @@ describe('image decoding', () => {
 });
 
 describe("preprocessing equals the authors' demo", () => {
-  it('cat_dog.png through the torchvision preset is the reference input tensor (cv2 resize, /255, ImageNet mean and std)', async () => {
+  it('cat_dog.png through the torchvision preset is the reference input tensor to the bit (cv2 resize, /255, float32 mean and std)', async () => {
     const tensor = preprocess(await readImage(resolve(ROOT, 'assets/images/cat_dog.png')), presetByName('torchvision'));
     const reference = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
     assert.deepEqual(tensor.shape, reference.shape);
-    const d = difference(tensor.data, reference.data);
-    assert.ok(d.max <= 5e-7, `max |ours - reference| = ${d.max}`);
+    // Normalising with the float64 mean and std instead of torchvision's float32 ones moved 100,052 values by an ulp.
+    assert.deepEqual([...tensor.data], [...reference.data]);
   });
 });
 

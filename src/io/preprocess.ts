@@ -100,13 +100,16 @@ export function resizeLinearUint8(image: RgbImage, outW: number, outH: number): 
   return { data: out, width: outW, height: outH };
 }
 
-/** RGB bytes -> normalised float NCHW `[1, 3, H, W]`: (v / 255 - mean) / std per channel. */
+/**
+ * RGB bytes -> normalised float NCHW `[1, 3, H, W]`: (v / 255 - mean) / std per channel, in float32 with float32
+ * mean and std, as torchvision's `ToTensor` and `Normalize` compute it: the authors' demo's tensor to the bit.
+ */
 export function normalise(image: RgbImage, preset: PreprocessPreset): FloatArray {
   const plane = image.width * image.height;
   const data = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
-    const mean = preset.mean[c] as number;
-    const std = preset.std[c] as number;
+    const mean = Math.fround(preset.mean[c] as number);
+    const std = Math.fround(preset.std[c] as number);
     const from = preset.bgr ? 2 - c : c;
     for (let p = 0; p < plane; p++) {
       data[c * plane + p] = Math.fround(Math.fround((image.data[p * 3 + from] as number) / 255) - mean) / std;
