@@ -57,6 +57,41 @@ describe("scorePair: one pair's scores, wired to the right map, class and input"
     assert.ok(Math.abs((scores.rhoMinus as number) - (softmax(b as Float32Array)[bag] as number) / (1 - area)) < 1e-9);
   });
 
+  it("density reads no annotation and rewards sparse maps: a 2 x 2 corner outscores the object's own box on rho+", async () => {
+    // The caveat the README states beside the metric, measured: rho+ divides by the map's area, so a tiny map holding
+    // almost none of the class's evidence wins; rho- does tell the two apart.
+    const e = await explainer;
+    const name = 'composite_000'; // an ankle boot in the box 48-148 x 115-203
+    const tensor = e.preprocess(await readImage(resolve(ROOT, `bench/composite/${name}.jpg`)));
+    const boot = e.profile.labels?.indexOf('ankle_boot') as number;
+    const spec = {
+      annotation: parseVoc(readFileSync(resolve(ROOT, `bench/composite/${name}.xml`), 'utf8'), name),
+      className: 'ankle_boot',
+      tolerance: 15,
+      annotatedClass: false,
+      metrics: ['density'],
+    };
+    const rectangle = (x0: number, y0: number, w: number, h: number): ExplainResult => {
+      const map = new Float32Array(224 * 224);
+      for (let y = y0; y < y0 + h; y++) map.fill(1, y * 224 + x0, y * 224 + x0 + w);
+      return {
+        map,
+        width: 224,
+        height: 224,
+        empty: false,
+        method: 'test',
+        target: 'logit',
+        output: 'logits',
+        usedResolutions: [224],
+        classIndex: boot,
+      };
+    };
+    const corner = await scorePair(e, tensor, rectangle(0, 0, 2, 2), spec);
+    const box = await scorePair(e, tensor, rectangle(48, 115, 100, 88), spec);
+    assert.ok((corner.rhoPlus as number) > 50 * (box.rhoPlus as number), `corner ${corner.rhoPlus}, box ${box.rhoPlus}`);
+    assert.ok((box.rhoMinus as number) < (corner.rhoMinus as number) / 100, `box ${box.rhoMinus}, corner ${corner.rhoMinus}`);
+  });
+
   it("insertion and deletion follow the model's top-1 class, or the annotated class with annotatedClass", async () => {
     const e = await explainer;
     const tensor = e.preprocess(await readImage(resolve(ROOT, `bench/composite/${NAME}.jpg`)));

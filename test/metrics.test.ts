@@ -18,6 +18,12 @@ import { OnnxGraph, tensorDims, tensorFloats } from '../src/onnx/graph.js';
 import { parameterLayers, randomiseLayers } from '../src/onnx/randomise.js';
 import { bytes, difference, FIXTURES, npy } from './helpers.js';
 
+/**
+ * How far our insertion/deletion AUC may be from RISE's on this fixture's maps with ties (its linear model: measured
+ * 2e-5 to 1.4e-4). On a trained model the tie order matters far more (README, *Evaluation*; bench/rise-ties.ts).
+ */
+const RISE_TIE_GAP = 5e-4;
+
 const TORCH = resolve(FIXTURES, 'torch');
 
 describe('pointing game (TorchRay)', () => {
@@ -104,6 +110,45 @@ describe('insertion and deletion (RISE)', () => {
       });
     }
   });
+});
+
+describe("insertion and deletion on maps with ties: where 'equal to RISE' holds (scripts/make_rise_ties_fixture.py)", () => {
+  const folder = resolve(FIXTURES, 'rise-ties');
+  const weight = npy(resolve(folder, 'weight.npy')).data;
+  const bias = npy(resolve(folder, 'bias.npy')).data;
+  const input = npy(resolve(folder, 'input.npy'));
+  // RISE's model: a seeded linear classifier with a softmax, recomputed here in float64.
+  const forward = async (inputs: FloatArray[]) =>
+    inputs.map((x) =>
+      Float32Array.from(bias, (b, k) => {
+        let s = b;
+        for (let i = 0; i < x.data.length; i++) s += (weight[k * x.data.length + i] as number) * (x.data[i] as number);
+        return s;
+      }),
+    );
+  const auc = async (name: string, mode: 'deletion' | 'insertion', order?: ArrayLike<number>) => {
+    const map = npy(resolve(folder, `${name}.map.npy`)).data;
+    const ours = await causalMetric(forward, input, map, mode, { step: 10, ...(order ? { order } : {}) });
+    const rise = npy(resolve(folder, `${name}.${mode === 'deletion' ? 'del' : 'ins'}.scores.npy`)).data;
+    return { ours, rise, gap: Math.abs(ours.auc - riseAuc(rise)) };
+  };
+  for (const mode of ['deletion', 'insertion'] as const) {
+    it(`${mode}: a map without ties gives RISE's curve`, async () => {
+      const { ours, rise } = await auc('random', mode);
+      assert.ok(difference(ours.scores, rise).max <= 1e-5);
+    });
+    it(`${mode}: with ties (a 6 x 6 grid upsampled, an 8-bit map) only the order among equal values differs`, async () => {
+      for (const name of ['grid', 'bytes']) {
+        // In numpy's order our loop gives RISE's curve: the tie order is the whole difference.
+        const numpy = npy(resolve(folder, `${name}.order.npy`)).data;
+        const same = await auc(name, mode, numpy);
+        assert.ok(difference(same.ours.scores, same.rise).max <= 1e-5, `${name} in numpy's order`);
+        // In ours (stable, the later pixel first) the AUC moves by the amount the README states, no more.
+        const { gap } = await auc(name, mode);
+        assert.ok(gap > 0 && gap <= RISE_TIE_GAP, `${name}: |AUC - RISE's| = ${gap}`);
+      }
+    });
+  }
 });
 
 describe("pytorch-grad-cam's confidence change", () => {

@@ -79,6 +79,11 @@ export interface CausalOptions {
   batch?: number;
   /** Class whose probability is followed (default: the model's top-1 on the clean input, as RISE). */
   classIndex?: number;
+  /**
+   * The pixels' order, most salient first (default: `saliencyOrder(map)`). RISE orders by numpy's default argsort,
+   * flipped, whose order among equal values is its quicksort's; give that order to reproduce its curves on a map with ties.
+   */
+  order?: ArrayLike<number>;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -111,7 +116,7 @@ export async function causalMetric(
   const classIndex = options.classIndex ?? topOne((await forward([input]))[0] as Float32Array).index;
   const substrate = mode === 'deletion' ? new Float32Array(input.data.length) : blurChannels(input, riseKernel(11, 5), 11);
   const [start, finish] = mode === 'deletion' ? [input.data, substrate] : [substrate, input.data];
-  const order = saliencyOrder(map);
+  const order = options.order ?? saliencyOrder(map);
   const steps = Math.ceil(positions / step);
   const current = Float32Array.from(start);
   const scores: number[] = [];
