@@ -116,6 +116,25 @@ describe("preprocessing equals the authors' demo", () => {
   });
 });
 
+describe('the graph index', () => {
+  it('replaceNodes re-indexes producers and consumers from the new node list', () => {
+    const g = OnnxGraph.empty('index');
+    g.addInput('x', 1, [1]);
+    const [a] = g.addNode('Relu', ['x'], {}, { outputs: ['a'] });
+    const [b] = g.addNode('Neg', [a as string], {}, { outputs: ['b'] });
+    assert.equal(g.producers.get('b')?.node.opType, 'Neg');
+    assert.deepEqual(
+      g.consumers.get('a')?.map((n) => n.opType),
+      ['Neg'],
+    );
+    // Keep the Relu alone: 'b' has no producer any more, and nothing reads 'a'.
+    g.replaceNodes(g.nodes.filter((n) => n.opType === 'Relu'));
+    assert.equal(g.producers.get(b as string), undefined);
+    assert.equal(g.consumers.get('a'), undefined);
+    assert.equal(g.producers.get('a')?.node.opType, 'Relu');
+  });
+});
+
 describe('layers', () => {
   const graph = OnnxGraph.fromBytes(bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx')));
   it('turns exported node names into torch module paths', () => {
