@@ -1118,6 +1118,63 @@ describe('cameras explain on a dense output (a segmenter)', () => {
   });
 });
 
+describe('refusals that leave nothing behind (an unreachable Redis, a bad model, a class the model lacks)', () => {
+  /** A loopback port where nothing listens. */
+  async function deadPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((done) => server.close(done));
+    return port;
+  }
+
+  // Before the fix batch and eval hung silently and the worker printed the error but never exited: the timeout fails that.
+  it('batch, eval, worker and batch --status fail in one line when nothing answers at --redis, and write nothing', {
+    timeout: 60_000,
+  }, async () => {
+    const redis = `redis://127.0.0.1:${await deadPort()}`;
+    const started = performance.now();
+    const pattern = new RegExp(
+      `cannot reach Redis at ${redis.replace(/[/.]/g, '\\$&')} \\(ECONNREFUSED\\); start redis-server or fix --redis`,
+    );
+    await rejects(['batch', PHOTO, '--model', MODEL, '--redis', redis, '--out-dir', join(work, 'queued')], pattern);
+    await rejects(
+      [
+        'eval',
+        resolve(ROOT, 'bench/composite'),
+        '--model',
+        'composite:fashion',
+        '--limit',
+        '1',
+        '--redis',
+        redis,
+        '--out-dir',
+        join(work, 'queued-eval'),
+      ],
+      pattern,
+    );
+    await rejects(['worker', '--redis', redis], pattern);
+    await rejects(['batch', '--status', '--redis', redis], pattern);
+    assert.ok(performance.now() - started < 30_000, 'each within seconds, not a hang');
+  });
+
+  it('batch refuses a model that does not parse up front, once; eval refuses a class the model lacks; neither makes its out-dir', async () => {
+    const empty = join(work, 'empty.onnx');
+    writeFileSync(empty, '');
+    const before = new Set(readdirSync(work));
+    await rejects(
+      ['batch', PHOTO, '--model', empty, '--methods', 'cameras,gradcam', '--out-dir', join(work, 'never')],
+      /empty\.onnx is not a valid ONNX model/,
+    );
+    await rejects(
+      ['eval', resolve(ROOT, 'bench/composite'), '--limit', '1', '--out-dir', join(work, 'never-eval')],
+      /class 'ankle_boot' of .* is not one of the model's labels/,
+    );
+    assert.deepEqual(new Set(readdirSync(work)), before);
+    rmSync(empty);
+  });
+});
+
 describe('the README documents every flag', () => {
   it("each command's table in the README holds exactly the flags its --help lists", async () => {
     const readme = readFileSync(resolve(ROOT, 'README.md'), 'utf8');

@@ -5,7 +5,8 @@ import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { type BatchJob, type BatchOutcome, planBatch, runBatch } from '../jobs/batch.js';
 import { batchInputs } from '../jobs/inputs.js';
-import { enqueueAndWait, queueStatus, startWorker } from '../jobs/queue.js';
+import { enqueueAndWait, probeRedis, queueStatus, startWorker } from '../jobs/queue.js';
+import { checkFolderWritable } from './explain.js';
 import { formatTable } from './table.js';
 
 export interface BatchFlags {
@@ -46,6 +47,9 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
     return;
   }
   if (specs.length === 0) throw new CamerasError('give images, folders, globs or a manifest (.csv, .jsonl) to run');
+  // What can refuse the whole batch is checked before anything is made: the out-dir, Redis, the models (planning).
+  await checkFolderWritable(flags.outDir);
+  if (flags.redis) await probeRedis(flags.redis);
   const jobs = await planBatch(await batchInputs(specs), {
     models: flags.models ?? [flags.model],
     methods: flags.methods,
@@ -89,7 +93,11 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
     process.stdout.write(
       `${jobs.length} jobs: ${outcome.done.length - outcome.skipped} run, ${outcome.skipped} already done, ${outcome.failed.length} failed${
         flags.redis ? ` (through ${flags.redis})` : ''
-      }\nwrote ${flags.outDir}/<image>.<method>.<key>.npy, .png, .json and results.jsonl\n`,
+      }\n${
+        outcome.done.length > 0
+          ? `wrote ${flags.outDir}/<image>.<method>.<key>.npy, .png, .json and results.jsonl`
+          : `no job finished: ${flags.outDir}/results.jsonl is empty`
+      }\n`,
     );
   // Failed jobs are bad input (corrupt images, unknown classes): the usage exit code, after the rest is done.
   if (outcome.failed.length > 0) process.exitCode = ExitCode.usage;

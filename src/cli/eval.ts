@@ -7,13 +7,13 @@ import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { absoluteModel, type BatchJob, type BatchOutcome, type BatchRecord, JobRunner, runBatch } from '../jobs/batch.js';
 import { planEval } from '../jobs/eval-jobs.js';
-import { enqueueAndWait } from '../jobs/queue.js';
+import { enqueueAndWait, probeRedis } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
 import type { EvalMetric, ScoredRecord } from '../metrics/metric.js';
 import { EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
 import { classIndex, openExplainer } from '../models/open-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
-import { checkWritable } from './explain.js';
+import { checkFolderWritable, checkWritable } from './explain.js';
 import { formatTable } from './table.js';
 
 export interface EvalFlags {
@@ -58,8 +58,9 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   for (const metric of flags.metrics)
     if (!metricByName(metric)) throw new CamerasError(`unknown metric '${metric}'; choose from: ${METRICS.join(', ')}`);
   const items = (await loadDataset(dataset)).slice(0, flags.limit);
-  await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
-  await checkWritable(join(flags.outDir, 'results.jsonl'));
+  // Everything that can refuse the run is checked before the out-dir is made: a refused run leaves nothing.
+  await checkFolderWritable(flags.outDir);
+  if (flags.redis) await probeRedis(flags.redis);
   const explainer = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
   const size = explainer.profile.inputSize;
   const resultsFile = join(flags.outDir, 'results.jsonl');
@@ -85,6 +86,8 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
         );
       }
     }
+  await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
+  await checkWritable(resultsFile);
   const previous = await previousRecords(resultsFile, settings);
   // Images are named relative to the data set, so a rerun from elsewhere resumes the same records.
   const relativeName = (image: string) => relativePath(dataset, image);

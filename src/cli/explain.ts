@@ -1,4 +1,4 @@
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
@@ -68,6 +68,32 @@ export async function checkWritable(path: string): Promise<void> {
     await access(dirname(resolve(path)), constants.W_OK);
   } catch {
     throw new CamerasError(`cannot write ${path}: its folder ${dirname(resolve(path))} does not exist or is not writable`);
+  }
+}
+
+/**
+ * Fails before any work when a folder could not be made or written, without making it: a command that is then
+ * refused (a bad model, a class the model lacks) leaves nothing behind.
+ */
+export async function checkFolderWritable(folder: string): Promise<void> {
+  const exists = await stat(folder).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
+  let nearest = resolve(folder);
+  if (!exists)
+    while (
+      !(await stat(nearest).then(
+        () => true,
+        () => false,
+      )) &&
+      dirname(nearest) !== nearest
+    )
+      nearest = dirname(nearest);
+  try {
+    await access(nearest, constants.W_OK);
+  } catch {
+    throw new CamerasError(`cannot write in ${folder}: ${nearest} is not a writable folder`);
   }
 }
 

@@ -11,6 +11,7 @@ import { methodByName } from '../methods/registry.js';
 import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
 import { fileIdentity, sessionCacheOn } from '../models/session-cache-node.js';
 import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
+import { OnnxGraph } from '../onnx/graph.js';
 import { overlayWithBar } from '../render/panel-node.js';
 import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
 import type { BatchInput } from './inputs.js';
@@ -90,7 +91,10 @@ export async function modelHash(model: string, weights?: string): Promise<string
   const kept = identity && sessionCacheOn() ? join(cacheDir(), 'hashes', sha256(identity)) : undefined;
   const known = kept ? await readFile(kept, 'utf8').catch(() => '') : '';
   if (/^[0-9a-f]{64}$/.test(known)) return known;
-  const hash = sha256((await resolveModel(model, weights)).bytes);
+  const { bytes, source } = await resolveModel(model, weights);
+  // A model that does not parse is refused here, once, before any job is queued (not once per job).
+  OnnxGraph.fromBytes(bytes, source);
+  const hash = sha256(bytes);
   if (kept)
     await mkdir(dirname(kept), { recursive: true })
       .then(() => writeFileAtomic(kept, new TextEncoder().encode(hash)))

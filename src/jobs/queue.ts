@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { CamerasError } from '../errors.js';
@@ -43,6 +44,27 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
+/**
+ * Fails in one line when nothing answers a Redis PING at `url` within 5 s, before any BullMQ client exists: a client
+ * made for an address where nothing listens retries forever, and neither its `close` nor its `disconnect` returns.
+ */
+export async function probeRedis(url: string): Promise<void> {
+  const target = parseRedisUrl(url);
+  const answer = await new Promise<string>((done) => {
+    const socket = createConnection({ host: target.host, port: target.port });
+    const finish = (what: string) => {
+      socket.destroy();
+      done(what);
+    };
+    socket.setTimeout(5000, () => finish('no answer in 5 s'));
+    socket.on('error', (error: NodeJS.ErrnoException) => finish(error.code ?? error.message));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    // +PONG, or -NOAUTH where a password is needed (the client gives it): either way a Redis is there.
+    socket.on('data', (data) => finish(/^[+-]/.test(data.toString()) ? '' : 'not a Redis server'));
+  });
+  if (answer) throw new CamerasError(`cannot reach Redis at ${url} (${answer}); start redis-server or fix --redis`);
+}
+
 /** Waits for a BullMQ client's connection, failing in one line when Redis does not answer within 5 s. */
 async function ready(client: { waitUntilReady(): Promise<unknown> }, url: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -76,6 +98,7 @@ export interface QueueOptions {
  * waits until each is finished or has failed its last try. Jobs whose outputs exist are not queued.
  */
 export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): Promise<BatchOutcome> {
+  await probeRedis(options.redis);
   const name = options.queue ?? DEFAULT_QUEUE;
   const queue = new Queue(name, { connection: connection(options.redis) });
   const events = new QueueEvents(name, { connection: connection(options.redis) });
@@ -183,6 +206,7 @@ export interface WorkerOptions {
  */
 export async function startWorker(options: WorkerOptions): Promise<Worker<BatchJob, BatchRecord>> {
   const processor = fileURLToPath(new URL('./processor.js', import.meta.url));
+  await probeRedis(options.redis);
   const lockDuration = options.lockMs ?? 30_000;
   if (options.threads) process.env.CAMERAS_JOB_THREADS = String(options.threads);
   const worker = new Worker<BatchJob, BatchRecord>(options.queue ?? DEFAULT_QUEUE, processor, {
@@ -201,6 +225,7 @@ export async function queueStatus(
   redis: string,
   name = DEFAULT_QUEUE,
 ): Promise<{ counts: Record<string, number>; failed: { id: string; reason: string }[] }> {
+  await probeRedis(redis);
   const queue = new Queue(name, { connection: connection(redis) });
   try {
     await ready(queue, redis);
