@@ -3,9 +3,9 @@
  * as a value, so the same code runs on onnxruntime-node and, in a browser or a worker, on onnxruntime-web:
  *
  *     import * as ort from 'onnxruntime-web';
- *     import { Explainer, preprocess, PRESETS } from 'cameras-saliency/core';
- *     const explainer = await Explainer.create(ort, { model: modelBytes });
- *     const result = await explainer.explain(preprocess(rgbImage, PRESETS.torchvision), { method: 'cameras' });
+ *     import { Explainer } from 'cameras-saliency/core';
+ *     const explainer = await Explainer.create(ort, { model: modelBytes }); // its profile inferred from the graph
+ *     const result = await explainer.explain(explainer.preprocess(rgbImage), { method: 'cameras' });
  */
 
 export { type AttackGoal, type PgdOptions, type PgdResult, pgd, saliencyPenalty } from './attacks/pgd.js';
@@ -14,7 +14,13 @@ export { parseCoco } from './datasets/coco.js';
 export { type ClassMask, classesIn, classMask } from './datasets/mask.js';
 export { type AnnotatedObject, type Annotation, formatVoc, parseVoc } from './datasets/voc.js';
 export type { FusionScale } from './engine/fusion.js';
-export { type GradientPass, GradientSession, type GradientSessionOptions, type OutputKind } from './engine/gradient-session.js';
+export {
+  type GradientPass,
+  GradientSession,
+  type GradientSessionOptions,
+  type OutputKind,
+  RuntimeFailure,
+} from './engine/gradient-session.js';
 export { type LayerView, layerViewName, parseLayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
 export {
   type CamPostprocess,
@@ -30,7 +36,9 @@ export { resizeBicubic, resizeBilinear, resizeInput, resizePlaneBilinear } from 
 export type { OrtRuntime, SessionCache, SessionOptions } from './engine/runtime.js';
 export { ClassConsistency, DEFAULT_RESOLUTIONS, type ScaleFacts } from './engine/scales.js';
 export {
+  type ClassifierTarget,
   checkClass,
+  frozenRegion,
   isOutputTarget,
   isRegionTarget,
   type OutputTarget,
@@ -39,6 +47,7 @@ export {
   probabilityOf,
   type RegionMask,
   type RegionTarget,
+  regionMaskAt,
   resizeMaskNearest,
   softmax,
   type Target,
@@ -108,6 +117,7 @@ export {
 } from './metrics/sanity.js';
 export { averageRanks, hog, pearson, spearman, ssim } from './metrics/similarity.js';
 export {
+  checkOutput,
   detectLayerView,
   type ModelOutput,
   type ModelProfile,

@@ -5,7 +5,7 @@ import { type LayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
 import { resizeInput } from './engine/resize.js';
 import { type OrtRuntime, ortSessionOptions, type SessionCache } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
-import { checkClass, checkTarget, isRegionTarget, type Target, targetName } from './engine/scores.js';
+import { checkClass, checkTarget, isOutputTarget, isRegionTarget, type Target, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
 import { type PreprocessPreset, preprocess, presetByName, type RgbImage } from './io/preprocess.js';
@@ -20,17 +20,22 @@ import type {
 } from './methods/method.js';
 import { noiseTunnel } from './methods/noise-tunnel.js';
 import { DEFAULT_METHOD, type MethodOptions, methodByName } from './methods/registry.js';
-import { detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
+import { checkOutput, detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
 import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
 import { isOutline, outlineModel, requireWholeModel } from './onnx/outline.js';
 
-/** A session built on first use: kept once made, forgotten if making it failed, so the next use tries again. */
-function retried<T>(making: Promise<T>, forget: () => void): Promise<T> {
-  making.catch(forget);
-  return making;
+/** A session built on first use under `key`: kept once made, forgotten if making it failed, so the next use tries again. */
+function built<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let found = cache.get(key);
+  if (!found) {
+    found = make();
+    cache.set(key, found);
+    found.catch(() => cache.delete(key));
+  }
+  return found;
 }
 
 export interface ExplainerConfig {
@@ -62,6 +67,11 @@ export interface ExplainerConfig {
    * not hold, so a large model's weights are held once, by ONNX Runtime. `model` may then be the outline itself.
    */
   loadModel?: () => Promise<Uint8Array>;
+  /**
+   * Labels to assume for a model whose profile has none, given its class count (learnt from one small pass where the
+   * model does not declare it); the profile then says `labelsAssumed`. The Node entry point gives ImageNet's for 1000.
+   */
+  assumeLabels?: (classCount: number) => Promise<readonly string[] | undefined> | readonly string[] | undefined;
 }
 
 /**
@@ -100,8 +110,7 @@ function checkOptions(method: SaliencyMethod<object>, options: ExplainOptions, b
       throw new CamerasError(
         `method '${method.name}' already averages over noise; set its own samples, noise and seed instead of 'smooth'`,
       );
-    if ((options as { perScale?: boolean }).perScale)
-      throw new CamerasError("'perScale' and 'smooth' do not combine: the noisy copies' scale maps are not averaged");
+    if (options.perScale) throw new CamerasError("'perScale' and 'smooth' do not combine: the noisy copies' scale maps are not averaged");
   }
 }
 
@@ -128,10 +137,12 @@ export class Explainer {
   private readonly fusion: FusionEngine;
   /** Every ONNX Runtime session, by kind, tensor and output: built once, on first use (the layer's at creation). */
   private readonly sessions = new Map<string, Promise<GradientSession>>();
-  private headSession: Promise<{ run: (activations: FloatArray) => Promise<FloatArray>; release: () => Promise<void> }> | undefined;
+  /** The network's head from the layer, per output (Ablation-CAM), built on first use like the sessions. */
+  private readonly heads = new Map<
+    string,
+    Promise<{ run: (activations: FloatArray) => Promise<FloatArray>; release: () => Promise<void> }>
+  >();
   private profileValue: ModelProfile;
-  /** The layer view in use, once the first pass has shown the layer's rank (where the profile declares none). */
-  private view: LayerView | undefined;
 
   private constructor(
     layer: Layer,
@@ -143,7 +154,6 @@ export class Explainer {
   ) {
     this.layer = layer;
     this.profileValue = profile;
-    this.view = profile.layerView;
     this.fusion = new FusionEngine(runtime, { threads: config.threads, runtimeOptions: config.sessionOptions });
     this.inputChannels = inputChannels;
   }
@@ -165,8 +175,12 @@ export class Explainer {
       explainer.layerSessionValue = await explainer.session(layer.tensor, profile.output, {
         bytes: isOutline(graph.model) ? config.loadModel : config.model,
       });
+      if (!profile.labels && config.assumeLabels) {
+        const labels = await config.assumeLabels(await explainer.countClasses());
+        if (labels) explainer.profileValue = { ...profile, labels, labelsAssumed: true };
+      }
     } catch (error) {
-      await explainer.fusion.dispose();
+      await explainer.dispose();
       throw error;
     }
     return explainer;
@@ -187,12 +201,6 @@ export class Explainer {
     return preprocess(image, this.preset, this.profileValue.inputSize);
   }
 
-  /** Gives a model that declares none the labels assumed for it (ImageNet's for a plain 1000-class model). */
-  assumeLabels(labels: readonly string[]): void {
-    if (this.profileValue.labels) return;
-    this.profileValue = { ...this.profileValue, labels, labelsAssumed: true };
-  }
-
   /** The model's bytes: as given, or read again when only the outline is kept. */
   private modelBytes(): Uint8Array | (() => Promise<Uint8Array>) {
     return this.config.loadModel ?? this.config.model;
@@ -207,23 +215,16 @@ export class Explainer {
     output: string,
     source: { bytes: Uint8Array | (() => Promise<Uint8Array>) | undefined } = { bytes: this.modelBytes() },
   ): Promise<GradientSession> {
-    const key = `${tensor}\u0000${output}`;
-    let found = this.sessions.get(key);
-    if (!found) {
-      found = retried(
-        GradientSession.create(this.runtime, this.graph, [tensor], {
-          threads: this.config.threads,
-          runtimeOptions: this.config.sessionOptions,
-          modelBytes: source.bytes,
-          sessionCache: this.config.sessionCache,
-          maxPoolIndices: this.config.maxPoolIndices,
-          output,
-        }),
-        () => this.sessions.delete(key),
-      );
-      this.sessions.set(key, found);
-    }
-    return found;
+    return built(this.sessions, `${tensor}\u0000${output}`, () =>
+      GradientSession.create(this.runtime, this.graph, [tensor], {
+        threads: this.config.threads,
+        runtimeOptions: this.config.sessionOptions,
+        modelBytes: source.bytes,
+        sessionCache: this.config.sessionCache,
+        maxPoolIndices: this.config.maxPoolIndices,
+        output,
+      }),
+    );
   }
 
   /** The session of the target layer for the default output, built at creation. */
@@ -234,15 +235,21 @@ export class Explainer {
     const view = (pass: Awaited<ReturnType<GradientSession['run']>>, input: FloatArray) => {
       const target = pass.targets[0];
       if (!target?.activation) return pass;
-      this.view ??= detectLayerView(this.graph, this.layer.tensor, target.activation.shape.length);
-      if (this.view.kind === 'nchw') return pass;
+      // Where the profile declares no view, the first pass shows the layer's rank: the detected view becomes the profile's.
+      if (!this.profileValue.layerView)
+        this.profileValue = {
+          ...this.profileValue,
+          layerView: detectLayerView(this.graph, this.layer.tensor, target.activation.shape.length),
+        };
+      const view = this.profileValue.layerView as LayerView;
+      if (view.kind === 'nchw') return pass;
       const [, , height, width] = input.shape as [number, number, number, number];
       return {
         ...pass,
         targets: [
           {
-            activation: viewAsNchw(this.view, target.activation, height, width),
-            gradient: viewAsNchw(this.view, target.gradient, height, width),
+            activation: viewAsNchw(view, target.activation, height, width),
+            gradient: viewAsNchw(view, target.gradient, height, width),
             native: target.activation,
           },
         ],
@@ -257,31 +264,23 @@ export class Explainer {
 
   /** The network from the target layer to `output` (Ablation-CAM runs it), on the explainer's session options. */
   private head(output: string) {
-    if (output !== this.profileValue.output)
-      throw new CamerasError(`a method that runs the network's head explains the default output '${this.profileValue.output}' only`);
-    this.headSession ??= retried(
-      (async () => {
-        const source = this.modelBytes();
-        const bytes = typeof source === 'function' ? await source() : source;
-        if (!this.config.loadModel) requireWholeModel(this.graph.model);
-        const head = buildHeadModel(bytes, this.layer.tensor, output);
-        const session = await this.runtime.InferenceSession.create(head.bytes, {
-          graphOptimizationLevel: 'all',
-          ...ortSessionOptions({ threads: this.config.threads, runtimeOptions: this.config.sessionOptions }),
-        });
-        const run = async (activations: FloatArray): Promise<FloatArray> => {
-          const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
-          const value = out[head.output];
-          if (!value) throw new Error(`missing output ${head.output}`);
-          return { data: value.data as Float32Array, shape: [...value.dims] };
-        };
-        return { run, release: () => session.release() };
-      })(),
-      () => {
-        this.headSession = undefined;
-      },
-    );
-    return this.headSession;
+    return built(this.heads, output, async () => {
+      const source = this.modelBytes();
+      const bytes = typeof source === 'function' ? await source() : source;
+      if (!this.config.loadModel) requireWholeModel(this.graph.model);
+      const head = buildHeadModel(bytes, this.layer.tensor, output);
+      const session = await this.runtime.InferenceSession.create(head.bytes, {
+        graphOptimizationLevel: 'all',
+        ...ortSessionOptions({ threads: this.config.threads, runtimeOptions: this.config.sessionOptions }),
+      });
+      const run = async (activations: FloatArray): Promise<FloatArray> => {
+        const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
+        const value = out[head.output];
+        if (!value) throw new Error(`missing output ${head.output}`);
+        return { data: value.data as Float32Array, shape: [...value.dims] };
+      };
+      return { run, release: () => session.release() };
+    });
   }
 
   /** What methods run on, for one output. */
@@ -293,11 +292,23 @@ export class Explainer {
       forward: async (inputs) => (await this.session(logitsOf(this.graph, output), output)).outputs(inputs),
       head: async () => {
         const head = await this.head(output);
-        return (activations, native) => head.run(this.view ? viewBack(this.view, activations, native) : activations);
+        const view = this.profileValue.layerView;
+        return (activations, native) => head.run(view ? viewBack(view, activations, native) : activations);
       },
       fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
       resolutions: this.profileValue.resolutions,
     };
+  }
+
+  /** The default output's class count: declared, else learnt from one pass at the input size (0 where it has none). */
+  private async countClasses(): Promise<number> {
+    const session = this.layerSessionValue as GradientSession;
+    if (session.classCount !== undefined) return session.classCount;
+    const size = this.profileValue.inputSize;
+    const channels = this.inputChannels ?? 3;
+    const zeros = { data: new Float32Array(channels * size * size), shape: [1, channels, size, size] };
+    const output = (await session.outputs([zeros]).catch(() => []))[0];
+    return output && output.shape.length >= 2 ? (output.shape[1] as number) : 0;
   }
 
   /** Number of classes of the default output (a classifier's classes, a segmenter's K), when known. */
@@ -319,13 +330,14 @@ export class Explainer {
     for (const input of inputs) validateImageTensor(input, this.inputChannels);
     const method = chooseMethod(options);
     checkOptions(method, options, !!options.batch);
-    const output = options.output ?? this.profileValue.output;
-    if (!this.profileValue.outputs.some((o) => o.name === output))
-      throw new CamerasError(
-        `the model has no output '${output}'; its outputs: ${this.profileValue.outputs.map((o) => o.name).join(', ')}`,
-      );
+    const output = checkOutput(this.profileValue.outputs, options.output ?? this.profileValue.output);
     const context = await this.context(output);
     const classes = (await this.session(this.layer.tensor, output)).classCount;
+    const target = options.target;
+    if (isOutputTarget(target) && !target.gradient && method.needs.some((n) => n === 'layer-gradient' || n === 'input-gradient'))
+      throw new CamerasError(
+        `method '${method.name}' follows the target's gradient; give the target a 'gradient' function (or use a method that only scores it: scorecam, ablationcam)`,
+      );
     const requested = requestedClass(options);
     if (requested !== null) checkClass(requested, classes);
     checkTarget(options.target, requested, classes);
@@ -401,9 +413,11 @@ export class Explainer {
         () => undefined,
       );
     this.sessions.clear();
-    await this.headSession?.then(
-      (s) => s.release(),
-      () => undefined,
-    );
+    for (const head of this.heads.values())
+      await head.then(
+        (h) => h.release(),
+        () => undefined,
+      );
+    this.heads.clear();
   }
 }

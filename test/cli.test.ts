@@ -1207,6 +1207,9 @@ describe('cameras layers', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^layer4\s+\[1, 128, 7, 7\]\s+nchw\s+Relu\s+\/layer4\/layer4\.0\/relu_1\/Relu_output_0\s+\(default\)$/m);
     assert.match(run.stdout, /^layer3\.0\.downsample\s+\[1, 64, 14, 14\]/m);
+    assert.match(run.stdout, /^outputs \(--output\): logits \[1, 10\] \(explained by default\)$/m);
+    const seg = await cameras(['layers', '--model', resolve(FIXTURES, 'segmentation/tiny_seg.onnx')]);
+    assert.match(seg.stdout, /^outputs \(--output\): out \[\?, 4, \?, \?\] \(explained by default\), aux \[\?, 4, \?, \?\]$/m);
   });
 });
 

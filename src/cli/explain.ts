@@ -101,7 +101,11 @@ export async function checkFolderWritable(folder: string): Promise<void> {
 async function classesFor(flags: ExplainFlags, explainer: Explainer, tensor: FloatArray): Promise<(number | null)[]> {
   if (flags.classes) return flags.classes.map((c) => classIndex(c, explainer.profile));
   if (flags.top) {
-    return topK(await explainer.logits(tensor, explainer.profile.resolutions[0]), flags.top);
+    const output = explainer.profile.outputs.find((o) => o.name === (flags.output ?? explainer.profile.output));
+    if (output?.shape && output.shape.length !== 2)
+      throw new CamerasError(`--top ranks a classifier's classes; output '${output.name}' is not one: give --class or --classes`);
+    // The class is picked where the method picks it: at the first resolution.
+    return topK(await explainer.logits(tensor, (flags.resolutions ?? explainer.profile.resolutions)[0]), flags.top);
   }
   return [flags.class === undefined ? null : classIndex(flags.class, explainer.profile)];
 }
@@ -208,7 +212,6 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
         threads: flags.threads,
         profile: {
           preprocess: flags.preprocess,
-          resolutions: flags.resolutions,
           layerView: flags.layerView === undefined ? undefined : parseLayerView(flags.layerView),
         },
       }),

@@ -8,7 +8,7 @@ import { layerViewName } from '../engine/layer-view.js';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { DEFAULT_METHOD, METHODS, REGISTRY } from '../methods/registry.js';
-import { DEFAULT_METRICS, METRICS } from '../metrics/names.js';
+import { DEFAULT_METRICS, EVAL_METRICS, METRICS } from '../metrics/names.js';
 import { declaredProfile } from '../models/open-node.js';
 import { detectLayerView, resolveProfile } from '../models/profile.js';
 import { DEFAULT_MODEL_NAME, ONLINE, TORCHVISION, ZOO } from '../models/zoo.js';
@@ -30,7 +30,6 @@ import {
   parsePixels,
   parseResolutions,
   parseSeed,
-  parseThreads,
   pictureFlags,
   runFlags,
   withFlags,
@@ -91,6 +90,11 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
     );
   }
   if (!fallback) process.stdout.write('no default layer (no global pooling before the head): pass one of these to explain with --layer\n');
+  const outputs = profile.outputs.map(
+    (o) =>
+      `${o.name} [${(o.shape ?? []).map((d) => (d < 0 ? '?' : d)).join(', ')}]${o.name === profile.output ? ' (explained by default)' : ''}`,
+  );
+  process.stdout.write(`outputs (--output): ${outputs.join(', ')}\n`);
 }
 
 async function modelsCommand(flags: { json?: boolean }): Promise<void> {
@@ -239,7 +243,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
   )
     .addHelpText(
       'after',
-      '\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/\n  cameras eval benchmark/ --redis redis://10.0.0.5:6379   # with cameras worker --redis ... on machines that see benchmark/ and results/',
+      `\nMetrics:\n${EVAL_METRICS.map((m) => `  ${m.name.padEnd(11)}${m.summary}`).join('\n')}\n\nExample:\n  cameras eval benchmark/ --model composite.onnx --methods cameras,gradcam --out-dir results/\n  cameras eval benchmark/ --redis redis://10.0.0.5:6379   # with cameras worker --redis ... on machines that see benchmark/ and results/`,
     )
     .action(async (dataset: string, flags: EvalFlags) => (await import('./eval.js')).evalCommand(dataset, flags));
   withFlags(
@@ -335,7 +339,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     new Option('--lock-ms <ms>', "how long a silent worker's job stays locked before another takes it over")
       .argParser(parseCount)
       .hideHelp(),
-    new Option('--threads <n>', 'ONNX Runtime threads per job (default: all cores)').argParser(parseThreads),
+    FLAGS.threads('ONNX Runtime threads per job (default: all cores)'),
     FLAGS.quiet(),
   ).action(async (flags: WorkerFlags) => (await import('./batch.js')).workerCommand(flags));
   withFlags(

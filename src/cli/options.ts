@@ -90,7 +90,7 @@ export const FLAGS = {
     ),
   layer: (text = "target layer: module or layer name (layer4, out_relu), node or tensor name; default: the model's") =>
     new Option('--layer <name>', text),
-  threads: () => new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(parseThreads),
+  threads: (text = 'ONNX Runtime threads (default: all cores)') => new Option('--threads <n>', text).argParser(parseThreads),
   quiet: () => new Option('--quiet', 'print nothing but errors'),
   json: (text = 'print JSON') => new Option('--json', text),
   class: (text = 'class to explain, by index or label; default: the top-1 class') => new Option('--class <class>', text),
@@ -99,7 +99,7 @@ export const FLAGS = {
       '--target <target>',
       "what is explained: logit (default), prob, logprob, contrast:<class> (why this class rather than that one), or on a dense output segment:<class>[:<mask.png>] (the class's scores summed over its predicted pixels, or over a mask)",
     ),
-  output: () => new Option('--output <name>', "the model output explained (default: its first; 'cameras layers' lists the outputs)"),
+  output: () => new Option('--output <name>', "the model output explained (default: its first; 'cameras layers' lists them)"),
   methods: (defaults: readonly string[], text = 'methods to run') =>
     new Option('--methods <list>', text).argParser(parseList).default([...defaults], defaults.join(',')),
   colormap: () => new Option('--colormap <name>', 'colours of the heat').choices([...COLORMAPS_NAMES]).default('turbo'),

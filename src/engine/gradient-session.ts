@@ -29,6 +29,9 @@ export interface GradientPass {
   targets: { activation?: FloatArray; gradient: FloatArray; native?: FloatArray }[];
 }
 
+/** ONNX Runtime could not run a pass (a size the model cannot take, a batch its graph bakes in): said in one line. */
+export class RuntimeFailure extends CamerasError {}
+
 /** What a session's output is: a classifier's logits, a dense `[N, K, H, W]` map of class scores, or anything else. */
 export type OutputKind = 'classifier' | 'dense' | 'other';
 
@@ -167,8 +170,9 @@ export class GradientSession {
     const batch = input.shape[0] as number;
     const { Tensor } = this.runtime;
     if (isOutputTarget(target)) {
-      if (!target.gradient)
-        throw new CamerasError(`the target '${target.name ?? 'custom'}' has no gradient function; gradient methods need one`);
+      // Without a gradient function nothing is back-propagated: the activations and the output are what is asked
+      // (the explainer refuses such a target for the methods that need gradients).
+      if (!target.gradient) return this.pass(input, {});
       // The seed is a function of the output: a pass without one gives the output first.
       const { output } = await this.pass(input, {});
       const each = output.data.length / batch;
@@ -289,19 +293,19 @@ export class GradientSession {
   }
 
   /** ONNX Runtime's failure in one line, with the fix where the model was exported for one size. */
-  private explainFailure(input: FloatArray, message: string): CamerasError {
+  private explainFailure(input: FloatArray, message: string): RuntimeFailure {
     const first = message.split('\n')[0]?.slice(0, 240) ?? '';
     const [, , h, w] = input.shape as [number, number, number, number];
     const exported = this.graph.exportedSize;
     if (exported && (exported[0] !== h || exported[1] !== w)) {
       const node = /node\. Name:'([^']+)'/i.exec(first)?.[1] ?? /\(([^)]+)\)/.exec(first)?.[1];
-      return new CamerasError(
+      return new RuntimeFailure(
         `the model was exported for ${exported[0]} x ${exported[1]} inputs and ${node ? `node '${node}'` : 'a node'} fixes that size, so it cannot run at ${h} x ${w}; re-export with torch.onnx.export(..., dynamic_axes={'${this.graph.input}': {0: 'batch', 2: 'height', 3: 'width'}}) or keep to that size: 'resolutions' ${exported[0]}`,
       );
     }
     const hint =
       Math.min(h, w) < 64 ? "the size is likely too small for its strides and pooling: use larger 'resolutions'" : 'check the input';
-    return new CamerasError(`the model cannot run on a ${h} x ${w} input (ONNX Runtime: ${first}); ${hint}`);
+    return new RuntimeFailure(`the model cannot run on a ${h} x ${w} input (ONNX Runtime: ${first}); ${hint}`);
   }
 
   /** False once the model has shown it cannot run a batch (its graph bakes in batch 1). */
@@ -334,7 +338,10 @@ export class GradientSession {
     let pass: GradientPass;
     try {
       pass = await one({ data: stacked, shape: [inputs.length, ...rest] });
-    } catch {
+    } catch (error) {
+      // Only ONNX Runtime's refusal of the batch (a graph that bakes in batch 1) turns batching off; a refused target
+      // or a wrong gradient function is the caller's to hear.
+      if (error instanceof CamerasError && !(error instanceof RuntimeFailure)) throw error;
       this.batching = false;
       return this.stacked(inputs, one);
     }

@@ -1,6 +1,6 @@
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
-import { probabilityOf, topOne } from './scores.js';
+import { isOutputTarget, probabilityOf, type Target, topOne } from './scores.js';
 
 /** The paper's default scales: 224, 324, ..., 924 (`range(224, 1000, 100)`). */
 export const DEFAULT_RESOLUTIONS: readonly number[] = [224, 324, 424, 524, 624, 724, 824, 924];
@@ -46,8 +46,8 @@ export interface ScaleFacts {
 /**
  * The paper's class-consistency rule over scales: with a class given, every scale is kept for it; otherwise
  * each scale explains its own top-1 class and is kept only when that is the first scale's class. An output that is
- * not a classifier's `[1, classes]` logits (a segmenter's, or any other explained by a region or a function) has no
- * top-1 class: every scale is kept, and only the given class, if any, is reported.
+ * not a classifier's `[1, classes]` logits (a segmenter's, explained by a region) has no top-1 class, nor does a
+ * function target on any output: every scale is kept, and only the given class, if any, is reported.
  */
 export class ClassConsistency {
   readonly classPerResolution: Record<string, number> = {};
@@ -55,14 +55,19 @@ export class ClassConsistency {
   readonly used: number[] = [];
   firstClass = -1;
   classProbability = 0;
-  /** False once an output was not a classifier's. */
-  private classifier = true;
+  /** False once an output was not a classifier's, or from the start for a function target. */
+  private classifier: boolean;
 
-  constructor(private readonly requested: number | null) {}
+  constructor(
+    private readonly requested: number | null,
+    target?: Target,
+  ) {
+    this.classifier = !isOutputTarget(target);
+  }
 
   /** Records one scale's output; true when the scale is kept. */
   keep(resolution: number, output: FloatArray): boolean {
-    if (output.shape.length !== 2) {
+    if (!this.classifier || output.shape.length !== 2) {
       this.classifier = false;
       this.used.push(resolution);
       return true;

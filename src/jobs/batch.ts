@@ -8,12 +8,13 @@ import type { Explainer } from '../explainer.js';
 import { writeFileAtomic, writeNpyFile } from '../io/files-node.js';
 import { readImage } from '../io/image-node.js';
 import { methodByName } from '../methods/registry.js';
-import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
+import type { PairScores } from '../metrics/metric.js';
+import { classIndex, openExplainer, regionWithMask, targetOf } from '../models/open-node.js';
 import { fileIdentity, sessionCacheOn } from '../models/session-cache-node.js';
 import { cacheDir, modelFile, resolveModel } from '../models/zoo-node.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { overlayWithBar } from '../render/panel-node.js';
-import { checkAnnotatedSize, type EvalScores, type EvalSpec, scorePair } from './evaluate.js';
+import { checkAnnotatedSize, type EvalSpec, scorePair } from './evaluate.js';
 import type { BatchInput } from './inputs.js';
 
 /**
@@ -58,7 +59,7 @@ export interface BatchRecord {
   map: string;
   overlay: string;
   /** An evaluation job's scores. */
-  scores?: EvalScores;
+  scores?: PairScores;
   seconds: number;
 }
 
@@ -137,9 +138,9 @@ export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions)
   for (const method of options.methods) methodByName(method);
   if (options.target !== undefined) parseTarget(options.target, () => 0);
   // A region's mask is taken by absolute path (workers elsewhere read it) and keyed by its content.
-  const region = options.target === undefined ? undefined : /^segment:([^:]+):(.+)$/.exec(options.target);
-  const target = region ? `segment:${region[1]}:${resolve(region[2] as string)}` : options.target;
-  const targetKey = region ? `segment:${region[1]}:${await maskHash(resolve(region[2] as string))}` : (options.target ?? 'logit');
+  const region = options.target === undefined ? undefined : regionWithMask(options.target);
+  const target = region ? `segment:${region.segment}:${resolve(region.mask)}` : options.target;
+  const targetKey = region ? `segment:${region.segment}:${await maskHash(resolve(region.mask))}` : (options.target ?? 'logit');
   const outDir = resolve(options.outDir);
   options = { ...options, models: options.models.map(absoluteModel), ...(options.weights ? { weights: resolve(options.weights) } : {}) };
   const modelHashes = new Map<string, string>();

@@ -19,9 +19,6 @@ export interface EvalSpec {
   annotatedClass: boolean;
 }
 
-/** One pair's scores, under the keys of the metrics asked for (see `metrics/names.ts`). */
-export type EvalScores = PairScores;
-
 /** Refuses a picture whose size is not its annotation's (the boxes would point elsewhere). */
 export function checkAnnotatedSize(image: string, picture: { width: number; height: number }, annotation: Annotation): void {
   if (picture.width !== annotation.width || picture.height !== annotation.height)
@@ -31,7 +28,7 @@ export function checkAnnotatedSize(image: string, picture: { width: number; heig
 }
 
 /** The chosen metrics of one explained pair: `result` is the map of `tensor` for the pair's class. */
-export async function scorePair(explainer: Explainer, tensor: FloatArray, result: ExplainResult, spec: EvalSpec): Promise<EvalScores> {
+export async function scorePair(explainer: Explainer, tensor: FloatArray, result: ExplainResult, spec: EvalSpec): Promise<PairScores> {
   const [, , h, w] = tensor.shape as [number, number, number, number];
   const pair: ScoredPair = {
     forward: (inputs) => explainer.forward(inputs),
@@ -44,7 +41,7 @@ export async function scorePair(explainer: Explainer, tensor: FloatArray, result
     tolerance: spec.tolerance,
     annotatedClass: spec.annotatedClass,
   };
-  const scores: EvalScores = {};
+  const scores: PairScores = {};
   // In the registry's order, whatever order they were asked in: records compare equal across runs.
   for (const metric of EVAL_METRICS) if (spec.metrics.includes(metric.name)) Object.assign(scores, await metric.score(pair));
   return scores;

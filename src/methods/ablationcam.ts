@@ -15,7 +15,7 @@ const BATCH = 32;
 export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   name: 'ablationcam',
   summary: "Ablation-CAM: channels weighted by the score's relative drop when each is removed (pytorch-grad-cam)",
-  needs: ['layer-gradient', 'head'],
+  needs: ['layer-activation', 'head'],
   options: ['postprocess'],
   async compute(context, input, options) {
     const { activation, native, channels, h, w, output, first, cls, target } = await layerPassAt(context, input, options, 'ablationcam');

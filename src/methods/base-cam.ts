@@ -1,7 +1,7 @@
 import { type CamPostprocess, postprocessCam, type RawMap } from '../engine/postprocess.js';
 import { resizeInput, resizePlaneBilinear } from '../engine/resize.js';
 import { ClassConsistency, validateResolutions } from '../engine/scales.js';
-import { frozenRegion } from '../engine/scores.js';
+import { frozenRegion, type Target } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import {
@@ -90,16 +90,22 @@ export function layerTensors(pass: { targets: { activation?: FloatArray; gradien
 }
 
 /** What a method computed at the input's own size (one scale) reports about classes and sizes. */
-export function oneScaleFacts(input: FloatArray, output: FloatArray, classIndex: number | null) {
+export function oneScaleFacts(input: FloatArray, output: FloatArray, classIndex: number | null, target?: Target) {
   const { height, width } = imageSize(input);
-  const rule = new ClassConsistency(classIndex);
+  const rule = new ClassConsistency(classIndex, target);
   rule.keep(height, output);
   return { height, width, ...rule.facts() };
 }
 
 /** The output of a method computed at the input's own size (one scale). */
-export function singleScaleOutput(raw: RawMap, input: FloatArray, output: FloatArray, classIndex: number | null): MethodOutput {
-  return { raw, ...oneScaleFacts(input, output, classIndex) };
+export function singleScaleOutput(
+  raw: RawMap,
+  input: FloatArray,
+  output: FloatArray,
+  classIndex: number | null,
+  target?: Target,
+): MethodOutput {
+  return { raw, ...oneScaleFacts(input, output, classIndex, target) };
 }
 
 /**
@@ -111,7 +117,7 @@ export async function layerPassAt(context: MethodContext, input: FloatArray, opt
   const requested = options.classIndex ?? null;
   const pass = await context.layer.run(input, requested, options.target);
   const tensors = layerTensors(pass, method);
-  const first = oneScaleFacts(input, pass.output, requested);
+  const first = oneScaleFacts(input, pass.output, requested, options.target);
   return { ...tensors, output: pass.output, first, cls: first.classIndex ?? 0, target: frozenRegion(options.target, pass.output) };
 }
 
@@ -137,12 +143,12 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
         const { activation, gradient, channels, h, w } = layerTensors(pass, formula.name);
         const raw = await formula.map({ activation: activation.data, gradient: gradient.data, channels, plane: h * w }, options);
         options.onProgress?.(1, 1);
-        return singleScaleOutput(plane(raw, h, w), input, pass.output, requested);
+        return singleScaleOutput(plane(raw, h, w), input, pass.output, requested, options.target);
       }
       const resolutions = options.resolutions ?? context.resolutions;
       validateResolutions(resolutions);
       const size = resolutions[0] as number;
-      const rule = new ClassConsistency(requested);
+      const rule = new ClassConsistency(requested, options.target);
       const kept: { resolution: number; raw: Float64Array }[] = [];
       for (const [i, r] of resolutions.entries()) {
         const pass = await context.layer.run(resizeInput(input, r), requested, options.target);
@@ -154,7 +160,7 @@ export function camMethod<O extends object = object>(formula: CamFormula<O>): Sa
           // One scale alone stays at the layer's size: the single-scale map, post-processed the same way.
           const scaleRaws = options.perScale ? [{ resolution: r, raw: plane(map, h, w) }] : undefined;
           return {
-            ...singleScaleOutput(plane(map, h, w), resizeInput(input, r), pass.output, requested),
+            ...singleScaleOutput(plane(map, h, w), resizeInput(input, r), pass.output, requested, options.target),
             ...(scaleRaws ? { scaleRaws } : {}),
           };
         }

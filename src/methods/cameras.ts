@@ -108,7 +108,10 @@ async function camerasBatch(
   const resolutions = options.resolutions ?? context.resolutions;
   validateResolutions(resolutions);
   const requested = options.classIndex ?? null;
-  const states = inputs.map(() => ({ rule: new ClassConsistency(requested), kept: [] as { at: number; scale: FusionScale }[] }));
+  const states = inputs.map(() => ({
+    rule: new ClassConsistency(requested, options.target),
+    kept: [] as { at: number; scale: FusionScale }[],
+  }));
   for (const at of runOrder(resolutions)) {
     const r = resolutions[at] as number;
     const perCall = Math.max(1, Math.floor(batchPixels / (r * r)));

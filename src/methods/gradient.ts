@@ -16,7 +16,7 @@ export async function inputAttribution(
   const gradient = pass.targets[0]?.gradient.data as Float32Array;
   const data = Float64Array.from(gradient, (g, i) => transform(g, input.data[i] as number));
   options.onProgress?.(1, 1);
-  return singleScaleOutput({ data, channels, height, width }, input, pass.output, options.classIndex ?? null);
+  return singleScaleOutput({ data, channels, height, width }, input, pass.output, options.classIndex ?? null, options.target);
 }
 
 /** Vanilla gradient (Simonyan et al. 2014): raw dS/dx; the picture is max_c |dS/dx_c| per pixel, min-max scaled. */

@@ -23,7 +23,7 @@ export const integratedGradients: SaliencyMethod<IntegratedGradientsOptions> = {
     const steps = options.samples ?? 64;
     const requested = options.classIndex ?? null;
     const first = await session.run(input, requested, options.target);
-    const out = oneScaleFacts(input, first.output, requested);
+    const out = oneScaleFacts(input, first.output, requested, options.target);
     const cls = out.classIndex ?? null;
     // Every point of the path is scored by the clean input's region (its prediction, frozen).
     const target = frozenRegion(options.target, first.output);

@@ -33,8 +33,11 @@ export interface MethodContext {
   readonly resolutions: readonly number[];
 }
 
-/** What a method needs from the model; shown by `cameras methods` and in the README. */
-export type MethodNeed = 'layer-gradient' | 'input-gradient' | 'head' | 'masked-forward';
+/**
+ * What a method needs from the model; shown by `cameras methods` and in the README. `layer-activation`: the layer's
+ * activation alone (its gradient unused), so a function target without a `gradient` serves it.
+ */
+export type MethodNeed = 'layer-gradient' | 'layer-activation' | 'input-gradient' | 'head' | 'masked-forward';
 
 /** Options every method takes. */
 export interface CommonOptions {

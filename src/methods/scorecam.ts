@@ -28,7 +28,7 @@ export function scoreCamMask(upsampled: Float32Array): Float64Array {
 export const scorecam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   name: 'scorecam',
   summary: 'Score-CAM: channels weighted by the softmax of masked-input scores (pytorch-grad-cam)',
-  needs: ['layer-gradient', 'masked-forward'],
+  needs: ['layer-activation', 'masked-forward'],
   options: ['postprocess'],
   async compute(context, input, options) {
     const { activation, channels, h, w, first, cls, target } = await layerPassAt(context, input, options, 'scorecam');

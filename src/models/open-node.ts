@@ -18,51 +18,45 @@ export type OpenOptions = Omit<ExplainerConfig, 'model' | 'source' | 'loadModel'
 };
 
 /**
- * An explainer for a model by zoo name, path or URL, with its profile (a zoo model's declared, else inferred from the
- * graph; `profile` and `layer` override either), ImageNet's labels assumed for a plain 1000-class model, and ONNX
- * Runtime's optimised sessions cached between processes. A model file is read once to build its sessions; after
+ * An explainer for a model by zoo name, path, URL or bytes, with its profile (a zoo model's declared, else inferred
+ * from the graph; `profile` and `layer` override either), ImageNet's labels assumed for a plain 1000-class model, and
+ * ONNX Runtime's optimised sessions cached between processes. A model file is read once to build its sessions; after
  * that only its outline is held (and, once cached, only the outline is read), so a large model's weights are held
  * once, by ONNX Runtime. Every Node entry point (the library's `createExplainer`, the CLI, the jobs) opens models here.
  */
-export async function openExplainer(spec: string, options: OpenOptions = {}): Promise<Explainer> {
+export async function openExplainer(spec: string | Uint8Array, options: OpenOptions = {}): Promise<Explainer> {
   const { weights, profile, ...rest } = options;
-  const file = weights ? undefined : await modelFile(spec);
+  if (typeof spec !== 'string' && weights)
+    throw new CamerasError("'weights' build a torchvision:<arch> model; the model given as bytes does not take them");
+  const name = typeof spec === 'string' ? spec : 'model';
+  const file = weights || typeof spec !== 'string' ? undefined : await modelFile(spec);
   // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
   const fileId = weights ? `${spec}:${await fileIdentity(resolve(weights))}` : file ? await fileIdentity(file) : undefined;
   const outlines = file && fileId ? outlineStoreFor(fileId) : undefined;
   const outline = await outlines?.read();
-  const model = outline ? { bytes: outline, entry: zooEntry(spec), source: spec } : await resolveModel(spec, weights);
+  const model =
+    typeof spec !== 'string'
+      ? { bytes: spec, entry: undefined, source: name }
+      : outline
+        ? { bytes: outline, entry: zooEntry(spec), source: spec }
+        : await resolveModel(spec, weights);
   const explainer = await Explainer.create(ort, {
     ...rest,
     model: model.bytes,
-    profile: declaredProfile(spec, model.entry, profile),
+    profile: declaredProfile(name, model.entry, profile),
     source: model.source,
     sessionCache: rest.sessionCache ?? sessionCacheFor(fileId ?? bytesIdentity(model.bytes)),
+    // A classifier with 1000 classes and no labels of its own is taken to be ImageNet's, and says so.
+    assumeLabels: async (classes) => (classes === 1000 ? imagenetLabels() : undefined),
     ...(file ? { loadModel: () => readModelFileAgain(file, fileId) } : {}),
   });
   if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
-  await assumeImagenetLabels(explainer);
   return explainer;
 }
 
 /** What is declared of a model opened by `spec`: its zoo entry's profile, its name, then the caller's overrides. */
 export function declaredProfile(spec: string, entry: ZooEntry | undefined, overrides?: ProfileOverrides): ProfileOverrides {
   return mergeProfiles(entry ? zooProfile(entry) : undefined, { name: spec }, overrides);
-}
-
-/** A classifier with 1000 classes and no labels of its own is taken to be ImageNet's, and says so (`labelsAssumed`). */
-async function assumeImagenetLabels(explainer: Explainer): Promise<void> {
-  if (explainer.profile.labels) return;
-  const { inputSize } = explainer.profile;
-  // A model that does not declare its class count tells it on one small forward pass.
-  const channels = explainer.inputChannels ?? 3;
-  const classes =
-    explainer.classCount ??
-    (await explainer
-      .logits({ data: new Float32Array(channels * inputSize * inputSize), shape: [1, channels, inputSize, inputSize] })
-      .then((logits) => logits.length)
-      .catch(() => 0));
-  if (classes === 1000) explainer.assumeLabels(await imagenetLabels());
 }
 
 /**
@@ -110,7 +104,13 @@ export function classIndex(value: string, profile: Pick<ProfileOverrides, 'label
  */
 export async function targetOf(text: string, explainer: Explainer): Promise<Target> {
   const toIndex = (label: string) => classIndex(label, explainer.profile);
-  const withMask = /^segment:([^:]+):(.+)$/.exec(text);
-  if (withMask) return { segment: toIndex(withMask[1] as string), mask: await readMask(withMask[2] as string) };
+  const region = regionWithMask(text);
+  if (region) return { segment: toIndex(region.segment), mask: await readMask(region.mask) };
   return parseTarget(text, toIndex);
+}
+
+/** `segment:<class>:<mask>` split into the class (index or label) and the mask's path; undefined for any other form. */
+export function regionWithMask(text: string): { segment: string; mask: string } | undefined {
+  const match = /^segment:([^:]+):(.+)$/.exec(text);
+  return match ? { segment: match[1] as string, mask: match[2] as string } : undefined;
 }

@@ -34,7 +34,7 @@ export interface ModelProfile {
   layerView?: LayerView;
   /** Every output of the model. */
   outputs: readonly ModelOutput[];
-  /** The output explained by default: the first (a trailing softmax is differentiated through: its logits are explained). */
+  /** The output explained by default: the first. A trailing (Log)Softmax is stripped: a classifier's logits are explained. */
   output: string;
 }
 
@@ -43,11 +43,11 @@ export type ProfileOverrides = Partial<Omit<ModelProfile, 'outputs'>>;
 
 /** A zoo entry's declarations as profile overrides. */
 export function zooProfile(entry: ZooEntry): ProfileOverrides {
+  // The resolutions follow the input size (`resolveProfile`), so overriding the size moves them too.
   return {
     name: entry.name,
     preprocess: entry.preprocess,
     inputSize: entry.inputSize,
-    resolutions: resolutionsFor(entry.inputSize),
     ...(entry.labels.length ? { labels: entry.labels } : {}),
     ...(entry.layer ? { layer: entry.layer } : {}),
   };
@@ -75,10 +75,9 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
   if (!Number.isInteger(inputSize) || inputSize < 8)
     throw new CamerasError(`input size ${inputSize} is not an integer of at least 8 pixels; give the size the model was trained at`);
   const outputs = graph.outputNames.map((name) => ({ name, shape: graph.declaredShape(name) }));
-  const output = declared.output ?? graph.outputNames[0];
-  if (!output) throw new CamerasError('the model has no outputs; export it again');
-  if (declared.output !== undefined && !outputs.some((o) => o.name === declared.output))
-    throw new CamerasError(`the model has no output '${declared.output}'; its outputs: ${outputs.map((o) => o.name).join(', ')}`);
+  const first = graph.outputNames[0];
+  if (!first) throw new CamerasError('the model has no outputs; export it again');
+  const output = checkOutput(outputs, declared.output ?? first);
   return {
     name: declared.name ?? source,
     preprocess,
@@ -90,6 +89,13 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
     outputs,
     output,
   };
+}
+
+/** `name` when the model has that output; else a one-line error listing its outputs. */
+export function checkOutput(outputs: readonly ModelOutput[], name: string): string {
+  if (!outputs.some((o) => o.name === name))
+    throw new CamerasError(`the model has no output '${name}'; its outputs: ${outputs.map((o) => o.name).join(', ')}`);
+  return name;
 }
 
 /**

@@ -81,8 +81,12 @@ if (scope.name !== 'em-pthread')
       if (!explainer || !info) throw new Error('no model is loaded yet');
       const tensor = explainer.preprocess(message.image);
       const logits = await explainer.logits(tensor);
+      // The five most likely classes, for a classifier (a dense output's values are not one row of classes).
+      const classifier = logits.length === explainer.classCount;
       const probabilities = softmax(logits);
-      const top = topK(logits, Math.min(5, logits.length)).map((index) => ({ index, probability: probabilities[index] as number }));
+      const top = classifier
+        ? topK(logits, Math.min(5, logits.length)).map((index) => ({ index, probability: probabilities[index] as number }))
+        : [];
       const results = [];
       for (const method of message.methods) {
         const started = performance.now();
