@@ -347,7 +347,7 @@ describe('cameras explain', () => {
     assert.equal(run.code, 0, run.stderr);
     const rows = JSON.parse(run.stdout) as { name: string; needs: string[]; options: string[]; flags: string[] }[];
     assert.equal(rows[0]?.name, 'cameras');
-    assert.deepEqual(rows.find((r) => r.name === 'scorecam')?.needs, ['layer-gradient', 'masked-forward']);
+    assert.deepEqual(rows.find((r) => r.name === 'scorecam')?.needs, ['layer-activation', 'masked-forward']);
     assert.ok(rows.find((r) => r.name === 'eigencam')?.options.includes('eigenSign'));
     assert.deepEqual(rows.find((r) => r.name === 'smoothgrad')?.flags, ['--samples', '--noise', '--seed']);
   });

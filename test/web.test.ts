@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -37,9 +38,25 @@ describe('cameras serve', () => {
       assert.equal((await fetch(`${base}/%E0`)).status, 400);
       assert.equal((await fetch(`${base}/models/..%2F..%2Fpackage.json`)).status, 404);
       assert.equal((await fetch(`${base}/models/nsfwjs_mobilenet_v2.onnx`)).status, 200);
+      // HEAD is GET without a body (it was 405); other methods are not allowed, and say which are.
+      const head = await fetch(`${base}/`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get('content-length'), index.headers.get('content-length'));
+      assert.equal((await head.text()).length, 0);
+      assert.equal((await fetch(`${base}/nothing-here`, { method: 'HEAD' })).status, 404);
+      const post = await fetch(`${base}/`, { method: 'POST', body: 'x' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET, HEAD');
     } finally {
       server.close();
     }
+  });
+
+  it('refuses a port out of range in one line with the usage exit code (it was an internal error with a stack)', async () => {
+    const run = spawnSync(process.execPath, [resolve(ROOT, 'dist/src/cli/main.js'), 'serve', '--port', '99999'], { encoding: 'utf8' });
+    assert.equal(run.status, 2);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, /--port.*expected a port from 0 to 65535/);
   });
 });
 

@@ -28,6 +28,7 @@ import {
   parseFraction,
   parseList,
   parsePixels,
+  parsePort,
   parseResolutions,
   parseSeed,
   pictureFlags,
@@ -346,7 +347,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     program
       .command('serve')
       .description('serve the browser app (CAMERAS in the page, on your own images, nothing uploaded) on this machine'),
-    new Option('--port <n>', 'port (0: any free one)').argParser(parseSeed).default(8080),
+    new Option('--port <n>', 'port, 0 to 65535 (0: any free one)').argParser(parsePort).default(8080),
     new Option('--host <host>', 'address to listen on').default('127.0.0.1'),
     FLAGS.quiet(),
   ).action(async (flags: { port: number; host: string; quiet?: boolean }) => (await import('./serve.js')).serveCommand(flags));

@@ -64,6 +64,12 @@ export function parseSeed(value: string): number {
   return Number(value);
 }
 
+/** A TCP port: 0 (any free one) to 65535. */
+export function parsePort(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535 (0: any free one)');
+  return Number(value);
+}
+
 export function parseCount(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
   return Number(value);

@@ -60,8 +60,14 @@ export async function serveApp(port: number, host = '127.0.0.1'): Promise<Server
       'Cross-Origin-Resource-Policy': 'same-origin',
       'X-Content-Type-Options': 'nosniff',
     };
-    if (!file || !info?.isFile() || request.method !== 'GET') {
-      response.writeHead(request.method === 'GET' ? 404 : 405, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
+    // HEAD is GET without the body (monitors and link checkers ask it); anything else is not allowed.
+    const reading = request.method === 'GET' || request.method === 'HEAD';
+    if (!reading) {
+      response.writeHead(405, { ...headers, Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (!file || !info?.isFile()) {
+      response.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
       return;
     }
     response.writeHead(200, {
@@ -70,6 +76,10 @@ export async function serveApp(port: number, host = '127.0.0.1'): Promise<Server
       'Content-Length': info.size,
       'Cache-Control': 'no-cache',
     });
+    if (request.method === 'HEAD') {
+      response.end();
+      return;
+    }
     // pipeline closes the file when the client goes away and turns a read error into a closed response.
     pipeline(createReadStream(file), response, () => undefined);
   };
