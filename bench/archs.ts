@@ -7,7 +7,7 @@
  * `node dist/bench/archs.js [arch ...] [--runs n] [--no-authors]`
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readImage, writeNpyFile } from '../src/index.js';
 import { PRESETS, type PreprocessPreset, preprocess } from '../src/io/preprocess.js';
@@ -35,6 +35,8 @@ function json(command: string, argv: string[], env: Record<string, string> = {})
   return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
 }
 
+// A fresh clone has no bench/models/ yet.
+mkdirSync(MODELS, { recursive: true });
 for (const arch of chosen.length ? chosen : Object.keys(ARCHS)) {
   const { layer, size } = ARCHS[arch] as { layer: string; size: number };
   const model = resolve(MODELS, `${arch}.onnx`);

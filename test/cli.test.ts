@@ -492,7 +492,8 @@ describe('pictures and many inputs', () => {
     copyFileSync(PHOTO, join(folder, 'a.png'));
     writeFileSync(join(folder, 'b.jpg'), 'not a jpeg');
     copyFileSync(PHOTO, join(folder, 'c.png'));
-    copyFileSync(PHOTO, join(folder, 'a.cameras.png')); // written by an earlier run
+    copyFileSync(PHOTO, join(folder, 'a.cameras.png')); // written by earlier runs
+    copyFileSync(PHOTO, join(folder, 'a.gradcam.png'));
     const began = performance.now();
     const run = await cameras(['explain', folder, '--out-dir', pictures, '--json', '--resolutions', '224']);
     const wall = (performance.now() - began) / 1000;
@@ -518,6 +519,11 @@ describe('pictures and many inputs', () => {
     // Each image reports its own time: times counted from the process start would add up past the wall time.
     const times = lines.filter((l) => l.seconds !== undefined).map((l) => l.seconds as number);
     assert.ok(times.reduce((a, b) => a + b, 0) < wall, `${times} vs ${wall} s`);
+    // Another method's pictures are named after it (they were all <name>.cameras.png), and NoiseTunnel says so.
+    const gradcam = await cameras(['explain', join(folder, 'c.png'), '--method', 'gradcam', '--smooth', '2', '--out-dir', pictures]);
+    assert.equal(gradcam.code, 0, gradcam.stderr);
+    assert.ok(existsSync(join(pictures, 'c.gradcam.png')));
+    assert.match(gradcam.stdout, /gradcam at 224 px, smoothed over 2 noisy copies \(NoiseTunnel\) in/);
     rmSync(folder, { recursive: true });
     rmSync(join(work, 'new'), { recursive: true });
   });
@@ -628,6 +634,10 @@ describe('pictures and many inputs', () => {
     ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /out_relu of nsfwjs:mobilenet_v2[\s\S]*mixed10 of nsfwjs:inception_v3/);
+    // Each model's row has its own time (both rows had the image's total); InceptionV3 is the slower one.
+    const times = [...run.stdout.matchAll(/ in (\d+\.\d+) s$/gm)].map((m) => Number(m[1]));
+    assert.equal(times.length, 2);
+    assert.ok((times[0] as number) < (times[1] as number), `${times}`);
     assert.ok(((await sharp(out).metadata()).height as number) > 2 * 224);
     rmSync(out);
   });

@@ -195,7 +195,8 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   const outputFor = (path: string | undefined): string | undefined => {
     if (flags.out) return flags.out;
     if (!path || (!many && (flags.saveMap || flags.json))) return undefined;
-    return join(flags.outDir ?? '.', `${basename(path, extname(path))}.cameras.png`);
+    // Named after the method, so the maps of several methods sit side by side (`photo.cameras.png`, `photo.gradcam.png`).
+    return join(flags.outDir ?? '.', `${basename(path, extname(path))}.${methodByName(flags.method ?? DEFAULT_METHOD).name}.png`);
   };
   if (flags.outDir) {
     await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
@@ -228,24 +229,25 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     const started = performance.now();
     const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
     const rows: PanelRow[] = [];
-    const results: { model: Explainer; result: ExplainResult }[] = [];
+    const results: { model: Explainer; result: ExplainResult; seconds: number }[] = [];
     for (const model of models) {
       const tensor = picture ? model.preprocess(picture) : await readNpyFile(flags.input as string);
       const target = flags.target === undefined ? undefined : await targetOf(flags.target, model);
       for (const cls of await classesFor(flags, model, tensor)) {
         const base = job++ * 100;
         bar?.update(base, { image: path ? basename(path) : 'tensor', job });
+        const explaining = performance.now();
         const result = await explainWithFlags(model, tensor, {
           ...methodOptions(flags, target),
           classIndex: cls,
           onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
         });
-        results.push({ model, result });
+        results.push({ model, result, seconds: (performance.now() - explaining) / 1000 });
         if (picture)
           rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
       }
     }
-    const first = results[0] as { model: Explainer; result: ExplainResult };
+    const first = results[0] as { model: Explainer; result: ExplainResult; seconds: number };
     const out = outputFor(path);
     if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
     if (out) {
@@ -287,14 +289,17 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
 
 function report(
   flags: ExplainFlags,
-  results: { model: Explainer; result: ExplainResult }[],
+  results: { model: Explainer; result: ExplainResult; seconds: number }[],
   path: string | undefined,
   out: string | undefined,
   many: boolean,
-  seconds: number,
+  total: number,
 ): void {
+  // One map: the image's whole time (reading, explaining, writing); several: each map's own explain time.
+  const timeOf = (own: number) => (results.length > 1 ? own : total);
   if (flags.json) {
-    for (const { model, result } of results) {
+    for (const { model, result, seconds: own } of results) {
+      const seconds = timeOf(own);
       const line = {
         ...(many ? { image: path } : {}),
         model: model.profile.name,
@@ -316,14 +321,16 @@ function report(
   }
   if (flags.quiet) return;
   const lines: string[] = [];
-  for (const { model, result } of results) {
+  for (const { model, result, seconds: own } of results) {
+    const seconds = timeOf(own);
+    const smoothed = flags.smooth ? `, smoothed over ${flags.smooth} noisy copies (NoiseTunnel)` : '';
     const label = result.classIndex !== undefined ? model.profile.labels?.[result.classIndex] : undefined;
     const what =
       result.classIndex === undefined
         ? result.target
         : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
     lines.push(
-      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`} in ${seconds.toFixed(2)} s`,
+      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`}${smoothed} in ${seconds.toFixed(2)} s`,
     );
     if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
   }

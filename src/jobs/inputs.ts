@@ -1,12 +1,16 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { CamerasError } from '../errors.js';
+import { METHODS } from '../methods/registry.js';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
-/** Pictures this tool wrote (`photo.cameras.png`, batch overlays `photo.gradcam.<key>.png`, ...): a rerun over a folder does not explain them. */
+/** What this tool names its pictures `<photo>.<what>.png` after: every method, compare's grid and the attack's images. */
+const OWN_PICTURES = new RegExp(`\\.(${[...METHODS, 'compare', 'adversarial', 'plain', 'perturbation', 'attack'].join('|')})\\.png$`, 'i');
+
+/** Pictures this tool wrote (`photo.cameras.png`, `photo.gradcam.png`, batch overlays `photo.gradcam.<key>.png`, ...): a rerun over a folder does not explain them. */
 function isOwnOutput(name: string): boolean {
-  return /\.(cameras|compare|adversarial|plain|perturbation|attack)\.png$|\.[a-z0-9-]+\.[0-9a-f]{12}\.png$/i.test(name);
+  return OWN_PICTURES.test(name) || /\.[a-z0-9_-]+\.[0-9a-f]{12}\.png$/i.test(name);
 }
 
 /** Files, folders (their images, sorted, our own outputs left out) and simple globs (`photos/*.jpg`) to image paths. */
