@@ -2,6 +2,7 @@ import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { type LayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
+import { checkMemory, estimatePeakBytes } from './engine/memory.js';
 import { resizeInput } from './engine/resize.js';
 import { type OrtRuntime, ortSessionOptions, type SessionCache } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
@@ -67,6 +68,11 @@ export interface ExplainerConfig {
    * not hold, so a large model's weights are held once, by ONNX Runtime. `model` may then be the outline itself.
    */
   loadModel?: () => Promise<Uint8Array>;
+  /**
+   * Bytes a run may take at its peak: a run whose estimate (`estimatePeakBytes`) is over it is refused before it
+   * starts. Default: no limit (the Node entry point sets 75% of the machine's memory, or $CAMERAS_MEMORY_BUDGET GB).
+   */
+  memoryBudget?: number;
   /**
    * Labels to assume for a model whose profile has none, given its class count (learnt from one small pass where the
    * model does not declare it); the profile then says `labelsAssumed`. The Node entry point gives ImageNet's for 1000.
@@ -342,6 +348,7 @@ export class Explainer {
     if (requested !== null) checkClass(requested, classes);
     checkTarget(options.target, requested, classes);
     const asked = { ...options, classIndex: requested };
+    this.checkMemory(method, asked, inputs);
     let outputs: MethodOutput[];
     if (method.computeBatch && !options.smooth) {
       outputs = await method.computeBatch(context, inputs, asked);
@@ -377,6 +384,17 @@ export class Explainer {
         ...(options.raw ? { raw } : {}),
       };
     });
+  }
+
+  /** Refuses a run whose largest pass would need more memory than the budget allows (estimated from the graph). */
+  private checkMemory(method: SaliencyMethod<object>, options: ExplainOptions, inputs: FloatArray[]): void {
+    if (this.config.memoryBudget === undefined) return;
+    const [, channels, height, width] = (inputs[0] as FloatArray).shape as [number, number, number, number];
+    const scales = method.multiResolution || (options as { multiScale?: boolean }).multiScale;
+    const resolutions = (options as { resolutions?: readonly number[] }).resolutions ?? this.profileValue.resolutions;
+    const size = scales ? Math.max(...resolutions) : Math.max(height, width);
+    const mapSize = scales ? (resolutions[0] as number) : Math.max(height, width);
+    checkMemory(estimatePeakBytes(this.graph, { channels, size, mapSize }), this.config.memoryBudget, size);
   }
 
   /** Each input's default output (a classifier's logits) from forward passes only, stacked into few ONNX Runtime calls where the model allows (metrics run it). */

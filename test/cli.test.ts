@@ -1185,6 +1185,35 @@ describe('refusals that leave nothing behind (an unreachable Redis, a bad model,
   });
 });
 
+describe('limits: what cannot be meant is refused, in one line, before any work', () => {
+  it('refuses counts, weights and noise past their documented caps, --top past the classes, a run past the memory budget', async () => {
+    const base = ['explain', '--input', INPUT, '--model', MODEL, '--layer', 'layer3'];
+    await rejects([...base, '--method', 'smoothgrad', '--samples', '100000000'], /--samples.*expected at most 10000/);
+    await rejects([...base, '--method', 'integrated_gradients', '--samples', '0'], /--samples.*expected a positive integer/);
+    await rejects([...base, '--method', 'smoothgrad', '--noise', '1e308'], /--noise.*expected at most 10/);
+    await rejects([...base, '--method', 'gradcam', '--smooth', '20000'], /--smooth.*expected at most 10000/);
+    await rejects([...base, '--top', '99'], /--top 99: the model has 10 classes; give at most 10/);
+    const attack = ['attack', PHOTO, '--model', MODEL, '--out-dir', join(work, 'never-attack')];
+    await rejects([...attack, '--iterations', '0'], /--iterations.*expected a positive integer/);
+    await rejects([...attack, '--beta', '1e308'], /--beta.*expected at most 1000000/);
+    // The estimate of mini_resnet's 4096 px pass (0.6 GB) is over a 0.4 GB budget: refused before it starts.
+    await rejects(
+      [...base, '--resolutions', '224,4096'],
+      /a pass at 4096 px needs about \d+\.\d GB by our estimate, over the memory budget of 0\.4 GB/,
+      2,
+      {
+        CAMERAS_MEMORY_BUDGET: '0.4',
+      },
+    );
+  });
+  it('takes an --epsilon in scientific notation (1e9 was refused as not positive)', async () => {
+    const out = join(work, 'epsilon');
+    const run = await cameras(['attack', PHOTO, '--model', MODEL, '--epsilon', '1e9', '--iterations', '1', '--out-dir', out, '--quiet']);
+    assert.equal(run.code, 0, run.stderr);
+    rmSync(out, { recursive: true });
+  });
+});
+
 describe('the README documents every flag', () => {
   it("each command's table in the README holds exactly the flags its --help lists", async () => {
     const readme = readFileSync(resolve(ROOT, 'README.md'), 'utf8');

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { estimatePeakBytes } from '../src/engine/memory.js';
 import { Explainer } from '../src/explainer.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
 import { bytes, FIXTURES, npy, ROOT } from './helpers.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -28,5 +31,25 @@ describe('memory', () => {
     const grownMiB = (after - before) / 2 ** 20;
     // One explain holds about 10 MiB of tensors; a leak of that per run would add 500 MiB.
     assert.ok(grownMiB < 40, `RSS grew by ${grownMiB.toFixed(1)} MiB over 50 explains`);
+  });
+
+  it("estimates a run's peak above what the run takes, and not far above (mini_resnet, one 2048 px scale)", async () => {
+    // A fresh process, so its peak RSS is this run's alone.
+    const script = `const { Explainer } = await import(${JSON.stringify(resolve(ROOT, 'dist/src/index.js'))});
+      const ort = await import('onnxruntime-node');
+      const { readFileSync } = await import('node:fs');
+      const e = await Explainer.create(ort, { model: new Uint8Array(readFileSync(${JSON.stringify(resolve(ROOT, 'assets/models/mini_resnet.onnx'))})), layer: 'layer3', threads: 2 });
+      const x = { data: new Float32Array(3 * 224 * 224).fill(0.5), shape: [1, 3, 224, 224] };
+      await e.explain(x, { classIndex: 3, resolutions: [2048] });
+      process.stdout.write(String(process.resourceUsage().maxRSS * 1024));`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(run.status, 0, run.stderr);
+    const peak = Number(run.stdout);
+    const estimate = estimatePeakBytes(OnnxGraph.fromBytes(bytes(resolve(ROOT, 'assets/models/mini_resnet.onnx'))), {
+      channels: 3,
+      size: 2048,
+      mapSize: 2048,
+    });
+    assert.ok(estimate >= peak && estimate <= 3 * peak, `estimate ${(estimate / 1e9).toFixed(2)} GB, peak ${(peak / 1e9).toFixed(2)} GB`);
   });
 });

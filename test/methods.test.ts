@@ -56,7 +56,10 @@ describe('the method registry', () => {
       [{ method: 'nothing' }, /unknown method 'nothing'; choose one of: cameras, gradcam/],
       [{ method: 'smoothgrad', smooth: { samples: 2 } }, /method 'smoothgrad' already averages over noise/],
       [{ method: 'gradcam', multiScale: true, perScale: true, smooth: { samples: 2 } }, /'perScale' and 'smooth' do not combine/],
-      [{ method: 'gradcam', smooth: { noise: -1 } }, /noise must be a fraction of the input's range, 0 or more/],
+      [{ method: 'gradcam', smooth: { noise: -1 } }, /noise must be a fraction of the input's range from 0 to 10/],
+      [{ method: 'gradcam', smooth: { noise: 1e308 } }, /noise must be a fraction of the input's range from 0 to 10/],
+      [{ method: 'smoothgrad', samples: 1e8 }, /samples must be a whole number from 1 to 10000/],
+      [{ method: 'integrated_gradients', samples: 0 }, /samples must be a whole number from 1 to 10000/],
       [{ method: 'gradcam', target: { contrast: 5 }, classIndex: 5 }, /contrast class 5 is the explained class/],
       [{ method: 'gradcam', target: { weights: [1, 2] } }, /target weights have 2 entries; the model has 10 classes/],
     ];

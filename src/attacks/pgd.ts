@@ -82,6 +82,11 @@ function quantise(pixels: Float64Array, width: number, height: number, preset: P
   return { data, width, height };
 }
 
+/** The iteration cap's ceiling: 100,000 steps is hours on a CPU, and more is a typo. */
+export const MAX_ITERATIONS = 100_000;
+/** beta's ceiling: the paper uses 50; far past it the penalty's gradient alone steers and the attack cannot succeed. */
+export const MAX_BETA = 1e6;
+
 /**
  * The saliency penalty beta * ||p * (1 - Psi)||_2 (Psi broadcast over channels) and its closed-form gradient
  * beta * p * (1 - Psi)^2 / ||p * (1 - Psi)||_2 (zero where the norm is zero).
@@ -135,10 +140,13 @@ export async function pgd(explainer: Explainer, image: RgbImage, preset: Preproc
     ['epsilon', epsilon],
     ['step size', stepSize],
   ] as const)
-    if (!(value > 0)) throw new CamerasError(`the attack's ${name} must be positive, not ${value}`);
-  if (!Number.isInteger(cap) || cap < 0) throw new CamerasError(`the iteration cap must be a non-negative integer, not ${cap}`);
+    if (!(value > 0 && Number.isFinite(value))) throw new CamerasError(`the attack's ${name} must be a positive number, not ${value}`);
+  // Steps are counted from 1: a cap of 0 would write an "attack" that never stepped.
+  if (!Number.isInteger(cap) || cap < 1 || cap > MAX_ITERATIONS)
+    throw new CamerasError(`the iteration cap must be a whole number from 1 to ${MAX_ITERATIONS}, not ${cap}`);
   if (!(confidence > 0 && confidence <= 1)) throw new CamerasError(`the confidence must be in (0, 1], not ${confidence}`);
-  if (!(beta >= 0)) throw new CamerasError(`beta must be zero or positive, not ${beta}`);
+  if (!(beta >= 0 && beta <= MAX_BETA))
+    throw new CamerasError(`beta must be from 0 to ${MAX_BETA} (the paper's is 50; past that the penalty alone steers), not ${beta}`);
   const { width, height } = image;
   const plane = width * height;
   if (beta > 0 && options.saliency?.length !== plane)

@@ -105,7 +105,10 @@ async function classesFor(flags: ExplainFlags, explainer: Explainer, tensor: Flo
     if (output?.shape && output.shape.length !== 2)
       throw new CamerasError(`--top ranks a classifier's classes; output '${output.name}' is not one: give --class or --classes`);
     // The class is picked where the method picks it: at the first resolution.
-    return topK(await explainer.logits(tensor, (flags.resolutions ?? explainer.profile.resolutions)[0]), flags.top);
+    const logits = await explainer.logits(tensor, (flags.resolutions ?? explainer.profile.resolutions)[0]);
+    if (flags.top > logits.length)
+      throw new CamerasError(`--top ${flags.top}: the model has ${logits.length} classes; give at most ${logits.length}`);
+    return topK(logits, flags.top);
   }
   return [flags.class === undefined ? null : classIndex(flags.class, explainer.profile)];
 }

@@ -4,9 +4,11 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
+import { MAX_BETA, MAX_ITERATIONS } from '../attacks/pgd.js';
 import { layerViewName } from '../engine/layer-view.js';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
+import { MAX_NOISE, MAX_SAMPLES } from '../methods/noise-tunnel.js';
 import { DEFAULT_METHOD, METHODS, REGISTRY } from '../methods/registry.js';
 import { DEFAULT_METRICS, EVAL_METRICS, METRICS } from '../metrics/names.js';
 import { declaredProfile } from '../models/open-node.js';
@@ -24,8 +26,9 @@ import {
   modelFlags,
   parseConfidence,
   parseCount,
+  parseCountUpTo,
   parseDepths,
-  parseFraction,
+  parseFractionUpTo,
   parseList,
   parsePixels,
   parsePort,
@@ -154,12 +157,18 @@ export async function buildProgram(): Promise<Command> {
       '--eigen-sign <sign>',
       "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
     ).choices(['numpy', 'activation']),
-    new Option('--samples <n>', 'smoothgrad: noisy copies (25); integrated_gradients: steps (64)').argParser(parseCount),
-    new Option('--noise <fraction>', "smoothgrad or --smooth: noise as a fraction of the input's range (0.15)").argParser(parseFraction),
-    FLAGS.seed('smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map'),
-    new Option('--smooth <samples>', 'NoiseTunnel around any method: its raw maps averaged over this many noisy copies').argParser(
-      parseCount,
+    new Option('--samples <n>', `smoothgrad: noisy copies (25); integrated_gradients: steps (64); at most ${MAX_SAMPLES}`).argParser(
+      parseCountUpTo(MAX_SAMPLES),
     ),
+    new Option(
+      '--noise <fraction>',
+      `smoothgrad or --smooth: noise as a fraction of the input's range (0.15; at most ${MAX_NOISE})`,
+    ).argParser(parseFractionUpTo(MAX_NOISE)),
+    FLAGS.seed('smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map'),
+    new Option(
+      '--smooth <samples>',
+      `NoiseTunnel around any method: its raw maps averaged over this many noisy copies (at most ${MAX_SAMPLES})`,
+    ).argParser(parseCountUpTo(MAX_SAMPLES)),
     new Option(
       '--models <list>',
       'explain with several models side by side in one panel, e.g. nsfwjs:mobilenet_v2,nsfwjs:inception_v3',
@@ -282,8 +291,8 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       )
       .argument('<images...>', 'JPEG, PNG or WebP photos, folders of them, or globs'),
     new Option('--target <class>', 'least-likely (default), untargeted, or a class index or label').default('least-likely'),
-    new Option('--beta <n>', "weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50)")
-      .argParser(parseFraction)
+    new Option('--beta <n>', `weight of the saliency penalty beta * ||p * (1 - Psi)||_2 (the paper's 50; at most ${MAX_BETA})`)
+      .argParser(parseFractionUpTo(MAX_BETA))
       .default(50),
     new Option('--saliency <method>', 'the method whose map (Psi) guides the attack').choices([...METHODS]).default(DEFAULT_METHOD),
     new Option('--norm <norm>', 'step and budget: linf (sign steps in a box) or l2 (normalised steps in a ball)')
@@ -297,7 +306,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
       'budget of the perturbation in pixel units (default: none beyond the pixel range; the attack stops on confidence and reports the norm)',
     ).argParser(parsePixels),
     new Option('--step <px>', 'step size in pixel units (default 1/255 for linf, 0.1 for l2)').argParser(parsePixels),
-    new Option('--iterations <n>', 'iteration cap').argParser(parseSeed).default(500),
+    new Option('--iterations <n>', `iteration cap, 1 to ${MAX_ITERATIONS}`).argParser(parseCountUpTo(MAX_ITERATIONS)).default(500),
     new Option('--confidence <p>', "stop once the target's probability reaches this").argParser(parseConfidence).default(0.9999),
     new Option('--random-start', 'start from a random point of the budget (seeded by --seed)'),
     FLAGS.seed('seed of the random start (0)'),

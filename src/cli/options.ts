@@ -45,12 +45,31 @@ export function parseFraction(value: string): number {
   return v;
 }
 
-/** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255. */
+/** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255, "1e-3" as 0.001. */
 export function parsePixels(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?$/.exec(value.trim());
+  const number = '(\\d+(?:\\.\\d+)?(?:e[-+]?\\d+)?)';
+  const match = new RegExp(`^${number}(?:/${number})?$`, 'i').exec(value.trim());
   const v = match ? Number(match[1]) / (match[2] ? Number(match[2]) : 1) : Number.NaN;
-  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError('expected a positive number in pixel units, e.g. 0.1 or 8/255');
+  if (!(v > 0 && Number.isFinite(v))) throw new InvalidArgumentError('expected a positive number in pixel units, e.g. 0.1, 8/255 or 1e-3');
   return v;
+}
+
+/** A count from 1 to `max`, said as such. */
+export function parseCountUpTo(max: number): (value: string) => number {
+  return (value: string) => {
+    const n = parseCount(value);
+    if (n > max) throw new InvalidArgumentError(`expected at most ${max}`);
+    return n;
+  };
+}
+
+/** A number from 0 to `max` (e.g. a noise fraction or a weight). */
+export function parseFractionUpTo(max: number): (value: string) => number {
+  return (value: string) => {
+    const v = parseFraction(value);
+    if (v > max) throw new InvalidArgumentError(`expected at most ${max}`);
+    return v;
+  };
 }
 
 export function parseConfidence(value: string): number {

@@ -2,6 +2,7 @@ import { minMax, reduceChannels } from '../engine/postprocess.js';
 import { frozenRegion, targetScore } from '../engine/scores.js';
 import { oneScaleFacts } from './base-cam.js';
 import type { SaliencyMethod } from './method.js';
+import { checkSamples } from './noise-tunnel.js';
 
 export interface IntegratedGradientsOptions {
   /** Steps of the trapezoid rule (default 64). */
@@ -21,6 +22,7 @@ export const integratedGradients: SaliencyMethod<IntegratedGradientsOptions> = {
   async compute(context, input, options) {
     const session = await context.inputGradients();
     const steps = options.samples ?? 64;
+    checkSamples(steps);
     const requested = options.classIndex ?? null;
     const first = await session.run(input, requested, options.target);
     const out = oneScaleFacts(input, first.output, requested, options.target);

@@ -5,6 +5,17 @@ import type { FloatArray } from '../io/npy.js';
 import { gaussian } from '../random.js';
 import { type CommonOptions, imageSize, type MethodContext, type MethodOutput, type NoiseOptions, type SaliencyMethod } from './method.js';
 
+/** The most noisy copies or path steps a method takes: each is a forward and backward pass (10,000: minutes to hours). */
+export const MAX_SAMPLES = 10_000;
+/** The most noise, as a fraction of the input's range: 10x the range leaves nothing of the image. */
+export const MAX_NOISE = 10;
+
+/** Refuses a sample or step count that is not a whole number from 1 to `MAX_SAMPLES`. */
+export function checkSamples(samples: number): void {
+  if (!Number.isInteger(samples) || samples < 1 || samples > MAX_SAMPLES)
+    throw new CamerasError(`samples must be a whole number from 1 to ${MAX_SAMPLES} (each is a forward and backward pass); got ${samples}`);
+}
+
 /**
  * NoiseTunnel (Captum), SmoothGrad's recipe (Smilkov et al. 2017) around any method:
  * raw(x) = (1 / n) sum_i raw_method(x + N(0, sigma^2)), sigma = noise x (max x - min x), the class fixed to the
@@ -19,9 +30,11 @@ export async function noiseTunnel<O extends object>(
   noise: NoiseOptions,
 ): Promise<MethodOutput> {
   const samples = noise.samples ?? 25;
-  if (!Number.isInteger(samples) || samples < 1) throw new CamerasError(`noise samples must be a positive integer; got ${samples}`);
-  if (!(Number.isFinite(noise.noise ?? 0) && (noise.noise ?? 0) >= 0))
-    throw new CamerasError(`noise must be a fraction of the input's range, 0 or more (e.g. 0.15); got ${noise.noise}`);
+  checkSamples(samples);
+  if (!(Number.isFinite(noise.noise ?? 0) && (noise.noise ?? 0) >= 0 && (noise.noise ?? 0) <= MAX_NOISE))
+    throw new CamerasError(
+      `noise must be a fraction of the input's range from 0 to ${MAX_NOISE} (e.g. 0.15; past that the copies are noise alone); got ${noise.noise}`,
+    );
   if (!Number.isInteger(noise.seed ?? 0)) throw new CamerasError(`the noise seed must be an integer; got ${noise.seed}`);
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;

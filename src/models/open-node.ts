@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseTarget, type Target } from '../engine/scores.js';
@@ -46,12 +47,19 @@ export async function openExplainer(spec: string | Uint8Array, options: OpenOpti
     profile: declaredProfile(name, model.entry, profile),
     source: model.source,
     sessionCache: rest.sessionCache ?? sessionCacheFor(fileId ?? bytesIdentity(model.bytes)),
+    memoryBudget: rest.memoryBudget ?? memoryBudget(),
     // A classifier with 1000 classes and no labels of its own is taken to be ImageNet's, and says so.
     assumeLabels: async (classes) => (classes === 1000 ? imagenetLabels() : undefined),
     ...(file ? { loadModel: () => readModelFileAgain(file, fileId) } : {}),
   });
   if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
   return explainer;
+}
+
+/** Bytes a run may take: $CAMERAS_MEMORY_BUDGET GB where set, else 75% of this machine's memory. */
+export function memoryBudget(): number {
+  const set = Number(process.env.CAMERAS_MEMORY_BUDGET);
+  return set > 0 ? set * 1e9 : 0.75 * totalmem();
 }
 
 /** What is declared of a model opened by `spec`: its zoo entry's profile, its name, then the caller's overrides. */

@@ -1,0 +1,26 @@
+import { CamerasError } from '../errors.js';
+import type { OnnxGraph } from '../onnx/graph.js';
+import { forwardBytes } from '../onnx/sizes.js';
+
+/**
+ * A run's peak memory, estimated before it starts: a fixed 0.3 GB (runtime, code, small buffers), the model's
+ * weights, 0.22 x the bytes of every tensor its forward pass makes at the largest input (ONNX Runtime reuses most of
+ * them; the backward pass keeps what it needs), and 80 bytes per pixel of the map (resized inputs, the fused sums,
+ * the map and its picture). The constants come from measured peaks: MobileNetV2 at 1024 and 2048 px (0.55 and 1.62
+ * GB), InceptionV3 (0.68, 1.04 GB), mini_resnet (0.25, 0.56 GB) and the 6.3 GB MobileNetV2 took at 4096 px; the
+ * estimate is 1-2.4x those, conservative by design.
+ */
+export function estimatePeakBytes(graph: OnnxGraph, pass: { channels: number; size: number; mapSize: number }): number {
+  let weights = 0;
+  for (const init of graph.initializers.values()) weights += 4 * (init.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
+  return 0.3e9 + weights + 0.22 * forwardBytes(graph, [1, pass.channels, pass.size, pass.size]) + 80 * pass.mapSize * pass.mapSize;
+}
+
+/** Refuses a run whose estimated peak is over `budget` bytes, naming both and the fix. */
+export function checkMemory(estimate: number, budget: number | undefined, largest: number): void {
+  if (budget === undefined || estimate <= budget) return;
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+  throw new CamerasError(
+    `a pass at ${largest} px needs about ${gb(estimate)} by our estimate, over the memory budget of ${gb(budget)}; use smaller resolutions or a smaller image, or raise the budget (CAMERAS_MEMORY_BUDGET=<GB>, or 'memoryBudget' in the library)`,
+  );
+}
