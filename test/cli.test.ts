@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -512,7 +512,13 @@ describe('pictures and many inputs', () => {
     );
     assert.match(lines[1]?.error ?? '', /cannot decode image/);
     assert.deepEqual(readdirSync(pictures).sort(), ['a.cameras.png', 'c.cameras.png']);
-    const stderr = run.stderr.trim().split('\n');
+    // Not on a terminal, each image's progress is a line of its own; the rest is the failure and the count.
+    const all = run.stderr.trim().split('\n');
+    assert.deepEqual(
+      all.filter((l) => l.startsWith('explain ')),
+      ['explain 1/3 a.png', 'explain 2/3 b.jpg', 'explain 3/3 c.png'],
+    );
+    const stderr = all.filter((l) => !l.startsWith('explain '));
     assert.equal(stderr.length, 2, run.stderr);
     assert.match(stderr[0] as string, /b\.jpg: cannot decode image/);
     assert.match(stderr[1] as string, /1 of 3 images failed/);
@@ -872,7 +878,7 @@ describe('cameras attack', () => {
     writeFileSync(join(broken, 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
     const failing = await cameras(['attack', broken, '--model', 'composite:fashion', '--out-dir', join(work, 'attack-broken'), '--quiet']);
     assert.equal(failing.code, 2);
-    assert.match(failing.stderr, /^failed: cannot decode image .*broken\.jpg/);
+    assert.match(failing.stderr, /^failed: cannot decode image .*broken\.jpg/m);
     assert.equal(readFileSync(join(work, 'attack-broken/attack.jsonl'), 'utf8'), '');
     await rejects([...args, '--target', 'unicorn'], /unknown class 'unicorn'/);
     await rejects([...args, '--confidence', '2'], /--confidence.*above 0 and at most 1/);
@@ -1182,6 +1188,65 @@ describe('refusals that leave nothing behind (an unreachable Redis, a bad model,
     );
     assert.deepEqual(new Set(readdirSync(work)), before);
     rmSync(empty);
+  });
+});
+
+describe('Ctrl-C on a long command says what is done and how to resume', () => {
+  /** Starts a command, interrupts it once `ready` shows on stderr, and gives what it said and its exit code. */
+  function interrupted(args: string[], ready: RegExp): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((done) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, CAMERAS_CACHE_DIR: cache } });
+      let stderr = '';
+      let sent = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (!sent && ready.test(stderr)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.on('close', (code) => done({ code, stderr }));
+    });
+  }
+
+  it('batch and eval exit 130 with the count done and the way to resume; a rerun skips what was done', { timeout: 120_000 }, async () => {
+    const data = join(work, 'interrupted');
+    mkdirSync(data);
+    for (let i = 0; i < 6; i++)
+      for (const ext of ['jpg', 'xml'])
+        copyFileSync(resolve(ROOT, `bench/composite/composite_00${i}.${ext}`), join(data, `composite_00${i}.${ext}`));
+    const out = join(work, 'interrupted-out');
+    const batch = ['batch', data, '--model', 'composite:fashion', '--methods', 'gradcam,cameras', '--out-dir', out];
+    const stopped = await interrupted(batch, /^batch 2\/12 /m);
+    assert.equal(stopped.code, 130, stopped.stderr);
+    const said = /stopped after (\d+) of 12 jobs; their files are whole in .*interrupted-out: run the same command again to resume/.exec(
+      stopped.stderr,
+    );
+    assert.ok(said, stopped.stderr);
+    const resumed = await cameras(batch);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, new RegExp(`12 jobs: ${12 - Number(said[1])} run, ${said[1]} already done, 0 failed`));
+    const evalArgs = [
+      'eval',
+      data,
+      '--model',
+      'composite:fashion',
+      '--methods',
+      'gradcam',
+      '--metrics',
+      'pointing',
+      '--out-dir',
+      join(work, 'interrupted-eval'),
+    ];
+    const evalStopped = await interrupted(evalArgs, /^eval 2\/6 /m);
+    assert.equal(evalStopped.code, 130, evalStopped.stderr);
+    assert.match(
+      evalStopped.stderr,
+      /stopped after \d+ of 6 pairs; the scored ones are kept in .*results\.jsonl: run the same command again to resume/,
+    );
+    rmSync(data, { recursive: true });
+    rmSync(out, { recursive: true });
+    rmSync(join(work, 'interrupted-eval'), { recursive: true });
   });
 });
 

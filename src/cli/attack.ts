@@ -1,6 +1,5 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
 import type { PgdResult } from '../attacks/pgd.js';
 import { type SaliencyAttackResult, saliencyGuidedAttack } from '../attacks/saliency-attack.js';
@@ -16,6 +15,7 @@ import { classIndex, openExplainer } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { renderPanel } from '../render/panel-node.js';
 import { checkWritable } from './explain.js';
+import { Progress } from './progress.js';
 import { formatTable } from './table.js';
 
 export interface AttackFlags {
@@ -108,15 +108,8 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
   const goal =
     flags.target === 'least-likely' || flags.target === 'untargeted' ? flags.target : { class: classIndex(flags.target, profile) };
   const name = (index: number) => `${index}${profile.labels?.[index] ? ` (${profile.labels[index]})` : ''}`;
-  const bar =
-    !flags.quiet && !flags.json && process.stderr.isTTY
-      ? new SingleBar({
-          format: 'attacking {bar} {value}/{total} images | ETA {eta_formatted} | {image}',
-          hideCursor: true,
-          clearOnComplete: true,
-        })
-      : undefined;
-  bar?.start(paths.length, 0, { image: '' });
+  const bar = new Progress('attack', flags.quiet, 'attacking {bar} {value}/{total} images | ETA {eta_formatted} | {image}');
+  bar.start(paths.length, 0, { image: '' });
   const records: AttackRecord[] = [];
   const failures: string[] = [];
   const results = join(flags.outDir, 'attack.jsonl');
@@ -125,7 +118,6 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
   const stems = new Set<string>();
   try {
     for (const path of paths) {
-      bar?.update(records.length + failures.length, { image: basename(path) });
       const started = performance.now();
       let image: RgbImage;
       try {
@@ -133,6 +125,7 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
       } catch (error) {
         if (!(error instanceof CamerasError)) throw error;
         failures.push(error.message);
+        bar.increment(basename(path));
         continue;
       }
       const result: SaliencyAttackResult = await saliencyGuidedAttack(model, image, model.preset, {
@@ -188,10 +181,10 @@ export async function attackCommand(images: string[], flags: AttackFlags): Promi
       records.push(record);
       await appendFile(results, `${JSON.stringify(record)}\n`);
       if (flags.json) process.stdout.write(`${JSON.stringify(record)}\n`);
-      bar?.update(records.length + failures.length);
+      bar.increment(basename(path));
     }
   } finally {
-    bar?.stop();
+    bar.stop();
     await model.dispose();
   }
   for (const failure of failures) process.stderr.write(`failed: ${failure}\n`);

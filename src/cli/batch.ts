@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { type BatchJob, type BatchOutcome, planBatch, runBatch } from '../jobs/batch.js';
 import { batchInputs } from '../jobs/inputs.js';
 import { enqueueAndWait, probeRedis, queueStatus, startWorker } from '../jobs/queue.js';
 import { checkFolderWritable } from './explain.js';
+import { onInterrupt, Progress } from './progress.js';
 import { formatTable } from './table.js';
 
 export interface BatchFlags {
@@ -60,17 +60,14 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
   });
   // The folder exists before any job runs, so the summary can be written even when every job fails.
   await mkdir(flags.outDir, { recursive: true }).catch(() => undefined);
-  const bar =
-    !flags.quiet && !flags.json && process.stderr.isTTY
-      ? new SingleBar({
-          format: 'batch {bar} {value}/{total} jobs | ETA {eta_formatted} | {image}',
-          hideCursor: true,
-          clearOnComplete: true,
-        })
-      : undefined;
-  bar?.start(jobs.length, 0, { image: '' });
-  let finished = 0;
-  const tick = (job: BatchJob) => bar?.update(++finished, { image: basename(job.image) });
+  const bar = new Progress('batch', flags.quiet, 'batch {bar} {value}/{total} jobs | ETA {eta_formatted} | {image}');
+  bar.start(jobs.length, 0, { image: '' });
+  const tick = (job: BatchJob) => bar.increment(`${basename(job.image)} (${job.method})`);
+  const released = onInterrupt(() =>
+    flags.redis
+      ? `stopped waiting after ${bar.finished} of ${jobs.length} jobs; the queued ones go on on the workers: run the same command again to wait for them (finished ones are not run again)`
+      : `stopped after ${bar.finished} of ${jobs.length} jobs; their files are whole in ${flags.outDir}: run the same command again to resume (finished jobs are skipped)`,
+  );
   let outcome: BatchOutcome;
   try {
     outcome = flags.redis
@@ -83,7 +80,8 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
         })
       : await runBatch(jobs, { threads: flags.threads, onJob: (job) => tick(job) });
   } finally {
-    bar?.stop();
+    bar.stop();
+    released();
   }
   const records = [...outcome.done].sort((a, b) => a.image.localeCompare(b.image) || a.method.localeCompare(b.method));
   await writeFileAtomic(`${flags.outDir}/results.jsonl`, new TextEncoder().encode(records.map((r) => `${JSON.stringify(r)}\n`).join('')));

@@ -1,6 +1,5 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import { loadDataset } from '../datasets/load-node.js';
 import { classesIn } from '../datasets/mask.js';
 import { CamerasError, ExitCode } from '../errors.js';
@@ -14,6 +13,7 @@ import { EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
 import { classIndex, openExplainer } from '../models/open-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkFolderWritable, checkWritable } from './explain.js';
+import { onInterrupt, Progress } from './progress.js';
 import { formatTable } from './table.js';
 
 export interface EvalFlags {
@@ -114,15 +114,14 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     annotatedClass: !!flags.annotatedClass,
     outDir: join(flags.outDir, 'maps'),
   });
-  const bar =
-    !flags.quiet && process.stderr.isTTY
-      ? new SingleBar({
-          format: 'evaluating {bar} {value}/{total} | ETA {eta_formatted} | {image}',
-          hideCursor: true,
-          clearOnComplete: true,
-        })
-      : undefined;
-  bar?.start(pairs.length, pairs.length - pending.length, { image: '' });
+  const bar = new Progress('eval', flags.quiet, 'evaluating {bar} {value}/{total} | ETA {eta_formatted} | {image}');
+  bar.start(pairs.length, pairs.length - pending.length, { image: '' });
+  const released = onInterrupt(
+    () =>
+      `stopped after ${bar.finished} of ${pairs.length} pairs; the scored ones are kept in ${resultsFile}: run the same command again to resume${
+        flags.redis ? ' (the queued pairs go on on the workers)' : ''
+      }`,
+  );
   // Records are appended as jobs finish, so a stopped run keeps them (and the jobs' own files make a rerun quick).
   let appending = Promise.resolve();
   let appendError: Error | undefined;
@@ -142,7 +141,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
       .catch((error: Error) => {
         appendError ??= error;
       });
-    bar?.increment({ image: line.image });
+    bar.increment(`${line.image} (${line.method})`);
   };
   let outcome: BatchOutcome;
   const runner = new JobRunner(flags.threads);
@@ -158,7 +157,8 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
         })
       : await runBatch(jobs, { runner, onJob: (job, _index, _outcome, record) => finished(job, record) });
   } finally {
-    bar?.stop();
+    bar.stop();
+    released();
     await runner.dispose(); // and with it the model it adopted
   }
   await appending;

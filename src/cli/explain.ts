@@ -282,6 +282,9 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
         process.stderr.write(`cameras: error: ${path}: ${failure.message}\n`);
         if (flags.json) process.stdout.write(`${JSON.stringify({ image: path, error: failure.message })}\n`);
       }
+      // Not on a terminal (a log, CI, a pipe), a folder's progress is a line per image.
+      if (many && !flags.quiet && !process.stderr.isTTY)
+        process.stderr.write(`explain ${paths.indexOf(path as string) + 1}/${paths.length} ${basename(path as string)}\n`);
     }
   } finally {
     bar?.stop();

@@ -1,5 +1,4 @@
 import { basename, dirname, extname, join } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { Explainer } from '../explainer.js';
 import { writeFileAtomic } from '../io/files-node.js';
@@ -15,6 +14,7 @@ import type { ColormapName } from '../render/colormap.js';
 import { type PanelRow, renderPanel } from '../render/panel-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkWritable } from './explain.js';
+import { Progress } from './progress.js';
 import { formatTable } from './table.js';
 
 export interface SanityFlags {
@@ -47,10 +47,7 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
   );
   const picture = await readImage(image);
   const input = preprocess(picture, presetByName(profile.preprocess), profile.inputSize);
-  const bar =
-    !flags.quiet && !flags.json && process.stderr.isTTY
-      ? new SingleBar({ format: 'sanity {bar} {value}/{total} maps | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true })
-      : undefined;
+  const bar = new Progress('sanity', flags.quiet, 'sanity {bar} {value}/{total} maps | ETA {eta_formatted}');
   let started = false;
   let report: SanityReport;
   try {
@@ -64,15 +61,15 @@ export async function sanityCommand(image: string, flags: SanityFlags): Promise<
         attributionView: flags.attributionView,
         depths: flags.depths,
         seed: flags.seed,
-        onProgress: (done, total) => {
-          if (!started) bar?.start(total, 0);
+        onProgress: (_done, total) => {
+          if (!started) bar.start(total, 0);
           started = true;
-          bar?.update(done);
+          bar.increment();
         },
       },
     );
   } finally {
-    bar?.stop();
+    bar.stop();
   }
   const rows: PanelRow[] = flags.methods.map((method) => ({
     title: `${method}: the trained model, then ${flags.mode === 'cascading' ? 'the top k layers' : 'layer k alone'} randomised (Spearman |map|)`,
