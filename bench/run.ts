@@ -253,6 +253,23 @@ if (spawnSync('redis-server', ['--version']).status === 0) {
   }
   results.jobs = jobs;
 } else results.jobsNote = 'redis-server is not installed: the job-engine rows were skipped (apt-get install redis-server)';
+if (spawnSync(PYTHON, ['-c', 'import scipy'], { encoding: 'utf8' }).status === 0) {
+  // ROAD's 18 imputations of one image, ours against pytorch-grad-cam's (scipy's spsolve), on the same image and map.
+  const road = execFileSync(process.execPath, [resolve(ROOT, 'dist/bench/road.js'), '224x224', '768x576'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { size: string; ours: number; scipy: number; ratio: number });
+  for (const r of road)
+    rows.push({
+      name: `ROAD's 18 imputations, ${r.size} (scipy's spsolve: ${r.scipy.toFixed(2)} s)`,
+      model: '-',
+      seconds: r.ours,
+      rss: null,
+      ratio: `${r.ratio.toFixed(2)} x scipy`,
+      target: '<= 1',
+    });
+  results.road = road;
+} else results.roadNote = `${PYTHON} cannot import scipy: the ROAD row was skipped (apt-get install python3-scipy)`;
 if (!torch)
   results.note = `${PYTHON} cannot import torch and torchvision: the authors' baseline was skipped (apt-get install python3-torchvision)`;
 

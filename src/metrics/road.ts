@@ -1,6 +1,7 @@
 import { type Target, targetScore } from '../engine/scores.js';
 import type { FloatArray } from '../io/npy.js';
 import { gaussian } from '../random.js';
+import { cellOf, gridLevel, STENCIL_DIRECTIONS, solveStencil } from './grid-solver.js';
 import { type EvalMetric, type Forward, meanColumn } from './metric.js';
 
 /** numpy.percentile's default (linear interpolation between the closest ranks). */
@@ -28,80 +29,38 @@ const NEIGHBOURS: [number, number, number][] = [
  * ROAD's noisy linear imputation (Rong et al. 2022; pytorch-grad-cam's `NoisyLinearImputer`): every removed pixel
  * (keep = 0) takes the weighted mean of its in-image neighbours, kept or themselves imputed, so
  * sum_n w_n v_i - sum_{removed n} w_n v_n = sum_{kept n} w_n x_n, one sparse system per channel, solved here by
- * conjugate gradients (to 1e-10, where the reference calls spsolve); then `noise` x N(0, 1) is added to them.
+ * multigrid-preconditioned conjugate gradients (`solveStencil`, to a relative residual of 1e-10, where the reference
+ * calls spsolve); then `noise` x N(0, 1) is added to them.
  */
 export function noisyLinearImpute(input: FloatArray, keep: Uint8Array, noise = 0.01, random: () => number = () => 0): Float32Array {
   const [, channels, height, width] = input.shape as [number, number, number, number];
   const positions = height * width;
-  const removed: number[] = [];
-  const index = new Int32Array(positions).fill(-1);
-  for (let p = 0; p < positions; p++) if (!keep[p]) index[p] = removed.push(p) - 1;
-  const n = removed.length;
   const out = Float32Array.from(input.data);
-  if (n === 0) return out;
-  // The system M v = r with M = diag(sum of in-image weights) - W(removed neighbours): symmetric positive definite
-  // wherever a removed region touches a kept pixel.
-  const diagonal = new Float64Array(n);
-  const links: { to: number; weight: number }[][] = Array.from({ length: n }, () => []);
-  const keptLinks: { at: number; weight: number }[][] = Array.from({ length: n }, () => []);
-  removed.forEach((p, i) => {
-    const y = Math.floor(p / width);
-    const x = p % width;
-    for (const [dy, dx, w] of NEIGHBOURS) {
-      const ny = y + dy;
-      const nx = x + dx;
-      if (ny < 0 || nx < 0 || ny >= height || nx >= width) continue;
-      diagonal[i] = (diagonal[i] as number) + w;
-      const q = ny * width + nx;
-      if (keep[q]) keptLinks[i]?.push({ at: q, weight: w });
-      else links[i]?.push({ to: index[q] as number, weight: w });
+  if (keep.every((k) => k)) return out;
+  // The system's weights by direction, in the solver's order: 1/6 to direct neighbours, 1/12 to diagonal ones.
+  const weights = STENCIL_DIRECTIONS.map(([dy, dx]) => NEIGHBOURS.find(([ny, nx]) => ny === dy && nx === dx)?.[2] as number);
+  const level = gridLevel(height, width, keep, weights);
+  // The right-hand sides, every channel at once: the kept neighbours' weighted values.
+  const rhs = new Float64Array((height + 2) * (width + 2) * channels);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      if (keep[y * width + x]) continue;
+      const at = cellOf(y, x, width) * channels;
+      for (const [k, [dy, dx]] of STENCIL_DIRECTIONS.entries()) {
+        const ny = y + dy;
+        const nx = x + dx;
+        if (ny < 0 || nx < 0 || ny >= height || nx >= width || !keep[ny * width + nx]) continue;
+        for (let c = 0; c < channels; c++)
+          rhs[at + c] = (rhs[at + c] as number) + (weights[k] as number) * (input.data[c * positions + ny * width + nx] as number);
+      }
     }
-  });
-  const apply = (v: Float64Array, into: Float64Array) => {
-    for (let i = 0; i < n; i++) {
-      let s = (diagonal[i] as number) * (v[i] as number);
-      for (const { to, weight } of links[i] as { to: number; weight: number }[]) s -= weight * (v[to] as number);
-      into[i] = s;
-    }
-  };
-  for (let c = 0; c < channels; c++) {
-    const plane = c * positions;
-    const rhs = new Float64Array(n);
-    for (let i = 0; i < n; i++)
-      for (const { at, weight } of keptLinks[i] as { at: number; weight: number }[])
-        rhs[i] = (rhs[i] as number) + weight * (input.data[plane + at] as number);
-    const v = conjugateGradient(apply, rhs, n);
-    removed.forEach((p, i) => {
-      out[plane + p] = (v[i] as number) + noise * random();
-    });
-  }
+  const { x: solved } = solveStencil(level, rhs, channels);
+  // The noise is drawn channel by channel, pixel by pixel (the order ROAD's seeded runs have always used).
+  for (let c = 0; c < channels; c++)
+    for (let p = 0; p < positions; p++)
+      if (!keep[p])
+        out[c * positions + p] = (solved[cellOf(Math.floor(p / width), p % width, width) * channels + c] as number) + noise * random();
   return out;
-}
-
-function conjugateGradient(apply: (v: Float64Array, into: Float64Array) => void, b: Float64Array, n: number): Float64Array {
-  const x = new Float64Array(n);
-  const r = Float64Array.from(b);
-  const p = Float64Array.from(b);
-  const q = new Float64Array(n);
-  let rr = r.reduce((s, v) => s + v * v, 0);
-  const stop = 1e-20 * Math.max(rr, 1e-30);
-  for (let k = 0; k < 10 * n && rr > stop; k++) {
-    apply(p, q);
-    let pq = 0;
-    for (let i = 0; i < n; i++) pq += (p[i] as number) * (q[i] as number);
-    if (pq <= 0) break;
-    const alpha = rr / pq;
-    let next = 0;
-    for (let i = 0; i < n; i++) {
-      x[i] = (x[i] as number) + alpha * (p[i] as number);
-      r[i] = (r[i] as number) - alpha * (q[i] as number);
-      next += (r[i] as number) * (r[i] as number);
-    }
-    const beta = next / rr;
-    rr = next;
-    for (let i = 0; i < n; i++) p[i] = (r[i] as number) + beta * (p[i] as number);
-  }
-  return x;
 }
 
 export interface RoadOptions {
