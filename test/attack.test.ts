@@ -81,7 +81,7 @@ describe('PGD on the input gradient of the cross-entropy', () => {
     const l2 = await pgd(explainer, image, preset, { norm: 'l2', epsilon: 0.5, stepSize: 0.2, confidence: 1, iterations: 6 });
     // The budget holds for the continuous p; rounding to 8 bits moves each value by at most half a level.
     assert.ok(l2.l2 <= 0.5 + (0.5 / 255) * Math.sqrt(l2.perturbation.length), `l2 ${l2.l2}`);
-    await assert.rejects(pgd(explainer, image, preset, { epsilon: -1 }), /epsilon must be positive/);
+    await assert.rejects(pgd(explainer, image, preset, { epsilon: -1 }), /epsilon must be a positive number/);
     await assert.rejects(pgd(explainer, image, preset, { beta: 1, saliency: [1, 2] }), /needs a 224 x 224 map/);
     await assert.rejects(pgd(explainer, image, preset, { goal: { class: 99 } }), /target class 99 is out of range/);
   });
