@@ -236,6 +236,56 @@ describe('batch jobs', () => {
       assert.deepEqual(outputs(join(work, 'restart')), camerasEmbedded);
     });
 
+    it('Redis restarted without its data mid-run: a line when it goes and when it is back, lost jobs queued again, no traces', async () => {
+      const volatile = await RedisServer.start(work); // no append-only file: a restart empties the queue
+      const busy = worker(volatile.url, 'volatile', 1500);
+      try {
+        const batch = cameras([
+          'batch',
+          images,
+          '--model',
+          MODEL,
+          '--methods',
+          'cameras',
+          '--out-dir',
+          join(work, 'volatile'),
+          '--redis',
+          volatile.url,
+          '--queue',
+          'volatile',
+        ]);
+        await until(() => busy.log.some((line) => line.startsWith('done')), 'the first job done');
+        await volatile.kill();
+        await new Promise((r) => setTimeout(r, 1500));
+        await volatile.start();
+        const run = await batch;
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^10 jobs: 10 run, 0 already done, 0 failed/);
+        const notes = run.stderr.split('\n').filter((line) => !/^batch \d+\/10 /.test(line) && line);
+        assert.match(notes[0] ?? '', /^lost Redis at redis:\/\/127\.0\.0\.1:\d+ \(.*\); waiting for it to come back$/);
+        assert.match(notes.join('\n'), /^Redis at \S+ is back$/m);
+        assert.match(
+          notes.join('\n'),
+          /restarted without its data and lost \d+ queued jobs?: queued again \(run redis-server with --appendonly yes/,
+        );
+        assert.ok(
+          notes.every((line) => /^(lost Redis|Redis at)/.test(line)),
+          `only Redis lines besides progress: ${notes.join(' | ')}`,
+        );
+        await until(() => busy.log.some((line) => line.startsWith('Redis at')), "the worker's line that Redis is back");
+      } finally {
+        await stop(busy);
+        await volatile.kill();
+      }
+      assert.ok(
+        busy.log.some((line) => line.startsWith('lost Redis at')),
+        busy.log.join(' | '),
+      );
+      const traces = busy.log.filter((line) => /^\s+at |Error:|^\s*[{}]/.test(line));
+      assert.deepEqual(traces, [], `the worker printed traces: ${busy.log.join(' | ')}`);
+      assert.deepEqual(outputs(join(work, 'volatile')), camerasEmbedded);
+    });
+
     it('a corrupt image among the inputs: its job lands in the failed list with its one-line reason, the others complete', async () => {
       const folder = join(work, 'corrupt-redis');
       mkdirSync(folder);

@@ -74,6 +74,7 @@ export async function batchCommand(specs: string[], flags: BatchFlags): Promise<
       ? await enqueueAndWait(jobs, {
           redis: flags.redis,
           queue: flags.queue,
+          onNotice: (line) => bar.note(line),
           onEvent: (event, job) => {
             if (event !== 'progress') tick(job);
           },
@@ -109,6 +110,7 @@ export async function workerCommand(flags: WorkerFlags): Promise<void> {
     concurrency: flags.concurrency,
     lockMs: flags.lockMs,
     threads: flags.threads,
+    onNotice: (line) => process.stderr.write(`${line}\n`),
   });
   if (!flags.quiet) {
     process.stderr.write(`worker ready on ${flags.redis} (concurrency ${flags.concurrency})\n`);

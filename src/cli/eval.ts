@@ -151,6 +151,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
       ? await enqueueAndWait(jobs, {
           redis: flags.redis,
           queue: flags.queue,
+          onNotice: (line) => bar.note(line),
           onEvent: (event, job, record) => {
             if (event === 'done' || event === 'skipped') finished(job, record);
           },

@@ -33,6 +33,11 @@ export class Progress {
     if (this.lines) process.stderr.write(`${this.what} ${this.done}/${this.total}${name ? ` ${name}` : ''}\n`);
   }
 
+  /** A line about the run itself (Redis lost and back), always said: on a terminal above the bar. */
+  note(line: string): void {
+    process.stderr.write(`${this.bar ? '\r\x1b[K' : ''}${line}\n`);
+  }
+
   /** How many items finished. */
   get finished(): number {
     return this.done;

@@ -84,6 +84,55 @@ function connection(url: string) {
   return { ...parseRedisUrl(url), maxRetriesPerRequest: null };
 }
 
+/** A connection error (Redis away) rather than one of a command: ioredis reconnects by itself. */
+function isConnectionError(error: Error & { code?: string }): boolean {
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Connection is closed/.test(`${error.code ?? ''} ${error.message}`);
+}
+
+/**
+ * One line when a BullMQ client loses Redis and one when Redis is back, other errors as their first line: a client
+ * with no 'error' listener prints every retry's stack trace. `lost` turns a job that vanished (Redis restarted without
+ * its data) into a sentence.
+ */
+function watchConnection(
+  client: Queue | QueueEvents | Worker,
+  url: string,
+  say: (line: string) => void,
+  lost: (jobId: string) => string,
+): void {
+  const emitter = client as unknown as NodeJS.EventEmitter;
+  let away = false;
+  const gone = (why: string) => {
+    if (away) return;
+    away = true;
+    say(`lost Redis at ${url} (${why}); waiting for it to come back`);
+  };
+  // A lost job fails each step after (lock renewal, moveToFinished, moveToDelayed): said once.
+  const told = new Set<string>();
+  emitter.on('error', (error: Error & { code?: string }) => {
+    if (isConnectionError(error)) return gone(error.code ?? error.message);
+    const missing = /^(?:Missing key for job|could not renew lock for job) ([^\s.]+)/.exec(error.message)?.[1];
+    if (missing && told.has(missing)) return;
+    if (missing) told.add(missing);
+    say(missing ? lost(missing) : (error.message.split('\n')[0] ?? String(error)));
+  });
+  emitter.on('ioredis:close', () => gone('connection closed'));
+  void client.client.then((redis) =>
+    (redis as unknown as NodeJS.EventEmitter).on('ready', () => {
+      if (!away) return;
+      away = false;
+      say(`Redis at ${url} is back`);
+    }),
+  );
+}
+
+/** The id of the Redis server process: a restart changes it (and, without an append-only file, empties the queue). */
+async function serverRunId(queue: Queue): Promise<string> {
+  const redis = (await queue.client) as unknown as { info(section: string): Promise<string> };
+  const info = await redis.info('server');
+  return /run_id:(\w+)/.exec(info)?.[1] ?? '';
+}
+
 export interface QueueOptions {
   redis: string;
   queue?: string;
@@ -91,6 +140,8 @@ export interface QueueOptions {
   attempts?: number;
   backoffMs?: number;
   onEvent?: (event: 'done' | 'skipped' | 'failed' | 'progress', job: BatchJob, record?: BatchRecord) => void;
+  /** Lines about the queue itself: Redis lost and back, jobs queued again after Redis lost them. */
+  onNotice?: (line: string) => void;
 }
 
 /**
@@ -103,6 +154,10 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
   const queue = new Queue(name, { connection: connection(options.redis) });
   const events = new QueueEvents(name, { connection: connection(options.redis) });
   const outcome: BatchOutcome = { done: [], skipped: 0, failed: [] };
+  const say = options.onNotice ?? (() => undefined);
+  const lost = (id: string) => `job ${id.slice(0, 12)} is gone from Redis; it is queued again if its files are not written`;
+  watchConnection(queue, options.redis, say, lost);
+  watchConnection(events, options.redis, () => undefined, lost);
   try {
     await ready(queue, options.redis);
     await ready(events, options.redis);
@@ -116,6 +171,9 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
       } else pending.set(queueId(job), job);
     }
     let wake: () => void = () => undefined;
+    // The Redis process each job was queued on, and the jobs found lost since (queued again after each look).
+    const queuedOn = new Map<string, string>();
+    const requeue = new Set<string>();
     const settle = async (key: string) => {
       const job = pending.get(key);
       if (!job) return;
@@ -130,6 +188,11 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
         return;
       }
       const queued = await Job.fromId(queue, key);
+      if (!queued && pending.has(key) && !(await finishedRecord(job)) && (await serverRunId(queue)) !== queuedOn.get(key)) {
+        // Redis restarted since the job was queued and lost it with its memory (no append-only file): queue it again.
+        requeue.add(key);
+        return;
+      }
       if (!queued && pending.has(key) && !(await finishedRecord(job))) {
         // Done and removed, yet its files are not where this machine looks: the out-dir is not shared.
         pending.delete(key);
@@ -162,19 +225,27 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
       const old = await Job.fromId(queue, key);
       if (old && ['failed', 'completed'].includes(await old.getState())) await old.remove();
     }
-    await queue.addBulk(
-      [...pending.values()].map((job) => ({
-        name: 'explain',
-        data: job,
-        opts: {
-          jobId: queueId(job),
-          attempts: options.attempts ?? 3,
-          backoff: { type: 'exponential', delay: options.backoffMs ?? 1000 },
-          removeOnComplete: true,
-          removeOnFail: false,
-        },
-      })),
-    );
+    const send = async (keys: string[]) => {
+      const runId = await serverRunId(queue);
+      for (const key of keys) queuedOn.set(key, runId);
+      await queue.addBulk(
+        keys.map((key) => {
+          const job = pending.get(key) as BatchJob;
+          return {
+            name: 'explain',
+            data: job,
+            opts: {
+              jobId: queueId(job),
+              attempts: options.attempts ?? 3,
+              backoff: { type: 'exponential', delay: options.backoffMs ?? 1000 },
+              removeOnComplete: true,
+              removeOnFail: false,
+            },
+          };
+        }),
+      );
+    };
+    await send([...pending.keys()]);
     // Events can be missed across a Redis restart: look at every pending job now and then as well.
     while (pending.size > 0) {
       await new Promise<void>((done) => {
@@ -182,6 +253,14 @@ export async function enqueueAndWait(jobs: BatchJob[], options: QueueOptions): P
         setTimeout(done, 2000);
       });
       for (const key of [...pending.keys()]) await settle(key);
+      const lostKeys = [...requeue].filter((key) => pending.has(key));
+      requeue.clear();
+      if (lostKeys.length > 0) {
+        say(
+          `Redis at ${options.redis} restarted without its data and lost ${lostKeys.length} queued job${lostKeys.length > 1 ? 's' : ''}: queued again (run redis-server with --appendonly yes to keep the queue across restarts)`,
+        );
+        await send(lostKeys);
+      }
     }
   } finally {
     await events.close();
@@ -198,6 +277,8 @@ export interface WorkerOptions {
   /** How long a job's lock lasts without renewal before another worker takes the job over (default 30 s). */
   lockMs?: number;
   threads?: number;
+  /** Lines about the queue itself: Redis lost and back, a job Redis lost while it ran. */
+  onNotice?: (line: string) => void;
 }
 
 /**
@@ -216,6 +297,13 @@ export async function startWorker(options: WorkerOptions): Promise<Worker<BatchJ
     stalledInterval: lockDuration,
     maxStalledCount: 3,
   });
+  watchConnection(
+    worker,
+    options.redis,
+    options.onNotice ?? (() => undefined),
+    (id) =>
+      `job ${id.slice(0, 12)} is gone from Redis (restarted without its data?); the batch queues it again unless its files are written`,
+  );
   await ready(worker, options.redis);
   return worker;
 }
