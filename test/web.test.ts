@@ -114,6 +114,14 @@ describe('the browser app in Chromium (playwright-core, headless)', { skip }, ()
       await explainer.dispose();
     }
     assert.match((await status()) ?? '', /^Done: cameras explains 2 Neutral/);
+    // The overlay keeps the photo's aspect (768 x 576), as the CLI's does; it was squashed into the 224 px square.
+    assert.deepEqual(
+      await page.evaluate(() => {
+        const c = document.querySelector('[data-testid=result-canvas]') as HTMLCanvasElement;
+        return [c.width, c.height];
+      }),
+      [768, 576],
+    );
     // The picture on the canvas is a heat map, not a flat colour.
     const shot = join(work, 'result.png');
     await page.locator('[data-testid=result-canvas]').screenshot({ path: shot });
@@ -136,12 +144,18 @@ describe('the browser app in Chromium (playwright-core, headless)', { skip }, ()
       await page.setInputFiles('[data-testid=image-input]', file);
       await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.classList.contains('error'));
       assert.equal(await status(), `cannot decode ${name}: it is not a JPEG, PNG or WebP image the browser can read`);
+      // The previous image's overlay is gone and Explain waits for an image (both stayed).
+      assert.equal(await page.isDisabled('[data-testid=run]'), true, 'Explain is disabled without an image');
+      assert.equal(await page.isVisible('[data-testid=result-canvas]'), false, "the previous image's overlay is gone");
+      assert.equal(await page.isVisible('#download'), false);
+      assert.equal(await page.evaluate(() => window.camerasLastResult), undefined);
     }
   });
 
   it('runs several methods side by side, keyboard first, and asks for nothing but its own host', async () => {
     await page.setInputFiles('[data-testid=image-input]', DOG);
     await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('ready to explain'));
+    assert.equal(await page.isDisabled('[data-testid=run]'), false, 'an image chosen: Explain is enabled again');
     await page.selectOption('[data-testid=method-select]', ['gradcam', 'gradient']);
     await page.focus('[data-testid=run]');
     await page.keyboard.press('Enter');

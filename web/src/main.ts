@@ -6,6 +6,7 @@ import {
   METHODS,
   renderHeat,
   resizeBilinear,
+  resizeLinearUint8,
   type Target,
   ZOO,
 } from '../../src/core.ts';
@@ -55,15 +56,43 @@ const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'modu
 const send = (message: ToWorker, transfer: Transferable[] = []) => worker.postMessage(message, transfer);
 
 let labels: string[] | undefined;
-let image: { data: Uint8Array; width: number; height: number; name: string } | undefined;
-let last: Extract<FromWorker, { type: 'result' }> | undefined;
+type Picture = { data: Uint8Array; width: number; height: number };
+let image: (Picture & { name: string }) | undefined;
+/** The photo a run explained, at most DISPLAY px on its long side: overlays keep its aspect, as the CLI's do. */
+let explainedPhoto: Picture | undefined;
+/** The chosen image a run was started on: a result for an image chosen away from since is not drawn. */
+let explainedImage: typeof image;
+let last: (Extract<FromWorker, { type: 'result' }> & { photo: Picture }) | undefined;
 let busy = false;
+const DISPLAY = 1024;
 
-/** While a model loads or a run goes, Run and the model controls wait (the worker holds one model at a time). */
+/** While a model loads or a run goes, Run and the model controls wait (the worker holds one model at a time); Run also waits for an image. */
 function setBusy(value: boolean): void {
   busy = value;
-  for (const control of [runButton, modelSelect, $<HTMLInputElement>('model-file'), $<HTMLInputElement>('model-url')])
-    control.disabled = value;
+  for (const control of [modelSelect, $<HTMLInputElement>('model-file'), $<HTMLInputElement>('model-url')]) control.disabled = value;
+  runButton.disabled = value || !image;
+}
+
+/** The photo for display: its own size up to DISPLAY px on the long side, aspect kept. */
+function forDisplay(photo: Picture): Picture {
+  const scale = Math.min(1, DISPLAY / Math.max(photo.width, photo.height));
+  if (scale === 1) return photo;
+  const width = Math.max(1, Math.round(photo.width * scale));
+  const height = Math.max(1, Math.round(photo.height * scale));
+  return { data: resizeLinearUint8(photo, width, height).data, width, height };
+}
+
+/** Removes the last run's pictures: they belong to an image no longer chosen. */
+function clearResults(): void {
+  last = undefined;
+  window.camerasLastResult = undefined;
+  $('results').replaceChildren($('main-figure'));
+  $('scales').replaceChildren();
+  canvas.width = 0;
+  canvas.height = 0;
+  $('main-figure').hidden = true;
+  $('main-caption').textContent = '';
+  $('download').hidden = true;
 }
 
 function loadModel(spec: ModelSpec, transfer: Transferable[] = []): void {
@@ -101,7 +130,9 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
     list.replaceChildren(...(labels ?? []).map((l) => new Option(l)));
     fillClasses((labels ?? []).map((_, index) => ({ index })));
     setStatus(
-      `${message.info.name} ready (${message.info.backend}, layer ${message.info.layer}, loaded in ${message.info.seconds.toFixed(1)} s)`,
+      `${message.info.name} ready (${message.info.backend}, layer ${message.info.layer}, loaded in ${message.info.seconds.toFixed(1)} s)${
+        image ? '' : '; choose or drop an image'
+      }`,
     );
     $('timings').textContent = `backend: ${message.info.backend}`;
     setBusy(false);
@@ -110,7 +141,12 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
     progress.value = message.done;
     setStatus(`${message.method}: ${message.done} of ${message.total}…`);
   } else if (message.type === 'result') {
-    last = message;
+    if (explainedImage !== image) {
+      setStatus(`the run finished for ${explainedImage?.name ?? 'an earlier image'}, no longer chosen: press Explain`);
+      setBusy(false);
+      return;
+    }
+    last = { ...message, photo: explainedPhoto ?? message.input };
     fillClasses(message.top);
     draw();
     const first = message.results[0] as MethodResult;
@@ -164,30 +200,33 @@ function figure(data: ImageData, caption: string, into: HTMLElement, target?: HT
 /** The overlay of the first method on the main canvas, the others beside it, and CAMERAS' scales in a strip. */
 function draw(): void {
   if (!last) return;
-  const { input, results } = last;
+  const { photo, results } = last;
   const resultsBox = $('results');
   const scales = $('scales');
   resultsBox.replaceChildren($('main-figure'));
   scales.replaceChildren();
   results.forEach((r, i) => {
-    const picture = heat(r.map, r.width, r.height, input.width, input.height, input.data);
+    const picture = heat(r.map, r.width, r.height, photo.width, photo.height, photo.data);
     const caption = `${r.method}: ${r.classIndex === undefined ? r.target : labelOf(r.classIndex)}, ${r.seconds.toFixed(2)} s`;
     if (i === 0) {
       figure(picture, caption, resultsBox, canvas);
       $('main-caption').textContent = caption;
     } else figure(picture, caption, resultsBox);
-    for (const s of r.scaleMaps ?? []) figure(heat(s.map, s.width, s.height, input.width, input.height), `${s.resolution} px`, scales);
+    for (const s of r.scaleMaps ?? []) figure(heat(s.map, s.width, s.height, photo.width, photo.height), `${s.resolution} px`, scales);
   });
+  $('main-figure').hidden = false;
   $('download').hidden = false;
 }
 
 /** Decodes a picture file to RGB bytes; a file the browser cannot decode is one line in the status. */
 async function readPicture(file: Blob, name: string): Promise<void> {
   let bitmap: ImageBitmap;
+  clearResults();
   try {
     bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
     image = undefined;
+    setBusy(busy);
     throw new Error(`cannot decode ${name}: it is not a JPEG, PNG or WebP image the browser can read`);
   }
   const surface = new OffscreenCanvas(bitmap.width, bitmap.height);
@@ -197,6 +236,7 @@ async function readPicture(file: Blob, name: string): Promise<void> {
   const rgb = new Uint8Array(bitmap.width * bitmap.height * 3);
   for (let p = 0; p < bitmap.width * bitmap.height; p++) rgb.set(rgba.subarray(4 * p, 4 * p + 3), 3 * p);
   image = { data: rgb, width: bitmap.width, height: bitmap.height, name };
+  setBusy(busy);
   setStatus(`${name}: ${bitmap.width} x ${bitmap.height}, ready to explain`);
 }
 
@@ -273,6 +313,8 @@ $<HTMLFormElement>('controls').addEventListener('submit', (e) => {
     return setStatus('resolutions: whole numbers of pixels, e.g. 224,324,424', true);
   let target: Target = targetSelect.value === 'prob' ? 'prob' : 'logit';
   if (targetSelect.value === 'contrast') target = { contrast: Number(contrastSelect.value) };
+  explainedPhoto = forDisplay(image);
+  explainedImage = image;
   setBusy(true);
   setStatus('Explaining…');
   progress.value = 0;
@@ -286,4 +328,5 @@ $<HTMLFormElement>('controls').addEventListener('submit', (e) => {
   });
 });
 
+clearResults();
 loadModel({ name: modelSelect.value, url: bundledUrl(modelSelect.value) });
