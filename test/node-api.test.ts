@@ -159,6 +159,42 @@ describe('the Node entry point', () => {
     }
   });
 
+  it('a torchvision model built from its weights is held as its outline too, and built again only for a session the cache lacks', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-api-weights-'));
+    try {
+      const weights = join(folder, 'vgg16.safetensors');
+      copyFileSync(resolve(ROOT, 'test/fixtures/torch/vgg16.safetensors'), weights);
+      const input = await loadImageTensor(resolve(ROOT, 'test/fixtures/images/dog.jpg'));
+      const options = { resolutions: [224, 256], classIndex: 3 };
+      const outlines = () =>
+        existsSync(join(cache, 'sessions')) ? readdirSync(join(cache, 'sessions')).filter((f) => f.endsWith('.outline.onnx')) : [];
+      const before = new Set(outlines());
+      const maps: number[][] = [];
+      for (const _round of ['built', 'from the outline']) {
+        const explainer = await createExplainer({ model: 'torchvision:vgg16', weights, threads: 2 });
+        maps.push([...(await explainer.explain(input, options)).map]);
+        assert.equal(explainer.profile.labels?.[3], 'tiger shark', "ImageNet's labels, from the outline too");
+        await explainer.dispose();
+      }
+      assert.deepEqual(maps[1], maps[0]);
+      assert.equal(outlines().filter((f) => !before.has(f)).length, 1, 'the outline kept beside the sessions');
+      // Only the outline is held: a session the cache lacks builds the model again, refused once the weights changed
+      // (an explainer holding the whole model, as before, ran it).
+      const holding = await createExplainer({ model: 'torchvision:vgg16', weights, threads: 2 });
+      try {
+        utimesSync(weights, new Date(), new Date(Date.now() + 60_000));
+        await assert.rejects(
+          holding.explain(input, { method: 'gradient', classIndex: 3 }),
+          (error: Error) => error instanceof CamerasError && /vgg16\.safetensors changed after the model was built/.test(error.message),
+        );
+      } finally {
+        await holding.dispose();
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it('corrects a class count the model declares but does not keep (a stale output shape) on the first pass', async () => {
     const model = new Uint8Array(readFileSync(resolve(ROOT, 'assets/models/mini_resnet.onnx')));
     const graph = OnnxGraph.fromBytes(model);

@@ -31,15 +31,27 @@ export async function openExplainer(spec: string | Uint8Array, options: OpenOpti
     throw new CamerasError("'weights' build a torchvision:<arch> model; the model given as bytes does not take them");
   const name = typeof spec === 'string' ? spec : 'model';
   const file = weights || typeof spec !== 'string' ? undefined : await modelFile(spec);
-  // Optimised sessions are cached by the model's identity: its file (path, size, time), else its bytes' hash.
-  const fileId = weights ? `${spec}:${await fileIdentity(resolve(weights))}` : file ? await fileIdentity(file) : undefined;
-  const outlines = file && fileId ? outlineStoreFor(fileId) : undefined;
+  // Optimised sessions are cached by the model's identity: its file (path, size, time), or the weights' file for a
+  // built torchvision model, else its bytes' hash.
+  const weightsId = weights ? await fileIdentity(resolve(weights)) : undefined;
+  const fileId = weightsId ? `${spec}:${weightsId}` : file ? await fileIdentity(file) : undefined;
+  // A model read again from its file or built again from its weights needs only its outline kept, and once cached
+  // only the outline is read: VGG-16's 553 MB of weights are then held once, by ONNX Runtime.
+  const again =
+    typeof spec !== 'string' || !fileId
+      ? undefined
+      : weights
+        ? () => buildModelAgain(spec, weights, weightsId)
+        : file
+          ? () => readModelFileAgain(file, fileId)
+          : undefined;
+  const outlines = again && fileId ? outlineStoreFor(fileId) : undefined;
   const outline = await outlines?.read();
   const model =
     typeof spec !== 'string'
       ? { bytes: spec, entry: undefined, source: name }
       : outline
-        ? { bytes: outline, entry: zooEntry(spec), source: spec }
+        ? { bytes: outline, entry: await labelledEntry(spec), source: spec }
         : await resolveModel(spec, weights);
   const explainer = await Explainer.create(ort, {
     ...rest,
@@ -50,10 +62,26 @@ export async function openExplainer(spec: string | Uint8Array, options: OpenOpti
     memoryBudget: rest.memoryBudget ?? memoryBudget(),
     // A classifier with 1000 classes and no labels of its own is taken to be ImageNet's, and says so.
     assumeLabels: async (classes) => (classes === 1000 ? imagenetLabels() : undefined),
-    ...(file ? { loadModel: () => readModelFileAgain(file, fileId) } : {}),
+    ...(again ? { loadModel: again } : {}),
   });
   if (outlines && !outline) await outlines.keep(outlineModel(model.bytes)).catch(() => undefined);
   return explainer;
+}
+
+/** A zoo entry as `resolveModel` gives it: a torchvision architecture with ImageNet's labels. */
+async function labelledEntry(spec: string): Promise<ZooEntry | undefined> {
+  const entry = zooEntry(spec);
+  return entry?.needsWeights ? { ...entry, labels: await imagenetLabels() } : entry;
+}
+
+/** Builds a torchvision model from its weights again, for a session the cache lacks; refused when they changed. */
+async function buildModelAgain(spec: string, weights: string, identity: string | undefined): Promise<Uint8Array> {
+  const changed = () => fileIdentity(resolve(weights)).then((now) => now !== identity);
+  const message = `${weights} changed after the model was built; load the model again (start the command or worker again)`;
+  if (await changed()) throw new CamerasError(message);
+  const { bytes } = await resolveModel(spec, weights);
+  if (await changed()) throw new CamerasError(message);
+  return bytes;
 }
 
 /** Bytes a run may take: $CAMERAS_MEMORY_BUDGET GB where set, else 75% of this machine's memory. */
