@@ -28,6 +28,8 @@ interface Case {
   build: (g: OnnxGraph, inputs: string[]) => string;
   /** Linear ops are checked with a unit step (exact up to rounding); others with a small one. */
   linear?: boolean;
+  /** The model's opset where the op is newer than 16 (Gelu: 20). */
+  opset?: number;
 }
 
 function draw(input: Input, next: () => number): Float32Array {
@@ -63,7 +65,7 @@ function draw(input: Input, next: () => number): Float32Array {
 }
 
 function makeModel(c: Case): Uint8Array {
-  const g = OnnxGraph.empty(c.name);
+  const g = OnnxGraph.empty(c.name, c.opset);
   for (const input of c.inputs) g.addInput(input.name, DataType.FLOAT, input.shape);
   const output = c.build(
     g,
@@ -417,6 +419,39 @@ const cases: Case[] = [
     linear: true,
     build: (g, [x]) => g.addNode('ReduceSum', [x as string, int64(g, [1])], { keepdims: 1 })[0] as string,
   },
+  {
+    name: 'Gather of one token along axis 1 (a class token)',
+    inputs: [{ name: 'x', shape: [2, 5, 3] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Gather', [x as string, g.addConstant('i', [0], [], 'int64')], { axis: 1 })[0] as string,
+  },
+  {
+    name: 'Gather with repeated and negative indices',
+    inputs: [{ name: 'x', shape: [4, 3] }],
+    linear: true,
+    build: (g, [x]) => g.addNode('Gather', [x as string, g.addConstant('i', [2, -1, 2, 0], [2, 2], 'int64')])[0] as string,
+  },
+  {
+    name: 'LayerNormalization over the last axis, scale and bias',
+    inputs: [
+      { name: 'x', shape: [2, 3, 6] },
+      { name: 'scale', shape: [6] },
+      { name: 'bias', shape: [6] },
+    ],
+    build: (g, [x, scale, bias]) =>
+      g.addNode('LayerNormalization', [x as string, scale as string, bias as string], { epsilon: { float: 1e-5 } })[0] as string,
+  },
+  {
+    name: 'LayerNormalization over the last two axes, no bias',
+    inputs: [
+      { name: 'x', shape: [2, 3, 4] },
+      { name: 'scale', shape: [3, 4] },
+    ],
+    build: (g, [x, scale]) =>
+      g.addNode('LayerNormalization', [x as string, scale as string], { axis: 1, epsilon: { float: 1e-3 } })[0] as string,
+  },
+  { name: 'Gelu', opset: 20, inputs: [{ name: 'x', shape: [3, 4] }], build: unary('Gelu') },
+  { name: 'Gelu tanh', opset: 20, inputs: [{ name: 'x', shape: [3, 4] }], build: unary('Gelu', { approximate: 'tanh' }) },
 ];
 
 async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, name: string): Promise<Float32Array> {

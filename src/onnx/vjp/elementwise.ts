@@ -1,4 +1,4 @@
-import { floatAttr, intAttr } from '../graph.js';
+import { floatAttr, intAttr, stringAttr } from '../graph.js';
 import type { NodeProto } from '../proto.js';
 import { unsupported, type VjpContext } from './context.js';
 import type { VjpRule } from './rule.js';
@@ -114,6 +114,30 @@ export const erf = unary((ctx, x, _y, dy) =>
   ctx.op('Mul', [dy, ctx.op('Mul', [ctx.op('Exp', [ctx.op('Neg', [ctx.op('Mul', [x, x])])]), ctx.float(2 / Math.sqrt(Math.PI))])]),
 );
 
+/**
+ * Gelu (opset 20): exact, y = x Phi(x), y' = Phi(x) + x phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 and
+ * phi(x) = exp(-x^2 / 2) / sqrt(2 pi); `approximate="tanh"`, y = x (1 + t) / 2 with t = tanh(u),
+ * u = sqrt(2 / pi) (x + 0.044715 x^3), y' = (1 + t) / 2 + x (1 - t^2) sqrt(2 / pi) (1 + 3 0.044715 x^2) / 2.
+ */
+export const gelu = unary((ctx, x, _y, dy, node) => {
+  const half = ctx.float(0.5);
+  const xx = ctx.op('Mul', [x, x]);
+  let local: string;
+  if (stringAttr(node, 'approximate', 'none') === 'tanh') {
+    const k = Math.sqrt(2 / Math.PI);
+    const u = ctx.op('Mul', [ctx.op('Add', [x, ctx.op('Mul', [ctx.op('Mul', [xx, x]), ctx.float(0.044715)])]), ctx.float(k)]);
+    const t = ctx.op('Tanh', [u]);
+    const du = ctx.op('Mul', [ctx.op('Add', [ctx.float(1), ctx.op('Mul', [xx, ctx.float(3 * 0.044715)])]), ctx.float(k)]);
+    const dt = ctx.op('Mul', [ctx.op('Sub', [ctx.float(1), ctx.op('Mul', [t, t])]), du]);
+    local = ctx.op('Mul', [ctx.op('Add', [ctx.op('Add', [ctx.float(1), t]), ctx.op('Mul', [x, dt])]), half]);
+  } else {
+    const cdf = ctx.op('Mul', [ctx.op('Add', [ctx.float(1), ctx.op('Erf', [ctx.op('Mul', [x, ctx.float(Math.SQRT1_2)])])]), half]);
+    const pdf = ctx.op('Mul', [ctx.op('Exp', [ctx.op('Mul', [xx, ctx.float(-0.5)])]), ctx.float(1 / Math.sqrt(2 * Math.PI))]);
+    local = ctx.op('Add', [cdf, ctx.op('Mul', [x, pdf])]);
+  }
+  return ctx.op('Mul', [dy, local]);
+});
+
 // HardSigmoid: max(0, min(1, alpha x + beta)); the slope alpha inside (0, 1), zero outside.
 export const hardSigmoid = unary((ctx, _x, y, dy, node) => {
   const alpha = floatAttr(node, 'alpha', 0.2);
@@ -169,3 +193,32 @@ export const where: VjpRule = (ctx, node, [dy], wanted) => {
 export const cast: VjpRule = (_ctx, _node, [dy], wanted) => (dy && wanted[0] ? [dy] : []);
 
 export const identity: VjpRule = (_ctx, _node, [dy], wanted) => (dy && wanted[0] ? [dy] : []);
+
+/**
+ * LayerNormalization over the axes from `axis` on: y = xhat * scale + bias, xhat = (x - mean) r, r = 1 / sqrt(var + eps).
+ * dL/dx = r (g - mean(g) - xhat mean(g xhat)) with g = dy * scale, the means over the normalised axes; the statistics
+ * are recomputed (the op's optional Mean and InvStdDev outputs are rarely exported).
+ */
+export const layerNormalization: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy) return [];
+  const [x, scale, bias] = node.input as [string, string, string | undefined];
+  const rank = ctx.rank(x, node);
+  const axis = intAttr(node, 'axis', -1);
+  const first = axis < 0 ? axis + rank : axis;
+  const axes = ctx.int64(Array.from({ length: rank - first }, (_, i) => first + i));
+  const count = ctx.op('Cast', [ctx.op('ReduceProd', [ctx.dims(x, first)], { keepdims: 0 })], { to: 1 });
+  const mean = (t: string) => ctx.op('Div', [ctx.op('ReduceSum', [t, axes], { keepdims: 1 }), count]);
+  const centred = ctx.op('Sub', [x, mean(x)]);
+  const variance = mean(ctx.op('Mul', [centred, centred]));
+  const r = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.float(floatAttr(node, 'epsilon', 1e-5))])])]);
+  const xhat = ctx.op('Mul', [centred, r]);
+  const grads: (string | undefined)[] = [];
+  if (wanted[0]) {
+    const g = ctx.op('Mul', [dy, scale]);
+    const inner = ctx.op('Sub', [ctx.op('Sub', [g, mean(g)]), ctx.op('Mul', [xhat, mean(ctx.op('Mul', [g, xhat]))])]);
+    grads[0] = ctx.op('Mul', [r, inner]);
+  }
+  if (wanted[1]) grads[1] = ctx.unbroadcast(ctx.op('Mul', [dy, xhat]), scale, rank, ctx.rank(scale, node));
+  if (wanted[2] && bias) grads[2] = ctx.unbroadcast(dy, bias, rank, ctx.rank(bias, node));
+  return grads;
+};

@@ -64,6 +64,14 @@ export const slice: VjpRule = (ctx, node, [dy], wanted) => {
   return [ctx.scatterThroughIndices(x as string, dy, (iota) => ctx.op('Slice', [iota, ...rest]), false)];
 };
 
+/** Gather picks (and may repeat) slices along an axis: scatter-add the gradient back through the picked indices. */
+export const gather: VjpRule = (ctx, node, [dy], wanted) => {
+  if (!dy || !wanted[0]) return [];
+  const [x, indices] = node.input as [string, string];
+  const axis = intAttr(node, 'axis', 0);
+  return [ctx.scatterThroughIndices(x, dy, (iota) => ctx.op('Gather', [iota, indices], { axis }), true)];
+};
+
 export const pad: VjpRule = (ctx, node, [dy], wanted) => {
   if (!dy || !wanted[0]) return [];
   if (wanted.slice(1).some(Boolean)) throw unsupported(node, 'its pads depend on the target');
