@@ -216,7 +216,7 @@ function shapeLength(
     case 'Slice': {
       const size = length(0);
       const [starts, ends, axes, steps] = [1, 2, 3, 4].map((i) => (inputs[i] ? graph.constantValues(inputs[i] as string) : undefined));
-      if (size === undefined || !starts || !ends || (axes && axes.some((a) => a !== 0 && a !== -1))) return undefined;
+      if (size === undefined || !starts || !ends || axes?.some((a) => a !== 0 && a !== -1)) return undefined;
       const step = steps?.[0] ?? 1;
       const clamp = (v: number, low: number, high: number) => Math.min(Math.max(v < 0 ? v + size : v, low), high);
       const start = clamp(starts[0] as number, step > 0 ? 0 : -1, step > 0 ? size : size - 1);
