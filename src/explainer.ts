@@ -21,7 +21,7 @@ import type {
 } from './methods/method.js';
 import { noiseTunnel } from './methods/noise-tunnel.js';
 import { DEFAULT_METHOD, type MethodOptions, methodByName } from './methods/registry.js';
-import { checkOutput, detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
+import { checkOutput, checkSizes, detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
 import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
@@ -245,7 +245,7 @@ export class Explainer {
       if (!this.profileValue.layerView)
         this.profileValue = {
           ...this.profileValue,
-          layerView: detectLayerView(this.graph, this.layer.tensor, target.activation.shape.length),
+          layerView: detectLayerView(this.graph, this.layer.tensor, target.activation.shape),
         };
       const view = this.profileValue.layerView as LayerView;
       if (view.kind === 'nchw') return pass;
@@ -386,12 +386,16 @@ export class Explainer {
     });
   }
 
-  /** Refuses a run whose largest pass would need more memory than the budget allows (estimated from the graph). */
+  /**
+   * Refuses a run at input sizes the model does not compute right at (`checkSizes`), or whose largest pass would need
+   * more memory than the budget allows (estimated from the graph).
+   */
   private checkMemory(method: SaliencyMethod<object>, options: ExplainOptions, inputs: FloatArray[]): void {
-    if (this.config.memoryBudget === undefined) return;
     const [, channels, height, width] = (inputs[0] as FloatArray).shape as [number, number, number, number];
     const scales = method.multiResolution || (options as { multiScale?: boolean }).multiScale;
     const resolutions = (options as { resolutions?: readonly number[] }).resolutions ?? this.profileValue.resolutions;
+    checkSizes(this.profileValue, scales ? resolutions : [height, width]);
+    if (this.config.memoryBudget === undefined) return;
     const size = scales ? Math.max(...resolutions) : Math.max(height, width);
     const mapSize = scales ? (resolutions[0] as number) : Math.max(height, width);
     checkMemory(estimatePeakBytes(this.graph, { channels, size, mapSize }), this.config.memoryBudget, size);
@@ -417,6 +421,7 @@ export class Explainer {
   /** The model's default output (a classifier's logits) for one image, resized (bicubic, as CAMERAS does) to `size` first when given. */
   async logits(input: FloatArray, size?: number): Promise<Float32Array> {
     validateImageTensor(input, this.inputChannels);
+    checkSizes(this.profileValue, size === undefined ? input.shape.slice(2) : [size]);
     const session = this.layerSessionValue as GradientSession;
     return ((await session.outputs([size === undefined ? input : resizeInput(input, size)]))[0] as FloatArray).data;
   }

@@ -336,7 +336,10 @@ describe('cameras explain', () => {
     const layers = await cameras(['layers', '--model', model]);
     assert.equal(layers.code, 0, layers.stderr);
     assert.match(layers.stdout, /shape at 64 px/);
-    assert.match(layers.stdout, /no default layer \(no global pooling before the head\): pass one of these to explain with --layer/);
+    assert.match(
+      layers.stdout,
+      /no default layer \(no global pooling before the head, no transformer blocks\): pass one of these to explain with --layer/,
+    );
   });
 
   it("refuses a size the model cannot take in one line, without ONNX Runtime's own log", () =>

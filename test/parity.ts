@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GradientSession } from '../src/engine/gradient-session.js';
+import { type LayerView, viewAsNchw } from '../src/engine/layer-view.js';
 import { resizeInput } from '../src/engine/resize.js';
 import type { Target } from '../src/engine/scores.js';
 import { Explainer } from '../src/explainer.js';
@@ -59,6 +60,7 @@ export async function cancellation(
   classIndex: number | null,
   target: Target | undefined,
   used: number[],
+  view: LayerView = { kind: 'nchw' },
 ): Promise<number> {
   const first = used[0] as number;
   const [, , size] = input.shape as [number, number, number];
@@ -66,8 +68,9 @@ export async function cancellation(
   const absolute = [];
   for (const r of used) {
     const pass = (await session.run(r === size ? input : resizeInput(input, r), classIndex, target)).targets[0];
-    const activation = pass?.activation as FloatArray;
-    const gradient = pass?.gradient as FloatArray;
+    // The layer as the methods read it ([N, C, H, W]: a transformer's tokens on their grid).
+    const activation = viewAsNchw(view, pass?.activation as FloatArray, r, r);
+    const gradient = viewAsNchw(view, pass?.gradient as FloatArray, r, r);
     signed.push({ activation, gradient });
     const abs = (t: FloatArray) => ({ data: t.data.map(Math.abs), shape: t.shape });
     absolute.push({ activation: abs(activation), gradient: abs(gradient) });

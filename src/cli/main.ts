@@ -77,7 +77,7 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
       op: l.opType,
       shape,
       // How a map is read from it: as it is, channels last, or tokens on the patch grid.
-      view: shape && shape.length >= 3 ? layerViewName(profile.layerView ?? detectLayerView(graph, l.tensor, shape.length)) : null,
+      view: shape && shape.length >= 3 ? layerViewName(profile.layerView ?? detectLayerView(graph, l.tensor, shape)) : null,
       default: l.tensor === fallback?.tensor && l.name === fallback?.name,
     };
   });
@@ -93,7 +93,10 @@ async function layersCommand(flags: { model: string; weights?: string; json?: bo
       `${r.name.padEnd(width)}  ${shape.padEnd(20)} ${(r.view ?? '-').padEnd(7)} ${r.op.padEnd(9)} ${r.tensor}${r.default ? '   (default)' : ''}\n`,
     );
   }
-  if (!fallback) process.stdout.write('no default layer (no global pooling before the head): pass one of these to explain with --layer\n');
+  if (!fallback)
+    process.stdout.write(
+      'no default layer (no global pooling before the head, no transformer blocks): pass one of these to explain with --layer\n',
+    );
   const outputs = profile.outputs.map(
     (o) =>
       `${o.name} [${(o.shape ?? []).map((d) => (d < 0 ? '?' : d)).join(', ')}]${o.name === profile.output ? ' (explained by default)' : ''}`,

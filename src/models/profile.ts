@@ -2,6 +2,8 @@ import type { LayerView } from '../engine/layer-view.js';
 import { CamerasError } from '../errors.js';
 import { PRESETS, presetByName } from '../io/preprocess.js';
 import type { OnnxGraph } from '../onnx/graph.js';
+import { patchGrid } from '../onnx/patch.js';
+import { unshiftedWindowBlocks } from '../onnx/window-shift.js';
 import { resolutionsFor, type ZooEntry } from './zoo.js';
 
 /** One output of the model: its name and the shape it declares (-1 where dynamic). */
@@ -24,6 +26,13 @@ export interface ModelProfile {
   inputSize: number;
   /** Multi-scale methods' default square sizes (CAMERAS, CAM methods with `multiScale`); the first is the map's size. */
   resolutions: readonly number[];
+  /** The side of the patches a transformer cuts its input into (its patch embedding's kernel and stride), if any. */
+  patch?: number;
+  /**
+   * Where the graph computes the model at one input size only: the Swin blocks whose window shifts the exporter froze
+   * at its traced size (`unshiftedWindowBlocks`). Such a model is explained at its input size alone.
+   */
+  frozenShifts?: readonly string[];
   /** Class names by index, when known. */
   labels?: readonly string[];
   /** True where the labels are assumed (ImageNet's for a plain 1000-class model), not declared. */
@@ -74,6 +83,8 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
   const inputSize = declared.inputSize ?? (side !== undefined && side > 0 ? side : (PRESETS[preprocess]?.size ?? 224));
   if (!Number.isInteger(inputSize) || inputSize < 8)
     throw new CamerasError(`input size ${inputSize} is not an integer of at least 8 pixels; give the size the model was trained at`);
+  const patch = declared.patch ?? patchGrid(graph)?.patch;
+  const frozen = unshiftedWindowBlocks(graph);
   const outputs = graph.outputNames.map((name) => ({ name, shape: graph.declaredShape(name) }));
   const first = graph.outputNames[0];
   if (!first) throw new CamerasError('the model has no outputs; export it again');
@@ -82,7 +93,9 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
     name: declared.name ?? source,
     preprocess,
     inputSize,
-    resolutions: declared.resolutions ?? resolutionsFor(inputSize),
+    resolutions: declared.resolutions ?? (frozen.length > 0 ? [inputSize] : resolutionsFor(inputSize, patch)),
+    ...(patch ? { patch } : {}),
+    ...(frozen.length > 0 ? { frozenShifts: frozen } : {}),
     ...(declared.labels ? { labels: declared.labels, ...(declared.labelsAssumed ? { labelsAssumed: true } : {}) } : {}),
     ...(declared.layer ? { layer: declared.layer } : {}),
     ...(declared.layerView ? { layerView: declared.layerView } : {}),
@@ -99,15 +112,31 @@ export function checkOutput(outputs: readonly ModelOutput[], name: string): stri
 }
 
 /**
- * The layer view a layer tensor of rank `rank` has where none is declared: tokens for rank 3 (a transformer's
- * `[N, T, C]`); channels-last for rank 4 where the graph makes the tensor so (a Transpose to `[0, 2, 3, 1]`, or a
- * LayerNormalization over the last axis, as Swin's blocks); else NCHW.
+ * The layer view of a layer tensor of shape `shape` (at a square input) where none is declared: tokens for rank 3
+ * (a transformer's `[N, T, C]`); channels-last for rank 4 where the graph makes the tensor so (a Transpose to
+ * `[0, 2, 3, 1]`, or a LayerNormalization over the last axis, as Swin's norms) or, failing that, where the shape
+ * says so (`[N, s, s, C]` with `C != s`: a Swin block's residual sum); else NCHW.
  */
-export function detectLayerView(graph: OnnxGraph, tensor: string, rank: number): LayerView {
+export function detectLayerView(graph: OnnxGraph, tensor: string, shape: readonly number[]): LayerView {
+  const rank = shape.length;
   if (rank === 3) return { kind: 'tokens' };
   const made = graph.producers.get(tensor)?.node;
   const perm = made?.opType === 'Transpose' ? made.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) : undefined;
   const axis = made?.opType === 'LayerNormalization' ? Number(made.attribute?.find((a) => a.name === 'axis')?.i ?? -1) : undefined;
   if (rank === 4 && (perm?.join(',') === '0,2,3,1' || axis === -1 || axis === 3)) return { kind: 'nhwc' };
+  if (rank === 4 && perm === undefined && shape[1] === shape[2] && shape[3] !== shape[1] && shape[2] !== shape[3]) return { kind: 'nhwc' };
   return { kind: 'nchw' };
+}
+
+/**
+ * Refuses input sides a model does not compute right at: a Swin export whose window shifts were frozen at its traced
+ * size (`frozenShifts`) runs at other sizes but computes another function there.
+ */
+export function checkSizes(profile: ModelProfile, sizes: readonly number[]): void {
+  if (!profile.frozenShifts) return;
+  const other = sizes.find((size) => size !== profile.inputSize);
+  if (other === undefined) return;
+  throw new CamerasError(
+    `${profile.name} computes another function at ${other} px than at ${profile.inputSize} px: its export froze the window shifts of ${profile.frozenShifts.join(', ')} at the traced size (torchvision's Swin decides them from the feature size in Python); explain it at ${profile.inputSize} px (--resolutions ${profile.inputSize}), or export it once per input size and explain each`,
+  );
 }

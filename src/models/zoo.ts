@@ -130,9 +130,14 @@ export function zooEntry(name: string): ZooEntry | undefined {
   return [...ZOO, ...TORCHVISION, ...ONLINE].find((e) => e.name === name);
 }
 
-/** Scales for CAMERAS from a model's input side: its size and 7 more, 100 px apart (the paper's 224..924). */
-export function resolutionsFor(inputSize: number): number[] {
-  return Array.from({ length: 8 }, (_, i) => inputSize + 100 * i);
+/**
+ * Scales for CAMERAS from a model's input side: its size and 7 more, 100 px apart (the paper's 224..924); for a
+ * model that cuts its input into `patch` x `patch` patches (a ViT), the step is the multiple of the patch nearest
+ * 100 px, so every scale is a whole grid of patches (patch 16: 224, 320, ..., 896).
+ */
+export function resolutionsFor(inputSize: number, patch?: number): number[] {
+  const step = patch && patch > 1 ? patch * Math.max(1, Math.round(100 / patch)) : 100;
+  return Array.from({ length: 8 }, (_, i) => inputSize + step * i);
 }
 
 /** A class by index ("3") or by label, case-insensitively ("tabby cat"); undefined when no label matches. */

@@ -1,6 +1,7 @@
 import { CamerasError, ExitCode } from '../errors.js';
 import { OnnxGraph } from './graph.js';
 import { raiseOpset } from './opset.js';
+import { resamplePositionEmbeddings } from './position-embedding.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { inferRanks } from './ranks.js';
 import { inferShapes } from './shapes.js';
@@ -175,6 +176,8 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   const input = graph.inputNames[0];
   if (!input) throw new CamerasError('the model has no input; export it again');
   const exportedSize = relaxInputShape(graph, input);
+  // A ViT's learnt position embedding follows the input's patch grid, so it runs at every scale.
+  resamplePositionEmbeddings(graph);
   const logits = logitsOf(graph, options.output);
   for (const target of options.targets) {
     if (!graph.producers.has(target) && !graph.inputNames.includes(target)) {

@@ -118,16 +118,42 @@ export function resolveLayer(graph: OnnxGraph, spec: string): Layer {
 
 const SPATIAL_POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'AveragePool']);
 
+/** Module names of a transformer block's first norm: torchvision's ViT (`ln_1`), Swin and timm (`norm1`), Hugging Face. */
+const FIRST_BLOCK_NORM = /(^|\.)(ln_1|norm1|layernorm_before|ln1)$/;
+
 /**
- * The default target: the input of the last global pooling (or flatten) before the classifier head,
- * named by its module when scopes exist. That is where CAM methods look (torchvision's `layer4`).
+ * A transformer's default target: its last block's first LayerNorm, where pytorch-grad-cam points CAMs at ViTs and
+ * Swins (the final block's output reaches the head through the class token alone, so its other tokens' gradients
+ * are zero). Block norms are the LayerNormalizations fed by the residual stream (their input also feeds a residual
+ * Add); the last one named as a first norm, else the second to last (each block has two).
+ */
+function transformerLayer(graph: OnnxGraph): Layer | undefined {
+  const blockNorms = graph.nodes.filter(
+    (node) => node.opType === 'LayerNormalization' && (graph.consumers.get(node.input?.[0] ?? '') ?? []).some((c) => c.opType === 'Add'),
+  );
+  if (blockNorms.length < 2) return undefined;
+  const named = blockNorms.filter((node) => FIRST_BLOCK_NORM.test(modulePath(node.name ?? '') ?? ''));
+  const norm = named.at(-1) ?? blockNorms.at(-2);
+  const tensor = norm?.output?.[0];
+  if (!norm || !tensor) return undefined;
+  const path = modulePath(norm.name ?? '');
+  const layer = path ? moduleOutput(graph, path, nodePaths(graph)) : undefined;
+  return layer?.tensor === tensor ? layer : { name: tensor, tensor, opType: 'LayerNormalization' };
+}
+
+/**
+ * The default target: a transformer's last block's first norm (see `transformerLayer`); else the input of the last
+ * global pooling (or flatten) before the classifier head, named by its module when scopes exist. That is where CAM
+ * methods look (torchvision's `layer4`).
  */
 export function defaultLayer(graph: OnnxGraph): Layer {
+  const transformer = transformerLayer(graph);
+  if (transformer) return transformer;
   const reversed = [...graph.nodes].reverse();
   const pool = reversed.find((n) => SPATIAL_POOLING.has(n.opType ?? '')) ?? reversed.find((n) => n.opType === 'Flatten');
   const tensor = pool?.input?.[0];
   if (!tensor || !graph.producers.has(tensor)) {
-    throw new CamerasError('cannot find a default target layer (no global pooling before the head); pass --layer');
+    throw new CamerasError('cannot find a default target layer (no global pooling before the head, no transformer blocks); pass --layer');
   }
   const producer = graph.producers.get(tensor)?.node as NodeProto;
   const path = modulePath(producer.name ?? '');

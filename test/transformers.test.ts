@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { GradientSession } from '../src/engine/gradient-session.js';
+import { resizeInput } from '../src/engine/resize.js';
+import { Explainer } from '../src/explainer.js';
+import type { FloatArray } from '../src/io/npy.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
+import { bytes, difference, FIXTURES, npy } from './helpers.js';
+import { cancellation, float32Bound } from './parity.js';
+
+/**
+ * Vision Transformers as torch.onnx.export writes them (test/fixtures/transformers, scripts/make_transformer_fixture.py):
+ * torchvision's ViT (patch 16) and Swin (patch 4, windows 7), small and seeded. Their logits against PyTorch's at the
+ * traced size and another, every CAM method against pytorch-grad-cam with its reshape transforms, and CAMERAS against
+ * the authors' algorithm run in PyTorch float64, the ViT's position embedding resampled per scale by torchvision.
+ */
+const FOLDER = resolve(FIXTURES, 'transformers');
+const INPUTS = resolve(FIXTURES, 'mini_resnet');
+interface Fixture {
+  logits: Record<string, string>;
+  baselines: { model: string; input: string; layer: string; class: number; method: string; map: string; float64: string }[];
+  cases: {
+    name: string;
+    model: string;
+    input: string;
+    class: number | null;
+    resolutions: number[];
+    layer: string;
+    classPerResolution: Record<string, number>;
+    probPerResolution: Record<string, number>;
+    map: string;
+    float32: string;
+  }[];
+}
+const fixture = JSON.parse(readFileSync(resolve(FOLDER, 'cases.json'), 'utf8')) as Fixture;
+const DEFAULTS: Record<string, { layer: string; view: string; patch: number; resolutions: number[] }> = {
+  vit: { layer: 'encoder.layers.encoder_layer_1.ln_1', view: 'tokens', patch: 16, resolutions: [224, 320, 416, 512, 608, 704, 800, 896] },
+  swin: { layer: 'features.3.1.norm1', view: 'nhwc', patch: 4, resolutions: [224, 324, 424, 524, 624, 724, 824, 924] },
+};
+
+/** The bound on max |ours - pytorch-grad-cam| per method on these maps (the CNN suite's, test/baselines.test.ts). */
+const BOUNDS: Record<string, number> = {
+  gradcam: 1.5e-5,
+  gradcampp: 1.1e-5,
+  hirescam: 1.4e-5,
+  xgradcam: 2e-5,
+  layercam: 1.5e-5,
+  eigencam: 7.5e-6,
+  scorecam: 1.4e-5,
+};
+
+const explainers = new Map<string, Promise<Explainer>>();
+function explainer(model: string): Promise<Explainer> {
+  let found = explainers.get(model);
+  if (!found) {
+    found = Explainer.create(ort, { model: new Uint8Array(readFileSync(resolve(FOLDER, `${model}.onnx`))), threads: 2 });
+    explainers.set(model, found);
+  }
+  return found;
+}
+after(async () => {
+  for (const e of explainers.values()) await (await e).dispose();
+});
+
+/**
+ * What pytorch-grad-cam makes of a raw map, without its resize: ReLU, then `scale_cam_image` (minus the minimum,
+ * over 1e-7 plus the maximum) once per layer and once more after averaging the layers. The 1e-7 matters on
+ * transformers, whose raw maps can be 1e-3 small; the second pass takes most of it back out.
+ */
+function scaleCam(raw: ArrayLike<number>): Float64Array {
+  const scale = (cam: Float64Array) => {
+    const low = Math.min(...cam);
+    const shifted = cam.map((v) => v - low);
+    const high = Math.max(...shifted);
+    return shifted.map((v) => v / (1e-7 + high));
+  };
+  return scale(scale(Float64Array.from(raw, (v) => Math.max(v, 0))));
+}
+
+describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
+  for (const [model, expected] of Object.entries(DEFAULTS))
+    it(`${model}: the default layer is the last block's first norm, read as ${expected.view}; scales are whole patch grids`, async () => {
+      const e = await explainer(model);
+      assert.equal(e.layer.name, expected.layer);
+      assert.equal(e.profile.patch, expected.patch);
+      assert.deepEqual(e.profile.resolutions, expected.resolutions);
+      const result = await e.explain(npy(resolve(INPUTS, 'cat_dog.input.npy')), { method: 'gradcam', raw: true });
+      assert.equal(e.profile.layerView?.kind, expected.view);
+      assert.ok(!result.empty && result.map.some((v) => v > 0 && v < 1), 'a map with structure');
+    });
+
+  for (const model of ['vit', 'swin'])
+    it(`${model}: ONNX Runtime computes PyTorch's logits at the traced 224 px and at 320 px`, async () => {
+      const e = await explainer(model);
+      const input = npy(resolve(INPUTS, 'cat_dog.input.npy'));
+      for (const size of [224, 320]) {
+        const ours = await e.logits(input, size);
+        const theirs = npy(resolve(FOLDER, fixture.logits[`${model}.${size}`] as string)).data;
+        const d = difference(ours, theirs);
+        assert.ok(d.max <= 1e-4 * Math.max(1, d.scale), `${size} px: max |ours - PyTorch| = ${d.max}`);
+      }
+    });
+
+  it('a Swin export whose window shifts were frozen at its traced size is explained at that size only, and says why', async () => {
+    const input = npy(resolve(INPUTS, 'cat_dog.input.npy'));
+    // What goes wrong: at 320 px ONNX Runtime runs the graph and answers, but not what the model computes.
+    const session = await ort.InferenceSession.create(bytes(resolve(FOLDER, 'swin_baked.onnx')));
+    const at320 = await session.run({ input: new ort.Tensor('float32', resizeInput(input, 320).data, [1, 3, 320, 320]) });
+    await session.release();
+    const wrong = difference(at320.logits?.data as Float32Array, npy(resolve(FOLDER, fixture.logits['swin_baked.320'] as string)).data);
+    assert.ok(wrong.max > 1e-2, `the frozen export is off PyTorch at 320 px by ${wrong.max}`);
+    const e = await explainer('swin_baked');
+    assert.deepEqual(e.profile.frozenShifts, ['features.7.1']);
+    assert.deepEqual(e.profile.resolutions, [224], 'one scale by default');
+    const right = difference(await e.logits(input), npy(resolve(FOLDER, fixture.logits['swin_baked.224'] as string)).data);
+    assert.ok(right.max <= 1e-4, `right at 224 px: ${right.max}`);
+    assert.equal((await e.explain(input)).usedResolutions?.length, 1);
+    const refusal =
+      /computes another function at 320 px than at 224 px: its export froze the window shifts of features\.7\.1 at the traced size .*explain it at 224 px \(--resolutions 224\), or export it once per input size/;
+    await assert.rejects(e.explain(input, { resolutions: [224, 320] }), refusal);
+    await assert.rejects(e.logits(input, 320), refusal);
+    await assert.rejects(e.explain(resizeInput(input, 320), { method: 'gradcam' }), /another function at 320 px/);
+  });
+
+  for (const b of fixture.baselines)
+    it(`${b.model}: ${b.method} ${b.input.split('.')[0]} class ${b.class} equals pytorch-grad-cam`, async () => {
+      const e = await explainer(b.model);
+      const result = await e.explain(npy(resolve(INPUTS, b.input)), { method: b.method, classIndex: b.class, raw: true });
+      const exact = npy(resolve(FOLDER, b.float64));
+      const raw = result.raw as { data: ArrayLike<number>; height: number; width: number };
+      assert.deepEqual([raw.height, raw.width], exact.shape.slice(-2), "the layer's grid");
+      // Judged against pytorch-grad-cam on the float64 model, with its float32 run's own error beside ours.
+      const ours = difference(scaleCam(raw.data), exact.data);
+      const pytorch = difference(npy(resolve(FOLDER, b.map)).data, exact.data);
+      const bound = Math.max(BOUNDS[b.method] as number, 1.01 * pytorch.max);
+      assert.ok(ours.max <= bound, `max |ours - exact| = ${ours.max}; bound ${bound}; pytorch-grad-cam float32's own ${pytorch.max}`);
+    });
+
+  for (const c of fixture.cases)
+    it(`${c.name}: CAMERAS equals the authors' algorithm (float64) at ${c.resolutions.join(', ')} px`, async () => {
+      const e = await explainer(c.model);
+      assert.equal(e.layer.name, c.layer);
+      const input: FloatArray = npy(resolve(INPUTS, c.input));
+      const result = await e.explain(input, { classIndex: c.class, resolutions: c.resolutions });
+      assert.deepEqual(result.classPerResolution, c.classPerResolution, 'class per resolution');
+      for (const [r, p] of Object.entries(c.probPerResolution))
+        assert.ok(Math.abs((result.probPerResolution?.[r] as number) - p) < 1e-5, `probability at ${r} px`);
+      const exact = npy(resolve(FOLDER, c.map)).data;
+      const ours = difference(result.map, exact);
+      const pytorch = difference(npy(resolve(FOLDER, c.float32)).data, exact);
+      // The classifier suite's bound (test/parity.ts): float32 on any kernel, from the map's cancellation kappa.
+      let kappa = 1;
+      if (ours.max > float32Bound(1, pytorch.max)) {
+        const session = await GradientSession.create(
+          ort,
+          OnnxGraph.fromBytes(bytes(resolve(FOLDER, `${c.model}.onnx`))),
+          [e.layer.tensor],
+          {
+            threads: 2,
+          },
+        );
+        kappa = await cancellation(session, input, result.classIndex as number, undefined, result.usedResolutions, e.profile.layerView);
+        await session.dispose();
+      }
+      const bound = float32Bound(kappa, pytorch.max);
+      assert.ok(
+        ours.max <= bound,
+        `max |map - exact| = ${ours.max}; bound ${bound} (kappa ${kappa.toFixed(1)}); PyTorch float32's own ${pytorch.max}`,
+      );
+    });
+});
