@@ -1,7 +1,7 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
-import { type LayerView, viewAsNchw, viewBack } from './engine/layer-view.js';
+import { type LayerView, tokenGrid, viewAsNchw, viewBack } from './engine/layer-view.js';
 import { checkMemory, estimatePeakBytes } from './engine/memory.js';
 import { resizeInput } from './engine/resize.js';
 import { type OrtRuntime, ortSessionOptions, type SessionCache } from './engine/runtime.js';
@@ -11,6 +11,7 @@ import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
 import { type PreprocessPreset, preprocess, presetByName, type RgbImage } from './io/preprocess.js';
 import type {
+  AttentionRunner,
   CommonOptions,
   ExplainResult,
   MethodContext,
@@ -22,6 +23,7 @@ import type {
 import { noiseTunnel } from './methods/noise-tunnel.js';
 import { DEFAULT_METHOD, type MethodOptions, methodByName } from './methods/registry.js';
 import { checkOutput, checkSizes, detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
+import { attentionMaps } from './onnx/attention.js';
 import { logitsOf } from './onnx/autodiff.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
@@ -217,12 +219,13 @@ export class Explainer {
    * forward passes) back from `output`, with the explainer's threads, ONNX Runtime options, MaxPool rule and cache.
    */
   private session(
-    tensor: string,
+    tensor: string | string[],
     output: string,
     source: { bytes: Uint8Array | (() => Promise<Uint8Array>) | undefined } = { bytes: this.modelBytes() },
   ): Promise<GradientSession> {
-    return built(this.sessions, `${tensor}\u0000${output}`, () =>
-      GradientSession.create(this.runtime, this.graph, [tensor], {
+    const tensors = typeof tensor === 'string' ? [tensor] : tensor;
+    return built(this.sessions, `${tensors.join('\u0001')}\u0000${output}`, () =>
+      GradientSession.create(this.runtime, this.graph, tensors, {
         threads: this.config.threads,
         runtimeOptions: this.config.sessionOptions,
         modelBytes: source.bytes,
@@ -303,6 +306,47 @@ export class Explainer {
       },
       fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
       resolutions: this.profileValue.resolutions,
+      attention: async () => this.attention(output),
+    };
+  }
+
+  /** Passes that return each block's attention probabilities `[heads, T, T]` and their gradients, for `output`. */
+  private async attention(output: string): Promise<AttentionRunner> {
+    const maps = attentionMaps(this.graph);
+    if (maps.length === 0)
+      throw new CamerasError(
+        `${this.config.source ?? 'the model'} has no attention (no Softmax weighting values after a query-key product); attention methods explain transformers: use a CAM method or cameras`,
+      );
+    const session = await this.session(maps, output);
+    const view = this.profileValue.layerView;
+    return {
+      run: async (input, classIndex, target) => {
+        const pass = await session.run(input, classIndex, target);
+        const [, , height, width] = input.shape as [number, number, number, number];
+        const blocks = pass.targets.map(({ activation, gradient }) => {
+          const shape = gradient.shape;
+          const tokens = shape[shape.length - 1] as number;
+          const heads = gradient.data.length / (tokens * tokens);
+          return {
+            attention: { data: (activation as FloatArray).data, shape: [heads, tokens, tokens] },
+            gradient: { data: gradient.data, shape: [heads, tokens, tokens] },
+          };
+        });
+        const tokens = blocks.map((b) => b.attention.shape[2] as number);
+        const count = tokens[0] as number;
+        const prefix = view?.kind === 'tokens' ? view.prefix : undefined;
+        const grid = (() => {
+          try {
+            if (tokens.some((t) => t !== count)) throw new CamerasError('blocks attend over different token counts');
+            return tokenGrid({ prefix, patch: this.profileValue.patch }, count, height, width);
+          } catch {
+            throw new CamerasError(
+              `the model's attention is not global over the image's patches (maps of ${[...new Set(tokens)].join(', ')} tokens for a ${height} x ${width} input: windowed, as Swin's); attention methods explain ViT and DeiT: use a CAM method or cameras`,
+            );
+          }
+        })();
+        return { output: pass.output, blocks, grid };
+      },
     };
   }
 
@@ -340,7 +384,11 @@ export class Explainer {
     const context = await this.context(output);
     const classes = (await this.session(this.layer.tensor, output)).classCount;
     const target = options.target;
-    if (isOutputTarget(target) && !target.gradient && method.needs.some((n) => n === 'layer-gradient' || n === 'input-gradient'))
+    if (
+      isOutputTarget(target) &&
+      !target.gradient &&
+      method.needs.some((n) => n === 'layer-gradient' || n === 'input-gradient' || n === 'attention-gradient')
+    )
       throw new CamerasError(
         `method '${method.name}' follows the target's gradient; give the target a 'gradient' function (or use a method that only scores it: scorecam, ablationcam)`,
       );

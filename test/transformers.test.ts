@@ -34,6 +34,7 @@ interface Fixture {
     map: string;
     float32: string;
   }[];
+  attention: { input: string; class: number; method: string; options: Record<string, unknown>; map: string; float64: string }[];
 }
 const fixture = JSON.parse(readFileSync(resolve(FOLDER, 'cases.json'), 'utf8')) as Fixture;
 const DEFAULTS: Record<string, { layer: string; view: string; patch: number; resolutions: number[] }> = {
@@ -171,4 +172,32 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
         `max |map - exact| = ${ours.max}; bound ${bound} (kappa ${kappa.toFixed(1)}); PyTorch float32's own ${pytorch.max}`,
       );
     });
+
+  for (const a of fixture.attention)
+    it(`vit: ${a.method} ${JSON.stringify(a.options)} on ${a.input.split('.')[0]} equals its authors' code (float64), class ${a.class}`, async () => {
+      const e = await explainer('vit');
+      const classIndex = a.method === 'chefer' ? a.class : null;
+      const result = await e.explain(npy(resolve(INPUTS, a.input)), { method: a.method, classIndex, raw: true, ...a.options });
+      assert.equal(result.classIndex, a.class);
+      const raw = result.raw as { data: Float64Array; height: number; width: number };
+      assert.deepEqual([raw.height, raw.width], [14, 14], 'the patch grid');
+      // vit-explain's rollout returns the class token's row over its maximum; Chefer's code the row itself.
+      const max = Math.max(...raw.data);
+      const grid = a.method === 'rollout' ? raw.data.map((v) => v / max) : raw.data;
+      const exact = npy(resolve(FOLDER, a.float64)).data;
+      const ours = difference(grid, exact);
+      const pytorch = difference(npy(resolve(FOLDER, a.map)).data, exact);
+      // Twice the reference's own float32 error, or 1e-5 of the map's range (float32 differs by kernel: AVX2, AVX-512).
+      const bound = Math.max(2 * pytorch.max, 1e-5 * Math.max(...exact));
+      assert.ok(ours.max <= bound, `max |ours - exact| = ${ours.max}; bound ${bound}; the reference's float32 run's own ${pytorch.max}`);
+      assert.equal(result.map.length, 224 * 224);
+    });
+
+  it('attention methods refuse windowed attention (Swin) and models without attention, in one line', async () => {
+    const input = npy(resolve(INPUTS, 'cat_dog.input.npy'));
+    await assert.rejects((await explainer('swin')).explain(input, { method: 'rollout' }), /not global over the image's patches.*Swin/);
+    const cnn = await Explainer.create(ort, { model: bytes(resolve(FIXTURES, 'torch', 'dynamic_gap.onnx')), threads: 2 });
+    await assert.rejects(cnn.explain(input, { method: 'chefer' }), /has no attention .*use a CAM method or cameras/);
+    await cnn.dispose();
+  });
 });

@@ -15,6 +15,7 @@ import { expandImages } from '../jobs/inputs.js';
 import type { EigenSign } from '../methods/eigencam.js';
 import type { ExplainResult } from '../methods/method.js';
 import { DEFAULT_METHOD, methodByName } from '../methods/registry.js';
+import type { HeadFusion } from '../methods/rollout.js';
 import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
@@ -30,6 +31,8 @@ export interface ExplainFlags {
   smooth?: number;
   postprocess?: CamPostprocess;
   eigenSign?: EigenSign;
+  headFusion?: HeadFusion;
+  discardRatio?: number;
   multiScale?: boolean;
   models?: string[];
   weights?: string;
@@ -122,6 +125,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   postprocess: '--postprocess',
   multiScale: '--multi-scale',
   eigenSign: '--eigen-sign',
+  headFusion: '--head-fusion',
+  discardRatio: '--discard-ratio',
   samples: '--samples',
   noise: '--noise',
   seed: '--seed',
@@ -156,6 +161,8 @@ function methodOptions(flags: ExplainFlags, target: Target | undefined): Explain
     ...(flags.smooth === undefined ? noise : { smooth: { samples: flags.smooth, ...noise } }),
     postprocess: flags.postprocess,
     eigenSign: flags.eigenSign,
+    headFusion: flags.headFusion,
+    discardRatio: flags.discardRatio,
     multiScale: flags.multiScale,
     resolutions: flags.resolutions,
     perScale: flags.scales,
@@ -336,7 +343,7 @@ function report(
         ? result.target
         : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
     lines.push(
-      `${many ? `${path}: ` : ''}${what} at layer ${model.layer.name}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`}${smoothed} in ${seconds.toFixed(2)} s`,
+      `${many ? `${path}: ` : ''}${what} ${methodByName(result.method).needs.some((n) => n.startsWith('attention')) ? 'through the attention blocks' : `at layer ${model.layer.name}`}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`}${smoothed} in ${seconds.toFixed(2)} s`,
     );
     if (result.empty) lines.push('the map is empty: no region raises this class at this layer (all zero after ReLU)');
   }

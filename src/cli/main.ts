@@ -28,6 +28,7 @@ import {
   parseCount,
   parseCountUpTo,
   parseDepths,
+  parseFractionBelow1,
   parseFractionUpTo,
   parseList,
   parsePixels,
@@ -160,6 +161,14 @@ export async function buildProgram(): Promise<Command> {
       '--eigen-sign <sign>',
       "eigencam: the singular vector's sign as numpy gives it (default at one scale: equal to pytorch-grad-cam) or along the mean activation (default with --multi-scale)",
     ).choices(['numpy', 'activation']),
+    new Option('--head-fusion <fusion>', "rollout: how each block's attention heads are fused (default max)").choices([
+      'mean',
+      'max',
+      'min',
+    ]),
+    new Option('--discard-ratio <fraction>', "rollout: the fraction of each block's smallest attentions dropped (default 0.9)").argParser(
+      parseFractionBelow1,
+    ),
     new Option('--samples <n>', `smoothgrad: noisy copies (25); integrated_gradients: steps (64); at most ${MAX_SAMPLES}`).argParser(
       parseCountUpTo(MAX_SAMPLES),
     ),

@@ -45,6 +45,13 @@ export function parseFraction(value: string): number {
   return v;
 }
 
+/** A fraction at least 0 and below 1 (rollout's discard ratio). */
+export function parseFractionBelow1(value: string): number {
+  const v = Number(value);
+  if (!(v >= 0 && v < 1)) throw new InvalidArgumentError('expected a fraction, at least 0 and below 1 (e.g. 0.9)');
+  return v;
+}
+
 /** A positive number in pixel units (the image in [0, 1]); "8/255" reads as 8 / 255, "1e-3" as 0.001. */
 export function parsePixels(value: string): number {
   const number = '(\\d+(?:\\.\\d+)?(?:e[-+]?\\d+)?)';

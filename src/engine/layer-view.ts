@@ -25,7 +25,7 @@ export function layerViewName(view: LayerView): string {
 }
 
 /** A token view's grid for an input of `height x width`: the prefix and patch that explain `count` tokens. */
-function tokenGrid(view: { prefix?: number; patch?: number }, count: number, height: number, width: number) {
+export function tokenGrid(view: { prefix?: number; patch?: number }, count: number, height: number, width: number) {
   for (const prefix of view.prefix !== undefined ? [view.prefix] : [1, 0, 2]) {
     const patches = count - prefix;
     if (patches <= 0) continue;

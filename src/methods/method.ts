@@ -31,13 +31,39 @@ export interface MethodContext {
   fuseSums(scales: FusionScale[], size: number): Promise<Float64Array>;
   /** The model's default resolutions (its profile's), for methods that run at several. */
   readonly resolutions: readonly number[];
+  /** A transformer's attention probabilities, block by block, and the target's gradients there (rollout, Chefer's method). */
+  attention(): Promise<AttentionRunner>;
+}
+
+/** One image's pass through a transformer's attention. */
+export interface AttentionPass {
+  /** The explained output `[1, ...]`. */
+  output: FloatArray;
+  /** Per block, in order: the attention probabilities `[heads, T, T]` (rows attend to columns) and d(target)/d(them). */
+  blocks: { attention: FloatArray; gradient: FloatArray }[];
+  /** Where the image's patches are among the T tokens: `prefix` class/distillation tokens, then an `h x w` grid. */
+  grid: { prefix: number; h: number; w: number };
+}
+
+/** Passes that return every block's attention (the Softmax outputs that weight the values) and its gradient. */
+export interface AttentionRunner {
+  run(input: FloatArray, classIndex: number | null, target?: Target): Promise<AttentionPass>;
 }
 
 /**
  * What a method needs from the model; shown by `cameras methods` and in the README. `layer-activation`: the layer's
- * activation alone (its gradient unused), so a function target without a `gradient` serves it.
+ * activation alone (its gradient unused), so a function target without a `gradient` serves it. `attention`: a
+ * transformer's attention probabilities (global over the patches: ViT, DeiT; not Swin's windows); `attention-gradient`:
+ * and the target's gradients there.
  */
-export type MethodNeed = 'layer-gradient' | 'layer-activation' | 'input-gradient' | 'head' | 'masked-forward';
+export type MethodNeed =
+  | 'layer-gradient'
+  | 'layer-activation'
+  | 'input-gradient'
+  | 'head'
+  | 'masked-forward'
+  | 'attention'
+  | 'attention-gradient';
 
 /** Options every method takes. */
 export interface CommonOptions {

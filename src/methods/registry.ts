@@ -1,6 +1,7 @@
 import { CamerasError } from '../errors.js';
 import { ablationcam } from './ablationcam.js';
 import { cameras } from './cameras.js';
+import { chefer } from './chefer.js';
 import { eigencam } from './eigencam.js';
 import { gradcam } from './gradcam.js';
 import { gradcamElementwise } from './gradcam-elementwise.js';
@@ -12,6 +13,7 @@ import { integratedGradients } from './integrated-gradients.js';
 import { layercam } from './layercam.js';
 import type { SaliencyMethod } from './method.js';
 import { normgrad } from './normgrad.js';
+import { rollout } from './rollout.js';
 import { scorecam } from './scorecam.js';
 import { smoothgrad } from './smoothgrad.js';
 import { xgradcam } from './xgradcam.js';
@@ -33,6 +35,8 @@ export const REGISTRY = [
   gradientXInput,
   smoothgrad,
   integratedGradients,
+  rollout,
+  chefer,
 ] as const satisfies readonly SaliencyMethod<never>[];
 
 type OptionsOf<M> = M extends SaliencyMethod<infer O> ? O : never;
