@@ -25,6 +25,7 @@ import { DEFAULT_METHOD, type MethodOptions, methodByName } from './methods/regi
 import { checkOutput, checkSizes, detectLayerView, type ModelProfile, type ProfileOverrides, resolveProfile } from './models/profile.js';
 import { attentionMaps } from './onnx/attention.js';
 import { logitsOf } from './onnx/autodiff.js';
+import { type ExternalData, inlineExternalData } from './onnx/external-data.js';
 import { OnnxGraph } from './onnx/graph.js';
 import { buildHeadModel } from './onnx/head.js';
 import { defaultLayer, type Layer, resolveLayer } from './onnx/layers.js';
@@ -70,6 +71,11 @@ export interface ExplainerConfig {
    * not hold, so a large model's weights are held once, by ONNX Runtime. `model` may then be the outline itself.
    */
   loadModel?: () => Promise<Uint8Array>;
+  /**
+   * The files a model exported with external data keeps its weights in (`model.onnx.data`), by the location the model
+   * names, or a function reading one: they are read into the model. Opening a model by its path reads them itself.
+   */
+  externalData?: ExternalData;
   /**
    * Bytes a run may take at its peak: a run whose estimate (`estimatePeakBytes`) is over it is refused before it
    * starts. Default: no limit (the Node entry point sets 75% of the machine's memory, or $CAMERAS_MEMORY_BUDGET GB).
@@ -166,7 +172,9 @@ export class Explainer {
     this.inputChannels = inputChannels;
   }
 
-  static async create(runtime: OrtRuntime, config: ExplainerConfig): Promise<Explainer> {
+  static async create(runtime: OrtRuntime, given: ExplainerConfig): Promise<Explainer> {
+    const { externalData, ...rest } = given;
+    const config = externalData ? { ...rest, model: await inlineExternalData(given.model, externalData, given.source) } : rest;
     const graph = OnnxGraph.fromBytes(config.model, config.source);
     if (config.layer !== undefined && config.layer.trim() === '')
       throw new CamerasError("the layer name is empty; give one ('cameras layers' lists them) or leave it out for the default");

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { GradientSession } from '../src/engine/gradient-session.js';
 import { resizeInput } from '../src/engine/resize.js';
 import { Explainer } from '../src/explainer.js';
+import { createExplainer } from '../src/index.js';
 import type { FloatArray } from '../src/io/npy.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
+import { onnx } from '../src/onnx/proto.js';
 import { bytes, difference, FIXTURES, npy } from './helpers.js';
 import { cancellation, float32Bound } from './parity.js';
 
@@ -199,5 +202,66 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
     const cnn = await Explainer.create(ort, { model: bytes(resolve(FIXTURES, 'torch', 'dynamic_gap.onnx')), threads: 2 });
     await assert.rejects(cnn.explain(input, { method: 'chefer' }), /has no attention .*use a CAM method or cameras/);
     await cnn.dispose();
+  });
+
+  it('a model exported with external data (model.onnx + model.onnx.data) opens by its path and from bytes with its data', async () => {
+    // Laid out as ONNX's external data format writes it: each tensor over 1 KB at a 4 KB-aligned offset of one file.
+    const model = onnx.ModelProto.decode(bytes(resolve(FOLDER, 'vit.onnx')));
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const tensor of model.graph?.initializer ?? []) {
+      const raw = tensor.rawData as Uint8Array | undefined;
+      if (!raw || raw.length <= 1024) continue;
+      const padding = (4096 - (offset % 4096)) % 4096;
+      chunks.push(new Uint8Array(padding), raw);
+      offset += padding;
+      tensor.externalData = [
+        { key: 'location', value: 'vit.onnx.data' },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(raw.length) },
+      ];
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.rawData = new Uint8Array(0);
+      offset += raw.length;
+    }
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-external-'));
+    const cacheBefore = process.env.CAMERAS_CACHE_DIR;
+    try {
+      const data = Buffer.concat(chunks);
+      const outline = onnx.ModelProto.encode(model).finish();
+      writeFileSync(join(folder, 'vit.onnx'), outline);
+      writeFileSync(join(folder, 'vit.onnx.data'), data);
+      assert.ok(outline.length < 100_000, 'the weights are in the data file');
+      const input = npy(resolve(INPUTS, 'cat_dog.input.npy'));
+      const expected = await (await explainer('vit')).explain(input, { method: 'gradcam' });
+      process.env.CAMERAS_CACHE_DIR = join(folder, 'cache');
+      const byPath = await createExplainer({ model: join(folder, 'vit.onnx'), threads: 2 });
+      assert.deepEqual((await byPath.explain(input, { method: 'gradcam' })).map, expected.map);
+      await byPath.dispose();
+      // Other weights in the data file are another model, not the cached sessions of the first.
+      writeFileSync(
+        join(folder, 'vit.onnx.data'),
+        data.map((v, i) => (i % 4 === 3 && i > data.length / 2 ? v ^ 1 : v)),
+      );
+      const changed = await createExplainer({ model: join(folder, 'vit.onnx'), threads: 2 });
+      assert.notDeepEqual((await changed.explain(input, { method: 'gradcam' })).map, expected.map);
+      await changed.dispose();
+      const fromBytes = await Explainer.create(ort, { model: outline, externalData: { 'vit.onnx.data': data }, threads: 2 });
+      assert.deepEqual((await fromBytes.explain(input, { method: 'gradcam' })).map, expected.map);
+      await fromBytes.dispose();
+      await assert.rejects(
+        Explainer.create(ort, { model: outline, threads: 2 }),
+        /keeps its weights in external data \('vit\.onnx\.data'\); open it by its path .* or give its bytes as externalData/,
+      );
+      rmSync(join(folder, 'vit.onnx.data'));
+      await assert.rejects(
+        createExplainer({ model: join(folder, 'vit.onnx'), threads: 2 }),
+        /keeps its weights in 'vit\.onnx\.data', which cannot be read \(ENOENT\); keep the data file beside the model/,
+      );
+    } finally {
+      if (cacheBefore === undefined) delete process.env.CAMERAS_CACHE_DIR;
+      else process.env.CAMERAS_CACHE_DIR = cacheBefore;
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

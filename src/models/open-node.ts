@@ -8,9 +8,9 @@ import { Explainer, type ExplainerConfig } from '../explainer.js';
 import { readMask } from '../io/image-node.js';
 import { outlineModel } from '../onnx/outline.js';
 import { mergeProfiles, type ProfileOverrides, zooProfile } from './profile.js';
-import { bytesIdentity, fileIdentity, outlineStoreFor, sessionCacheFor } from './session-cache-node.js';
+import { bytesIdentity, fileIdentity, modelFileIdentity, outlineStoreFor, sessionCacheFor } from './session-cache-node.js';
 import { classByName, type ZooEntry, zooEntry } from './zoo.js';
-import { imagenetLabels, modelFile, resolveModel } from './zoo-node.js';
+import { imagenetLabels, modelFile, resolveModel, withDataBeside } from './zoo-node.js';
 
 /** How `openExplainer` opens a model: the explainer's settings, a torchvision model's weights, profile overrides. */
 export type OpenOptions = Omit<ExplainerConfig, 'model' | 'source' | 'loadModel'> & {
@@ -34,7 +34,7 @@ export async function openExplainer(spec: string | Uint8Array, options: OpenOpti
   // Optimised sessions are cached by the model's identity: its file (path, size, time), or the weights' file for a
   // built torchvision model, else its bytes' hash.
   const weightsId = weights ? await fileIdentity(resolve(weights)) : undefined;
-  const fileId = weightsId ? `${spec}:${weightsId}` : file ? await fileIdentity(file) : undefined;
+  const fileId = weightsId ? `${spec}:${weightsId}` : file ? await modelFileIdentity(file) : undefined;
   // A model read again from its file or built again from its weights needs only its outline kept, and once cached
   // only the outline is read: VGG-16's 553 MB of weights are then held once, by ONNX Runtime.
   const again =
@@ -100,7 +100,7 @@ export function declaredProfile(spec: string, entry: ZooEntry | undefined, overr
  * was made, or its sessions would come from two different models.
  */
 async function readModelFileAgain(file: string, identity: string | undefined): Promise<Uint8Array> {
-  const changed = () => fileIdentity(file).then((now) => now !== identity);
+  const changed = () => modelFileIdentity(file).then((now) => now !== identity);
   const message = `${file} changed after it was loaded; load the model again (start the command or worker again)`;
   if (await changed()) throw new CamerasError(message);
   const bytes = await readModelFile(file);
@@ -108,15 +108,20 @@ async function readModelFileAgain(file: string, identity: string | undefined): P
   return bytes;
 }
 
-/** Reads a model file; a missing or unreadable file fails with one line. */
+/**
+ * Reads a model file, and the external data files it keeps its weights in (beside it, as exporters write them: read
+ * into the model); a missing or unreadable file fails with one line.
+ */
 export async function readModelFile(path: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
   try {
-    return new Uint8Array(await readFile(path));
+    bytes = new Uint8Array(await readFile(path));
   } catch (error) {
     throw new CamerasError(
       `cannot read model ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; check the path`,
     );
   }
+  return withDataBeside(path, bytes);
 }
 
 /** A class by index or by one of the profile's labels; an unknown one fails naming what would do. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SessionCache } from '../engine/runtime.js';
 import { writeFileAtomic } from '../io/files-node.js';
@@ -144,6 +144,19 @@ export async function fileIdentity(path: string): Promise<string | undefined> {
   const info = await stat(path).catch(() => undefined);
   // The inode and its change time too: a package install sets every file's modification time to the same 1985 date.
   return info?.isFile() ? `file:${path}:${info.size}:${info.mtimeMs}:${info.ino}:${info.ctimeMs}` : undefined;
+}
+
+/**
+ * A model file's identity with its external data's: the files beside it whose names start with its own
+ * (`vit.onnx.data`, `vit.onnx_data`), as exporters name them, so a changed data file is a changed model.
+ */
+export async function modelFileIdentity(path: string): Promise<string | undefined> {
+  const own = await fileIdentity(path);
+  if (!own) return own;
+  const name = basename(path);
+  const beside = (await readdir(dirname(path)).catch(() => [] as string[])).filter((n) => n !== name && n.startsWith(name)).sort();
+  const data = await Promise.all(beside.map((n) => fileIdentity(join(dirname(path), n))));
+  return [own, ...data.filter((d) => d !== undefined)].join('+');
 }
 
 /** Bytes' identity for the cache: their hash. */

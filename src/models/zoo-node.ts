@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CamerasError } from '../errors.js';
+import { inlineExternalData } from '../onnx/external-data.js';
 import { OnnxGraph } from '../onnx/graph.js';
 import { downloadOnce } from './download-node.js';
 import { buildInception } from './inception.js';
@@ -213,11 +214,30 @@ export async function resolveModel(spec: string, weights?: string): Promise<{ by
       `unknown model '${spec}'; give an .onnx file or one of: ${[...ZOO, ...TORCHVISION, ...ONLINE].map((e) => e.name).join(', ')} (see 'cameras models')`,
     );
   }
+  let bytes: Uint8Array;
   try {
-    return { bytes: new Uint8Array(await readFile(spec)), source: spec };
+    bytes = new Uint8Array(await readFile(spec));
   } catch (error) {
     throw new CamerasError(
       `cannot read model ${spec}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; give an .onnx file or a zoo name (see 'cameras models')`,
     );
   }
+  return { bytes: await withDataBeside(spec, bytes), source: spec };
+}
+
+/** ONNX bytes read from `path` with the external data files they name, from the model's folder, read into them. */
+export function withDataBeside(path: string, bytes: Uint8Array): Promise<Uint8Array> {
+  return inlineExternalData(
+    bytes,
+    async (location) => {
+      try {
+        return new Uint8Array(await readFile(join(dirname(path), location)));
+      } catch (error) {
+        throw new CamerasError(
+          `${path} keeps its weights in '${location}', which cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); keep the data file beside the model`,
+        );
+      }
+    },
+    path,
+  );
 }

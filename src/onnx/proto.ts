@@ -21,8 +21,11 @@ export function toNumber(value: IntLike | null | undefined): number {
   return typeof value === 'number' ? value : value.toNumber();
 }
 
-/** Parses ONNX bytes; a file that is not a valid ONNX model fails with one line naming the fix. */
-export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
+/**
+ * Parses ONNX bytes; a file that is not a valid ONNX model fails with one line naming the fix, and so does one that
+ * keeps its weights in external data files not read into it (`inlineExternalData`), unless `externalData` allows it.
+ */
+export function decodeModel(bytes: Uint8Array, source = 'model', options: { externalData?: boolean } = {}): ModelProto {
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -34,13 +37,15 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
   if (!model.graph?.node || model.graph.node.length === 0) {
     throw new CamerasError(`${source} is not a valid ONNX model (it has no graph nodes); export it again`);
   }
-  for (const init of model.graph.initializer ?? []) {
-    if ((init.externalData?.length ?? 0) > 0 || init.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-      throw new CamerasError(
-        `${source} keeps weights in external data files, which are not supported; re-export with the weights inside the .onnx file`,
-      );
+  if (!options.externalData)
+    for (const init of model.graph.initializer ?? []) {
+      if ((init.externalData?.length ?? 0) > 0 || init.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+        const location = init.externalData?.find((e) => e.key === 'location')?.value ?? 'a data file';
+        throw new CamerasError(
+          `${source} keeps its weights in external data ('${location}'); open it by its path with that file beside it, or give its bytes as externalData: { '${location}': bytes }`,
+        );
+      }
     }
-  }
   return model;
 }
 
