@@ -88,4 +88,23 @@ describe('the isomorphic core', () => {
       });
     }
   });
+
+  it('runs a Vision Transformer on onnxruntime-web (wasm) as on onnxruntime-node: CAMERAS across patch grids, Chefer', async () => {
+    const model = bytes(resolve(FIXTURES, 'transformers/vit.onnx'));
+    const input = npy(resolve(FIXTURES, 'mini_resnet/cat_dog.input.npy'));
+    const onNode = await Explainer.create(ortNode, { model, threads: 2 });
+    const onWeb = await Explainer.create(ortWeb, { model });
+    try {
+      for (const options of [{ resolutions: [224, 320] }, { method: 'chefer' }] as ExplainOptions[]) {
+        const expected = await onNode.explain(input, options);
+        const result = await onWeb.explain(input, options);
+        assert.deepEqual(result.classPerResolution, expected.classPerResolution);
+        const d = difference(result.map, expected.map);
+        assert.ok(d.max <= 1e-5, `${options.method ?? 'cameras'}: max |web - node| = ${d.max}`);
+      }
+    } finally {
+      await onNode.dispose();
+      await onWeb.dispose();
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -8,10 +9,11 @@ import { GradientSession } from '../src/engine/gradient-session.js';
 import { resizeInput } from '../src/engine/resize.js';
 import { Explainer } from '../src/explainer.js';
 import { createExplainer } from '../src/index.js';
+import { readImage } from '../src/io/image-node.js';
 import type { FloatArray } from '../src/io/npy.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { onnx } from '../src/onnx/proto.js';
-import { bytes, difference, FIXTURES, npy } from './helpers.js';
+import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
 import { cancellation, float32Bound } from './parity.js';
 
 /**
@@ -22,6 +24,7 @@ import { cancellation, float32Bound } from './parity.js';
  */
 const FOLDER = resolve(FIXTURES, 'transformers');
 const INPUTS = resolve(FIXTURES, 'mini_resnet');
+const DOG = resolve(FIXTURES, 'images/dog.jpg');
 interface Fixture {
   logits: Record<string, string>;
   baselines: { model: string; input: string; layer: string; class: number; method: string; map: string; float64: string }[];
@@ -261,6 +264,48 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
     } finally {
       if (cacheBefore === undefined) delete process.env.CAMERAS_CACHE_DIR;
       else process.env.CAMERAS_CACHE_DIR = cacheBefore;
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('the CLI and the jobs run a ViT with no --layer: cameras explain, and cameras batch with an attention method', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'cameras-vit-cli-'));
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
+        execFile(
+          process.execPath,
+          [resolve(ROOT, 'dist/src/cli/main.js'), ...args],
+          { env: { ...process.env, CAMERAS_CACHE_DIR: join(folder, 'cache') } },
+          (error, stdout, stderr) => done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    try {
+      const model = resolve(FOLDER, 'vit.onnx');
+      const explained = await run([
+        'explain',
+        DOG,
+        '--model',
+        model,
+        '--resolutions',
+        '224,320',
+        '--save-map',
+        join(folder, 'map.npy'),
+        '--quiet',
+      ]);
+      assert.equal(explained.code, 0, explained.stderr);
+      const batch = await run(['batch', DOG, '--model', model, '--methods', 'chefer', '--out-dir', join(folder, 'batch'), '--quiet']);
+      assert.equal(batch.code, 0, batch.stderr);
+      const e = await createExplainer({ model, threads: 2 });
+      try {
+        const tensor = e.preprocess(await readImage(DOG));
+        assert.deepEqual(npy(join(folder, 'map.npy')).data, (await e.explain(tensor, { resolutions: [224, 320] })).map);
+        const saved = readdirSync(join(folder, 'batch')).find((n) => n.endsWith('.npy')) as string;
+        assert.match(saved, /^dog\.chefer\./);
+        assert.deepEqual(npy(join(folder, 'batch', saved)).data, (await e.explain(tensor, { method: 'chefer' })).map);
+      } finally {
+        await e.dispose();
+      }
+    } finally {
       rmSync(folder, { recursive: true, force: true });
     }
   });

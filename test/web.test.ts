@@ -12,7 +12,7 @@ import { createExplainer } from '../src/index.js';
 import { readImage } from '../src/io/image-node.js';
 import { PRESETS, preprocess } from '../src/io/preprocess.js';
 import { resolutionsFor } from '../src/models/zoo.js';
-import { ROOT } from './helpers.js';
+import { FIXTURES, ROOT } from './helpers.js';
 
 declare global {
   interface Window {
@@ -165,5 +165,33 @@ describe('the browser app in Chromium (playwright-core, headless)', { skip }, ()
     assert.equal(await page.locator('#results canvas').count(), 2);
     assert.equal((await page.evaluate(() => window.camerasLastResult?.method)) as string, 'gradcam');
     assert.deepEqual([...hosts], [origin]);
+  });
+
+  it('explains a Vision Transformer file as the Node library does: its patch-multiple resolutions, layer and map', async () => {
+    const vit = resolve(FIXTURES, 'transformers/vit.onnx');
+    await page.selectOption('[data-testid=method-select]', ['cameras']);
+    await page.setInputFiles('#model-file', vit);
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('vit.onnx ready ('), null, {
+      timeout: 60_000,
+    });
+    assert.match((await status()) ?? '', /layer encoder\.layers\.encoder_layer_1\.ln_1/);
+    assert.equal(await page.inputValue('#resolutions'), '224,320,416,512,608,704,800,896');
+    await page.fill('#resolutions', '224,320');
+    await page.evaluate(() => {
+      window.camerasLastResult = undefined;
+    });
+    await page.click('[data-testid=run]');
+    await page.waitForFunction(() => window.camerasLastResult !== undefined, null, { timeout: 120_000 });
+    const inPage = (await page.evaluate(() => window.camerasLastResult)) as { map: number[]; classPerResolution: Record<string, number> };
+    const explainer = await createExplainer({ model: vit, threads: 2 });
+    try {
+      const node = await explainer.explain(explainer.preprocess(await readImage(DOG)), { resolutions: [224, 320] });
+      let worst = 0;
+      for (let i = 0; i < node.map.length; i++) worst = Math.max(worst, Math.abs((inPage.map[i] as number) - (node.map[i] as number)));
+      assert.ok(worst <= 1e-3, `max |page - node| = ${worst}`);
+      assert.deepEqual(inPage.classPerResolution, node.classPerResolution);
+    } finally {
+      await explainer.dispose();
+    }
   });
 });
