@@ -1,7 +1,7 @@
 /**
  * One benchmark task in its own process (so peak RSS is the task's own), printing one JSON line:
  *   node dist/bench/measure.js <task> <model.onnx> <input.npy> <runs>
- * Tasks: forward-sum, cameras, input-gradient, throughput, insdel, pgd-step.
+ * Tasks: forward-sum, cameras, gradcam, input-gradient, throughput, insdel, pgd-step.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,11 +16,22 @@ import { formatNpy, parseNpy } from '../src/io/npy.js';
 import { normalise, PRESETS, resizeLinearUint8 } from '../src/io/preprocess.js';
 import { causalMetric } from '../src/metrics/insertion-deletion.js';
 import { buildGradientGraph } from '../src/onnx/autodiff.js';
+import { OnnxGraph } from '../src/onnx/graph.js';
+import { resamplePositionEmbeddings } from '../src/onnx/position-embedding.js';
 
 const [task, modelPath, inputPath, runsText] = process.argv.slice(2) as [string, string, string, string];
 const runs = Number(runsText ?? 3);
 const THREADS = 2;
-const model = new Uint8Array(readFileSync(modelPath));
+// A ViT's plain forward passes at other sizes need its position embedding resampled, as CAMERAS' graphs do.
+const model = process.env.CAMERAS_BENCH_RESAMPLE
+  ? resampled(new Uint8Array(readFileSync(modelPath)))
+  : new Uint8Array(readFileSync(modelPath));
+
+function resampled(bytes: Uint8Array): Uint8Array {
+  const graph = OnnxGraph.fromBytes(bytes);
+  resamplePositionEmbeddings(graph);
+  return graph.toBytes();
+}
 const input = inputPath.endsWith('.npy')
   ? parseNpy(new Uint8Array(readFileSync(inputPath)))
   : { data: new Float32Array(3 * 224 * 224), shape: [1, 3, 224, 224] };
@@ -54,6 +65,9 @@ if (task === 'forward-sum') {
 } else if (task === 'cameras') {
   const explainer = await Explainer.create(ort, { model, layer: LAYER, threads: THREADS });
   result.times = await repeat(() => explainer.explain(input, { classIndex: 243, resolutions: RESOLUTIONS }));
+} else if (task === 'gradcam') {
+  const explainer = await Explainer.create(ort, { model, layer: LAYER, threads: THREADS });
+  result.times = await repeat(() => explainer.explain(input, { method: 'gradcam', classIndex: 243 }), runs * 3);
 } else if (task === 'input-gradient') {
   const plain = await ort.InferenceSession.create(model, sessionOptions);
   const graph = buildGradientGraph(model, { targets: ['input'] });
