@@ -240,6 +240,7 @@ export class Explainer {
         sessionCache: this.config.sessionCache,
         maxPoolIndices: this.config.maxPoolIndices,
         output,
+        positionResample: this.profileValue.positionResample,
       }),
     );
   }

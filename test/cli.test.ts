@@ -643,10 +643,10 @@ describe('pictures and many inputs', () => {
     ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /out_relu of nsfwjs:mobilenet_v2[\s\S]*mixed10 of nsfwjs:inception_v3/);
-    // Each model's row has its own time (both rows had the image's total); InceptionV3 is the slower one.
+    // Each model's row has its own time (both rows had the image's total); which is slower is not asserted: on a
+    // loaded 2-core machine both rounded to 0.2 s (speed lives in benchmarks, not tests).
     const times = [...run.stdout.matchAll(/ in (\d+\.\d+) s$/gm)].map((m) => Number(m[1]));
     assert.equal(times.length, 2);
-    assert.ok((times[0] as number) < (times[1] as number), `${times}`);
     assert.ok(((await sharp(out).metadata()).height as number) > 2 * 224);
     rmSync(out);
   });

@@ -309,4 +309,32 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
       rmSync(folder, { recursive: true, force: true });
     }
   });
+
+  for (const convention of ['torchvision', 'timm'] as const)
+    it(`resamples the position embedding as ${convention} does, at 320 and 512 px, inside the explainer's graphs`, async () => {
+      const e = await Explainer.create(ort, {
+        model: bytes(resolve(FOLDER, 'positions.onnx')),
+        layer: 'conv_proj',
+        profile: { positionResample: convention },
+        threads: 2,
+      });
+      try {
+        assert.equal(e.profile.positionGrid, 14);
+        const black = { data: new Float32Array(3 * 224 * 224), shape: [1, 3, 224, 224] };
+        for (const size of [320, 512]) {
+          const exact = npy(resolve(FOLDER, `positions.${convention}.${size}.npy`)).data;
+          const other = npy(resolve(FOLDER, `positions.${convention === 'timm' ? 'torchvision' : 'timm'}.${size}.npy`)).data;
+          const ours = difference(await e.logits(black, size), exact);
+          assert.ok(ours.max <= 1e-5, `${convention} at ${size} px: max |ours - exact| = ${ours.max}`);
+          assert.ok(difference(other, exact).max > 0.1, 'the two conventions differ: the comparison can tell them apart');
+        }
+        if (convention === 'timm')
+          await assert.rejects(
+            e.logits(black, 192),
+            /192 px gives a 12 x 12 patch grid, smaller than the 14 x 14 .* use sizes of at least 224 px/,
+          );
+      } finally {
+        await e.dispose();
+      }
+    });
 });

@@ -17,6 +17,7 @@ import type { ExplainResult } from '../methods/method.js';
 import { DEFAULT_METHOD, methodByName } from '../methods/registry.js';
 import type { HeadFusion } from '../methods/rollout.js';
 import { classIndex, openExplainer, targetOf } from '../models/open-node.js';
+import type { PositionResample } from '../onnx/position-embedding.js';
 import type { ColormapName } from '../render/colormap.js';
 import { overlayWithBar, type PanelRow, renderPanel } from '../render/panel-node.js';
 
@@ -44,6 +45,7 @@ export interface ExplainFlags {
   preprocess?: string;
   output?: string;
   layerView?: string;
+  positionResample?: PositionResample;
   saveMap?: string;
   out?: string;
   outDir?: string;
@@ -224,6 +226,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
         profile: {
           preprocess: flags.preprocess,
           layerView: flags.layerView === undefined ? undefined : parseLayerView(flags.layerView),
+          positionResample: flags.positionResample,
         },
       }),
     );

@@ -152,6 +152,10 @@ export async function buildProgram(): Promise<Command> {
       '--layer-view <view>',
       "how the layer's tensor becomes a map: nchw, nhwc (channels last) or tokens[:<prefix>] (a transformer's tokens on the patch grid); default: detected",
     ),
+    new Option(
+      '--position-resample <convention>',
+      "a ViT's position embedding at other sizes: torchvision's interpolate_embeddings (default) or timm's resample_abs_pos_embed",
+    ).choices(['torchvision', 'timm']),
     new Option('--postprocess <order>', "CAM methods: pytorch-grad-cam's scaling (default: exact comparisons) or resize-first").choices([
       'pytorch-grad-cam',
       'resize-first',

@@ -4,6 +4,7 @@ import type { FloatArray } from '../io/npy.js';
 import { buildGradientGraph, type GradientGraph, logitsOf } from '../onnx/autodiff.js';
 import type { OnnxGraph } from '../onnx/graph.js';
 import { requireWholeModel } from '../onnx/outline.js';
+import type { PositionResample } from '../onnx/position-embedding.js';
 import { type OrtRuntime, ortSessionOptions, type SessionOptions } from './runtime.js';
 import {
   type ClassifierTarget,
@@ -46,6 +47,8 @@ interface SeedParts {
 export interface GradientSessionOptions extends SessionOptions {
   /** The output differentiated; default the model's first (past a trailing softmax). */
   output?: string;
+  /** How a ViT's position embedding is resampled to other input sizes (default torchvision's). */
+  positionResample?: PositionResample;
 }
 
 /**
@@ -95,7 +98,14 @@ export class GradientSession {
       return undefined;
     })();
     const cache = options.sessionCache;
-    const key = cache ? JSON.stringify({ targets, maxPoolIndices: options.maxPoolIndices ?? true, output: options.output ?? null }) : '';
+    const key = cache
+      ? JSON.stringify({
+          targets,
+          maxPoolIndices: options.maxPoolIndices ?? true,
+          output: options.output ?? null,
+          ...(options.positionResample && options.positionResample !== 'torchvision' ? { positionResample: options.positionResample } : {}),
+        })
+      : '';
     const hit = cache ? await cache.get(key) : undefined;
     if (hit) {
       try {
@@ -115,6 +125,7 @@ export class GradientSession {
       output: options.output,
       seedInputs: true,
       maxPoolIndices: options.maxPoolIndices,
+      positionResample: options.positionResample,
     });
     const temporary = cache?.temporary(key);
     const creating = runtime.InferenceSession.create(bytes, {

@@ -3,6 +3,7 @@ import { CamerasError } from '../errors.js';
 import { PRESETS, presetByName } from '../io/preprocess.js';
 import type { OnnxGraph } from '../onnx/graph.js';
 import { patchGrid } from '../onnx/patch.js';
+import { type PositionResample, positionEmbeddings } from '../onnx/position-embedding.js';
 import { unshiftedWindowBlocks } from '../onnx/window-shift.js';
 import { resolutionsFor, type ZooEntry } from './zoo.js';
 
@@ -33,6 +34,13 @@ export interface ModelProfile {
    * at its traced size (`unshiftedWindowBlocks`). Such a model is explained at its input size alone.
    */
   frozenShifts?: readonly string[];
+  /** The side of the patch grid a ViT's learnt position embedding was trained for, if it has one. */
+  positionGrid?: number;
+  /**
+   * How that embedding is resampled to other sizes: `torchvision` (default; its `interpolate_embeddings`) or `timm`
+   * (its `resample_abs_pos_embed`, for grids at or above the trained one).
+   */
+  positionResample?: PositionResample;
   /** Class names by index, when known. */
   labels?: readonly string[];
   /** True where the labels are assumed (ImageNet's for a plain 1000-class model), not declared. */
@@ -85,6 +93,10 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
     throw new CamerasError(`input size ${inputSize} is not an integer of at least 8 pixels; give the size the model was trained at`);
   const patch = declared.patch ?? patchGrid(graph)?.patch;
   const frozen = unshiftedWindowBlocks(graph);
+  const positionGrid = declared.positionGrid ?? positionEmbeddings(graph)[0]?.grid;
+  const positionResample = declared.positionResample ?? (positionGrid ? 'torchvision' : undefined);
+  if (positionResample && positionResample !== 'torchvision' && positionResample !== 'timm')
+    throw new CamerasError(`unknown position embedding resampling '${String(positionResample)}'; use torchvision or timm`);
   const outputs = graph.outputNames.map((name) => ({ name, shape: graph.declaredShape(name) }));
   const first = graph.outputNames[0];
   if (!first) throw new CamerasError('the model has no outputs; export it again');
@@ -96,6 +108,8 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
     resolutions: declared.resolutions ?? (frozen.length > 0 ? [inputSize] : resolutionsFor(inputSize, patch)),
     ...(patch ? { patch } : {}),
     ...(frozen.length > 0 ? { frozenShifts: frozen } : {}),
+    ...(positionGrid ? { positionGrid } : {}),
+    ...(positionResample ? { positionResample } : {}),
     ...(declared.labels ? { labels: declared.labels, ...(declared.labelsAssumed ? { labelsAssumed: true } : {}) } : {}),
     ...(declared.layer ? { layer: declared.layer } : {}),
     ...(declared.layerView ? { layerView: declared.layerView } : {}),
@@ -133,6 +147,14 @@ export function detectLayerView(graph: OnnxGraph, tensor: string, shape: readonl
  * size (`frozenShifts`) runs at other sizes but computes another function there.
  */
 export function checkSizes(profile: ModelProfile, sizes: readonly number[]): void {
+  const { positionGrid, patch } = profile;
+  if (profile.positionResample === 'timm' && positionGrid && patch) {
+    const below = sizes.find((size) => Math.floor(size / patch) < positionGrid);
+    if (below !== undefined)
+      throw new CamerasError(
+        `${below} px gives a ${Math.floor(below / patch)} x ${Math.floor(below / patch)} patch grid, smaller than the ${positionGrid} x ${positionGrid} the position embedding was trained for: timm resamples it there with an antialiasing filter we do not reproduce; use sizes of at least ${positionGrid * patch} px, or --position-resample torchvision`,
+      );
+  }
   if (!profile.frozenShifts) return;
   const other = sizes.find((size) => size !== profile.inputSize);
   if (other === undefined) return;

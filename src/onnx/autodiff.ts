@@ -1,7 +1,7 @@
 import { CamerasError, ExitCode } from '../errors.js';
 import { OnnxGraph } from './graph.js';
 import { raiseOpset } from './opset.js';
-import { resamplePositionEmbeddings } from './position-embedding.js';
+import { type PositionResample, resamplePositionEmbeddings } from './position-embedding.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { inferRanks } from './ranks.js';
 import { inferShapes } from './shapes.js';
@@ -13,6 +13,8 @@ export const GRADIENT_OPSET = 16;
 export interface GradientGraphOptions {
   /** Tensors whose gradients are wanted (activations of target layers, or the model input). */
   targets: string[];
+  /** How a ViT's position embedding is resampled to other input sizes (default torchvision's). */
+  positionResample?: PositionResample;
   /** The output to differentiate; default: the model's first output. A trailing (Log)Softmax is stripped either way. */
   output?: string;
   /**
@@ -177,7 +179,7 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
   if (!input) throw new CamerasError('the model has no input; export it again');
   const exportedSize = relaxInputShape(graph, input);
   // A ViT's learnt position embedding follows the input's patch grid, so it runs at every scale.
-  resamplePositionEmbeddings(graph);
+  resamplePositionEmbeddings(graph, options.positionResample);
   const logits = logitsOf(graph, options.output);
   for (const target of options.targets) {
     if (!graph.producers.has(target) && !graph.inputNames.includes(target)) {
@@ -266,6 +268,9 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
     seedUsed = ctx.op('Add', [seed, ctx.op('Mul', [weights, mask])]);
   }
 
+  // A seed fed in a broadcast shape (the all-ones shape of a forward-only pass) is expanded to the output's: rules
+  // take the output's gradient in the output's own shape.
+  if (seedUsed === seed) seedUsed = ctx.op('Expand', [seed, ctx.shape(logits)]);
   const contributions = new Map<string, string[]>([[logits, [seedUsed]]]);
   const gradientOf = (name: string): string | undefined => {
     const parts = contributions.get(name);

@@ -39,13 +39,27 @@ export function positionEmbeddings(graph: OnnxGraph): PositionEmbedding[] {
 }
 
 /**
+ * How a position embedding is resampled: `torchvision`'s `interpolate_embeddings` (bicubic, a = -0.75,
+ * `align_corners=True`), or timm's `resample_abs_pos_embed` (`F.interpolate(bicubic, antialias=True)`: for a larger
+ * grid that is the antialiasing filter at scale 1, a = -0.5, half-pixel, taps outside the grid dropped and the rest
+ * renormalised, which ONNX's Resize computes with `exclude_outside`; for a smaller grid timm widens the filter, which
+ * this Resize does not, so such sizes are refused).
+ */
+export type PositionResample = 'torchvision' | 'timm';
+
+const RESAMPLING: Record<PositionResample, Record<string, string | number | { float: number }>> = {
+  torchvision: { mode: 'cubic', coordinate_transformation_mode: 'align_corners', cubic_coeff_a: { float: -0.75 } },
+  timm: { mode: 'cubic', coordinate_transformation_mode: 'half_pixel', cubic_coeff_a: { float: -0.5 }, exclude_outside: 1 },
+};
+
+/**
  * Lets a ViT run at any input size: every learnt position embedding is resampled in the graph to the patch grid of
  * the input at hand, as torchvision's `interpolate_embeddings` does when a ViT is fine-tuned at another size: the
  * prefix tokens kept, the grid resized bicubically with `align_corners=True` (PyTorch's cubic, a = -0.75). The
  * sizes come from the patch embedding's output shape at run time, so one graph serves every scale and the weights
  * are not copied. At the trained size the resampling is the identity. Returns the embeddings rewritten.
  */
-export function resamplePositionEmbeddings(graph: OnnxGraph): PositionEmbedding[] {
+export function resamplePositionEmbeddings(graph: OnnxGraph, convention: PositionResample = 'torchvision'): PositionEmbedding[] {
   const grid = patchGrid(graph);
   const embeddings = positionEmbeddings(graph);
   if (!grid || embeddings.length === 0) return [];
@@ -61,16 +75,9 @@ export function resamplePositionEmbeddings(graph: OnnxGraph): PositionEmbedding[
     const patches = op('Slice', [name, int64([prefix]), int64([prefix + e.grid * e.grid]), int64([1])]);
     const square = op('Transpose', [op('Reshape', [patches, int64([1, e.grid, e.grid, channels])])], { perm: [0, 3, 1, 2] });
     const sizes = op('Concat', [int64([1, channels]), hw], { axis: 0 });
-    const resized = graph.addNode(
-      'Resize',
-      [square, '', '', sizes],
-      {
-        mode: 'cubic',
-        coordinate_transformation_mode: 'align_corners',
-        cubic_coeff_a: { float: -0.75 },
-      },
-      { name: 'cameras_positions/Resize' },
-    )[0] as string;
+    const resized = graph.addNode('Resize', [square, '', '', sizes], RESAMPLING[convention], {
+      name: 'cameras_positions/Resize',
+    })[0] as string;
     const tokens = op('Transpose', [op('Reshape', [resized, int64([1, channels, -1])])], { perm: [0, 2, 1] });
     const all = prefix > 0 ? op('Concat', [op('Slice', [name, int64([0]), int64([prefix]), int64([1])]), tokens], { axis: 1 }) : tokens;
     rewritten.set(name, all);
