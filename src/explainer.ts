@@ -259,8 +259,10 @@ export class Explainer {
           ...this.profileValue,
           layerView: detectLayerView(this.graph, this.layer.tensor, target.activation.shape),
         };
-      const view = this.profileValue.layerView as LayerView;
-      if (view.kind === 'nchw') return pass;
+      const declared = this.profileValue.layerView as LayerView;
+      if (declared.kind === 'nchw') return pass;
+      // The model's own patch size lays its tokens out at sizes that are not whole patch grids too.
+      const view = declared.kind === 'tokens' && this.profileValue.patch ? { patch: this.profileValue.patch, ...declared } : declared;
       const [, , height, width] = input.shape as [number, number, number, number];
       return {
         ...pass,
@@ -344,16 +346,18 @@ export class Explainer {
         const tokens = blocks.map((b) => b.attention.shape[2] as number);
         const count = tokens[0] as number;
         const prefix = view?.kind === 'tokens' ? view.prefix : undefined;
-        const grid = (() => {
-          try {
-            if (tokens.some((t) => t !== count)) throw new CamerasError('blocks attend over different token counts');
-            return tokenGrid({ prefix, patch: this.profileValue.patch }, count, height, width);
-          } catch {
-            throw new CamerasError(
-              `the model's attention is not global over the image's patches (maps of ${[...new Set(tokens)].join(', ')} tokens for a ${height} x ${width} input: windowed, as Swin's); attention methods explain ViT and DeiT: use a CAM method or cameras`,
-            );
-          }
-        })();
+        const windowed = () =>
+          new CamerasError(
+            `the model's attention is not global over the image's patches (maps of ${[...new Set(tokens)].join(', ')} tokens for a ${height} x ${width} input: windowed, as Swin's); attention methods explain ViT and DeiT: use a CAM method or cameras`,
+          );
+        // Windows: blocks attend over other token counts, or over fewer tokens than the image has patches.
+        const patch = this.profileValue.patch;
+        if (tokens.some((t) => t !== count) || (patch && count < Math.floor(height / patch) * Math.floor(width / patch))) throw windowed();
+        const grid = tokenGrid({ prefix, patch }, count, height, width);
+        if (grid.prefix === 0)
+          throw new CamerasError(
+            "the model has no class token (its attention is over the patches alone): rollout and Chefer's method read the class token's row; use a CAM method or cameras",
+          );
         return { output: pass.output, blocks, grid };
       },
     };
@@ -455,7 +459,8 @@ export class Explainer {
     if (this.config.memoryBudget === undefined) return;
     const size = scales ? Math.max(...resolutions) : Math.max(height, width);
     const mapSize = scales ? (resolutions[0] as number) : Math.max(height, width);
-    checkMemory(estimatePeakBytes(this.graph, { channels, size, mapSize }), this.config.memoryBudget, size);
+    const attentionOutputs = method.needs.some((n) => n === 'attention' || n === 'attention-gradient');
+    checkMemory(estimatePeakBytes(this.graph, { channels, size, mapSize, attentionOutputs }), this.config.memoryBudget, size);
   }
 
   /** Each input's default output (a classifier's logits) from forward passes only, stacked into few ONNX Runtime calls where the model allows (metrics run it). */

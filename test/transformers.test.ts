@@ -11,6 +11,7 @@ import { Explainer } from '../src/explainer.js';
 import { createExplainer } from '../src/index.js';
 import { readImage } from '../src/io/image-node.js';
 import type { FloatArray } from '../src/io/npy.js';
+import { resolveProfile } from '../src/models/profile.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { onnx } from '../src/onnx/proto.js';
 import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
@@ -337,4 +338,17 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
         await e.dispose();
       }
     });
+
+  it('sizes that are not whole patch grids, the trained size of a dynamic export, and a resampling asked of a CNN', async () => {
+    const e = await explainer('vit');
+    const input = npy(resolve(INPUTS, 'dog.input.npy'));
+    // 330 px is 20 patches and 10 pixels: the patch size lays the tokens out (a guess from the count said 17).
+    assert.deepEqual((await e.explain(input, { resolutions: [230, 330] })).usedResolutions?.length, 2);
+    // A dynamic-side export is taken at its position embedding's grid times its patch.
+    assert.equal(resolveProfile(OnnxGraph.fromBytes(bytes(resolve(FOLDER, 'vit.onnx'))), { patch: 32 }).inputSize, 14 * 32);
+    await assert.rejects(
+      Explainer.create(ort, { model: bytes(resolve(FIXTURES, 'torch', 'dynamic_gap.onnx')), profile: { positionResample: 'timm' } }),
+      /has no learnt position embedding to resample/,
+    );
+  });
 });

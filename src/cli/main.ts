@@ -142,7 +142,7 @@ export async function buildProgram(): Promise<Command> {
     FLAGS.class(),
     new Option(
       '--resolutions <list>',
-      "comma-separated square input sizes, the first is the map size; default: the model's size and 7 more, 100 px apart",
+      "comma-separated square input sizes, the first is the map size; default: the model's size and 7 more, 100 px apart (a ViT: whole patch grids, 224..896 for patch 16)",
     ).argParser(parseResolutions),
     new Option('--preprocess <preset>', "torchvision, unit, keras-tf or keras-caffe; default: the model's (torchvision for a file)"),
     FLAGS.method(),

@@ -88,12 +88,18 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
   presetByName(preprocess);
   const input = graph.inputNames[0];
   const side = input ? graph.declaredShape(input)?.[2] : undefined;
-  const inputSize = declared.inputSize ?? (side !== undefined && side > 0 ? side : (PRESETS[preprocess]?.size ?? 224));
+  const patch = declared.patch ?? patchGrid(graph)?.patch;
+  const positionGrid = declared.positionGrid ?? positionEmbeddings(graph)[0]?.grid;
+  // A ViT exported with a dynamic side was trained at its position embedding's grid (384 px for a 24 x 24 grid).
+  const trained = positionGrid && patch ? positionGrid * patch : undefined;
+  const inputSize = declared.inputSize ?? (side !== undefined && side > 0 ? side : (trained ?? PRESETS[preprocess]?.size ?? 224));
   if (!Number.isInteger(inputSize) || inputSize < 8)
     throw new CamerasError(`input size ${inputSize} is not an integer of at least 8 pixels; give the size the model was trained at`);
-  const patch = declared.patch ?? patchGrid(graph)?.patch;
   const frozen = unshiftedWindowBlocks(graph);
-  const positionGrid = declared.positionGrid ?? positionEmbeddings(graph)[0]?.grid;
+  if (declared.positionResample && !positionGrid)
+    throw new CamerasError(
+      `${declared.name ?? source} has no learnt position embedding to resample (a ViT's [1, prefix + h*w, C] added to its tokens); leave out the position resampling`,
+    );
   const positionResample = declared.positionResample ?? (positionGrid ? 'torchvision' : undefined);
   if (positionResample && positionResample !== 'torchvision' && positionResample !== 'timm')
     throw new CamerasError(`unknown position embedding resampling '${String(positionResample)}'; use torchvision or timm`);
@@ -144,7 +150,8 @@ export function detectLayerView(graph: OnnxGraph, tensor: string, shape: readonl
 
 /**
  * Refuses input sides a model does not compute right at: a Swin export whose window shifts were frozen at its traced
- * size (`frozenShifts`) runs at other sizes but computes another function there.
+ * size (`frozenShifts`) runs at other sizes but computes another function there; with timm's position resampling,
+ * sizes whose patch grid is smaller than the trained one (timm antialiases there, we do not).
  */
 export function checkSizes(profile: ModelProfile, sizes: readonly number[]): void {
   const { positionGrid, patch } = profile;

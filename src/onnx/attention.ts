@@ -14,7 +14,9 @@ export function attentionMaps(graph: OnnxGraph): string[] {
     const probabilities = node.output?.[0];
     if (node.opType !== 'Softmax' || !probabilities) continue;
     const weighsValues = (graph.consumers.get(probabilities) ?? []).some(
-      (c) => c.opType === 'MatMul' || ((c.opType === 'Dropout' || c.opType === 'Identity') && weighs(graph, c.output?.[0])),
+      (c) =>
+        (c.opType === 'MatMul' && c.input?.[0] === probabilities) ||
+        ((c.opType === 'Dropout' || c.opType === 'Identity') && weighs(graph, c.output?.[0])),
     );
     if (weighsValues && fromScores(graph, node.input?.[0])) found.push(probabilities);
   }

@@ -44,7 +44,7 @@ export async function inlineExternalData(bytes: Uint8Array, data: ExternalData, 
   if (files.length === 0) return bytes;
   const read = new Map<string, Uint8Array>();
   for (const location of files) {
-    if (location === '' || location.startsWith('/') || location.split(/[\\/]/).includes('..'))
+    if (location === '' || /^([/\\]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes('..'))
       throw new CamerasError(
         `${source} names external data at '${location}', outside its folder; export it again with the data beside the model`,
       );

@@ -54,8 +54,9 @@ const RESAMPLING: Record<PositionResample, Record<string, string | number | { fl
 
 /**
  * Lets a ViT run at any input size: every learnt position embedding is resampled in the graph to the patch grid of
- * the input at hand, as torchvision's `interpolate_embeddings` does when a ViT is fine-tuned at another size: the
- * prefix tokens kept, the grid resized bicubically with `align_corners=True` (PyTorch's cubic, a = -0.75). The
+ * the input at hand, the prefix tokens kept, by `convention` (`PositionResample`): as torchvision's
+ * `interpolate_embeddings` does when a ViT is fine-tuned at another size (default: bicubic, a = -0.75,
+ * `align_corners=True`), or as timm's `resample_abs_pos_embed`. The
  * sizes come from the patch embedding's output shape at run time, so one graph serves every scale and the weights
  * are not copied. At the trained size the resampling is the identity. Returns the embeddings rewritten.
  */
