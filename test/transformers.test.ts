@@ -351,4 +351,18 @@ describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
       /has no learnt position embedding to resample/,
     );
   });
+
+  it("the zoo's trained ViT (composite:vit): its layer, labels and patch scales, and the sneaker of composite_010", async () => {
+    const e = await createExplainer({ model: 'composite:vit', threads: 2 });
+    try {
+      assert.equal(e.layer.name, 'encoder.layers.encoder_layer_3.ln_1');
+      assert.deepEqual(e.profile.resolutions, DEFAULTS.vit?.resolutions);
+      const result = await e.explain(e.preprocess(await readImage(resolve(ROOT, 'bench/composite/composite_010.jpg'))), {
+        method: 'gradcam',
+      });
+      assert.equal(e.profile.labels?.[result.classIndex as number], 'sneaker');
+    } finally {
+      await e.dispose();
+    }
+  });
 });

@@ -178,8 +178,8 @@ function describeClass(explainer: Explainer, result: ExplainResult): string {
   return `class ${result.classIndex}${label ? ` (${label})` : ''}`;
 }
 
-function describe(explainer: Explainer, result: ExplainResult, multipleModels: boolean): string {
-  const what = result.method === DEFAULT_METHOD ? '' : `${result.method}, `;
+function describe(explainer: Explainer, result: ExplainResult, multipleModels: boolean, named = true): string {
+  const what = result.method === DEFAULT_METHOD || !named ? '' : `${result.method}, `;
   const target = result.target === 'logit' ? '' : `${result.target}, `;
   const probability = result.classProbability === undefined ? '' : `, p = ${result.classProbability.toFixed(3)}`;
   return `${multipleModels ? `${explainer.profile.name}: ` : ''}${what}${target}${describeClass(explainer, result)}${probability}${result.empty ? ', empty map' : ''}`;
@@ -389,7 +389,8 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
       const started = performance.now();
       const result = await explainWithFlags(explainer, tensor, { method, classIndex: classIndexOrTop, target });
       const seconds = (performance.now() - started) / 1000;
-      rows.push({ title: `${method}: ${describe(explainer, result, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
+      // The row names its method first, so the description does not name it again.
+      rows.push({ title: `${method}: ${describe(explainer, result, false, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
       if (!flags.quiet) process.stdout.write(`${method}: ${seconds.toFixed(2)} s${result.empty ? ' (empty map)' : ''}\n`);
     }
     await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity }));

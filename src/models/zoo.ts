@@ -14,7 +14,7 @@ export interface ZooEntry {
   inputSize: number;
   /** Preprocessing preset name (see io/preprocess.ts). */
   preprocess: string;
-  /** Default target layer (a Keras layer name or torch module path); empty: the input of the global pooling. */
+  /** Default target layer (a Keras layer name or torch module path); empty: the model's default (`defaultLayer`). */
   layer: string;
 }
 
@@ -51,6 +51,16 @@ export const ZOO: readonly ZooEntry[] = [
     inputSize: 224,
     preprocess: 'torchvision',
     layer: 'features',
+  },
+  {
+    name: 'composite:vit',
+    description:
+      "a small Vision Transformer (torchvision's, patch 16, 4 blocks of width 96) trained from scratch on the composite benchmark's task, exported by torch.onnx.export",
+    file: 'assets/models/composite_vit.onnx',
+    labels: ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'],
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'encoder.layers.encoder_layer_3.ln_1',
   },
 ];
 
