@@ -33,7 +33,7 @@ export const rollout: SaliencyMethod<RolloutOptions> = {
     const pass = await (await context.attention()).run(input, options.classIndex ?? null, options.target);
     options.onProgress?.(1, 1);
     return {
-      raw: classRow(rolloutMatrix(pass, fusion, ratio), pass),
+      raw: classRow(classTokenRow(rolloutMatrices(pass, fusion, ratio), tokensOf(pass)), pass),
       ...oneScaleFacts(input, pass.output, options.classIndex ?? null, options.target),
     };
   },
@@ -46,12 +46,11 @@ export const rollout: SaliencyMethod<RolloutOptions> = {
   },
 };
 
-/** The rolled-out `T x T` matrix, row-major. */
-function rolloutMatrix(pass: AttentionPass, fusion: HeadFusion, ratio: number): Float64Array {
+/** Per block, vit-explain's `a`: heads fused, the smallest entries dropped, (A + I) / 2 divided column-wise. */
+function rolloutMatrices(pass: AttentionPass, fusion: HeadFusion, ratio: number): Float64Array[] {
   const tokens = pass.grid.prefix + pass.grid.h * pass.grid.w;
   const size = tokens * tokens;
-  let result = identity(tokens);
-  for (const { attention } of pass.blocks) {
+  return pass.blocks.map(({ attention }) => {
     const heads = attention.shape[0] as number;
     const fused = new Float64Array(size);
     for (let p = 0; p < size; p++) {
@@ -62,45 +61,59 @@ function rolloutMatrix(pass: AttentionPass, fusion: HeadFusion, ratio: number): 
       }
       fused[p] = fusion === 'mean' ? v / heads : v;
     }
-    // The smallest floor(T^2 r) entries go, except the class token's attention to itself.
-    const order = Array.from({ length: size }, (_, i) => i).sort((a, b) => (fused[a] as number) - (fused[b] as number) || a - b);
-    const dropped = Math.floor(size * ratio);
-    for (let i = 0; i < dropped; i++) if (order[i] !== 0) fused[order[i] as number] = 0;
+    dropSmallest(fused, Math.floor(size * ratio));
     const a = new Float64Array(size);
     for (let p = 0; p < size; p++) a[p] = ((fused[p] as number) + (p % (tokens + 1) === 0 ? 1 : 0)) / 2;
     const sums = new Float64Array(tokens);
     for (let i = 0; i < tokens; i++) for (let j = 0; j < tokens; j++) sums[i] = (sums[i] as number) + (a[i * tokens + j] as number);
     for (let i = 0; i < tokens; i++)
       for (let j = 0; j < tokens; j++) a[i * tokens + j] = (a[i * tokens + j] as number) / (sums[j] as number);
-    result = multiply(a, result, tokens);
+    return a;
+  });
+}
+
+/**
+ * Zeroes the `count` smallest entries (ties in index order), except flat index 0 (the class token's attention to
+ * itself), which still counts among them: vit-explain's `topk` then `indices[indices != 0]`.
+ */
+function dropSmallest(values: Float64Array, count: number): void {
+  if (count <= 0) return;
+  const threshold = Float64Array.from(values).sort()[count - 1] as number;
+  let ties = count;
+  for (const v of values) if (v < threshold) ties--;
+  for (let p = 0; p < values.length; p++) {
+    const v = values[p] as number;
+    const drop = v < threshold || (v === threshold && ties-- > 0);
+    if (drop && p !== 0) values[p] = 0;
   }
-  return result;
 }
 
-/** The class token's row over the patches, on their grid. */
-export function classRow(matrix: Float64Array, pass: AttentionPass) {
-  const { prefix, h, w } = pass.grid;
-  const tokens = prefix + h * w;
-  return { data: matrix.slice(prefix, tokens), channels: 1, height: h, width: w };
-}
-
-export function identity(size: number): Float64Array {
-  const m = new Float64Array(size * size);
-  for (let i = 0; i < size; i++) m[i * size + i] = 1;
-  return m;
-}
-
-/** a b for square row-major matrices of side n. */
-export function multiply(a: Float64Array, b: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const row = out.subarray(i * n, (i + 1) * n);
-    for (let k = 0; k < n; k++) {
-      const x = a[i * n + k] as number;
+/**
+ * Row 0 of M_L ... M_1 (the blocks' matrices, first block first), as e_0^T M_L ... M_1: vector products, T^2 per
+ * block where the whole product is T^3. With `plusIdentity`, each M_l is I + the given matrix (Chefer's update).
+ */
+export function classTokenRow(matrices: Float64Array[], tokens: number, plusIdentity = false): Float64Array {
+  let row = new Float64Array(tokens);
+  row[0] = 1;
+  for (let l = matrices.length - 1; l >= 0; l--) {
+    const m = matrices[l] as Float64Array;
+    const next = plusIdentity ? Float64Array.from(row) : new Float64Array(tokens);
+    for (let i = 0; i < tokens; i++) {
+      const x = row[i] as number;
       if (x === 0) continue;
-      const bk = b.subarray(k * n, (k + 1) * n);
-      for (let j = 0; j < n; j++) row[j] = (row[j] as number) + x * (bk[j] as number);
+      for (let j = 0; j < tokens; j++) next[j] = (next[j] as number) + x * (m[i * tokens + j] as number);
     }
+    row = next;
   }
-  return out;
+  return row;
+}
+
+/** The class token's row (length T) over the patches, on their grid. */
+export function classRow(row: Float64Array, pass: AttentionPass) {
+  const { prefix, h, w } = pass.grid;
+  return { data: row.slice(prefix, prefix + h * w), channels: 1, height: h, width: w };
+}
+
+export function tokensOf(pass: AttentionPass): number {
+  return pass.grid.prefix + pass.grid.h * pass.grid.w;
 }
