@@ -193,5 +193,11 @@ describe('the browser app in Chromium (playwright-core, headless)', { skip }, ()
     } finally {
       await explainer.dispose();
     }
+    // The bundled trained ViT is offered as the CNNs are.
+    await page.selectOption('[data-testid=model-select]', 'composite:vit');
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('composite:vit ready ('), null, {
+      timeout: 60_000,
+    });
+    assert.match((await status()) ?? '', /layer encoder\.layers\.encoder_layer_3\.ln_1/);
   });
 });

@@ -38,6 +38,7 @@ const BUNDLED: Record<string, string> = {
   'nsfwjs:mobilenet_v2': 'models/nsfwjs_mobilenet_v2.onnx',
   'nsfwjs:inception_v3': 'models/nsfwjs_inception_v3.onnx',
   'composite:fashion': 'models/composite_fashion.onnx',
+  'composite:vit': 'models/composite_vit.onnx',
 };
 
 function setStatus(text: string, error = false): void {
