@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The composite classifier trained as ImageNet models are (issue 25): the same small CNN as
+scripts/make_composite_benchmark.py (five conv blocks, global average pooling), the same composites, curriculum and
+seeds, but each training image a random resized crop (area 8-100%, aspect 3/4-4/3, as torchvision's
+RandomResizedCrop) resized to 224 px, and flipped half the time, so it sees each item at many scales. Exported to
+assets/models/composite_fashion_multiscale.onnx; its training log and held-out accuracy go to
+bench/composite/training_multiscale.json (accuracy per input scale: node dist/bench/composite-scales.js).
+
+Run: /usr/bin/python3 scripts/train_composite_multiscale.py   (about 12 minutes on 2 cores)
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import transforms
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_composite_benchmark as composite  # noqa: E402
+
+ROOT = composite.ROOT
+MODEL = os.path.join(ROOT, 'assets', 'models', 'composite_fashion_multiscale.onnx')
+LOG = os.path.join(ROOT, 'bench', 'composite', 'training_multiscale.json')
+
+
+def crops(x, generator):
+    """Random resized crops and flips of a batch of normalised 224 px tensors."""
+    out = []
+    for image in x:
+        i, j, h, w = transforms.RandomResizedCrop.get_params(image, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
+        patch = image[:, i:i + h, j:j + w].unsqueeze(0)
+        patch = F.interpolate(patch, size=(224, 224), mode='bilinear', align_corners=False, antialias=True)[0]
+        if torch.rand(1, generator=generator) < 0.5:
+            patch = patch.flip(2)
+        out.append(patch)
+    return torch.stack(out)
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    generator = torch.Generator().manual_seed(0)
+    rng = np.random.RandomState(0)
+    train_images, train_labels = composite.load_idx('train')
+    test_images, test_labels = composite.load_idx('t10k')
+    held = rng.permutation(len(test_images))
+    x_val, _, y_val = composite.make(test_images[held[:1000]], test_labels[held[:1000]], rng)
+    net = composite.Net()
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    fades = [0.0, 0.35, 0.7] + [1.0] * 15
+    log, started = [], time.time()
+    for epoch, fade in enumerate(fades):
+        if epoch == len(fades) - 4:
+            for group in optimiser.param_groups:
+                group['lr'] = 3e-4
+        composite.BACKGROUNDS = composite.faded(fade)
+        order = rng.randint(0, len(train_images), 4000)
+        x_train, _, y_train = composite.make(train_images[order], train_labels[order], rng)
+        composite.BACKGROUNDS = composite.PHOTOS
+        net.train()
+        perm = rng.permutation(len(x_train))
+        total, correct, loss_sum = 0, 0, 0.0
+        for start in range(0, len(perm), 32):
+            idx = perm[start:start + 32]
+            x = crops(composite.tensor(x_train[idx]), generator)
+            y = torch.from_numpy(y_train[idx].astype(np.int64))
+            out = net(x)
+            loss = F.cross_entropy(out, y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int((out.argmax(1) == y).sum())
+            total += len(idx)
+        net.eval()
+        with torch.no_grad():
+            val = sum(int((net(composite.tensor(x_val[s:s + 100])).argmax(1) == torch.from_numpy(y_val[s:s + 100].astype(np.int64))).sum())
+                      for s in range(0, len(x_val), 100)) / len(x_val)
+        log.append({'epoch': epoch + 1, 'background_fade': fade, 'loss': loss_sum / total, 'train_accuracy': correct / total,
+                    'held_out_accuracy': val, 'seconds': round(time.time() - started, 1)})
+        print(log[-1], flush=True)
+    net.eval()
+    torch.onnx.export(net, torch.randn(1, 3, 224, 224), MODEL, input_names=['input'], output_names=['logits'], opset_version=13,
+                      dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}, 'logits': {0: 'batch'}})
+    with open(LOG, 'w') as f:
+        json.dump({'torch': torch.__version__, 'classes': composite.CLASSES, 'train_images_per_epoch': 4000, 'epochs': log,
+                   'augmentation': 'RandomResizedCrop(224, scale=(0.08, 1), ratio=(3/4, 4/3)) and horizontal flips',
+                   'held_out_accuracy': log[-1]['held_out_accuracy']}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
