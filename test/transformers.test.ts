@@ -15,7 +15,7 @@ import { resolveProfile } from '../src/models/profile.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { onnx } from '../src/onnx/proto.js';
 import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
-import { cancellation, float32Bound } from './parity.js';
+import { cancellation, float32Bound, type ReferenceCase } from './parity.js';
 
 /**
  * Vision Transformers as torch.onnx.export writes them (test/fixtures/transformers, scripts/make_transformer_fixture.py):
@@ -29,18 +29,7 @@ const DOG = resolve(FIXTURES, 'images/dog.jpg');
 interface Fixture {
   logits: Record<string, string>;
   baselines: { model: string; input: string; layer: string; class: number; method: string; map: string; float64: string }[];
-  cases: {
-    name: string;
-    model: string;
-    input: string;
-    class: number | null;
-    resolutions: number[];
-    layer: string;
-    classPerResolution: Record<string, number>;
-    probPerResolution: Record<string, number>;
-    map: string;
-    float32: string;
-  }[];
+  cases: (ReferenceCase & { model: string; float32: string })[];
   attention: { input: string; class: number; method: string; options: Record<string, unknown>; map: string; float64: string }[];
 }
 const fixture = JSON.parse(readFileSync(resolve(FOLDER, 'cases.json'), 'utf8')) as Fixture;

@@ -1,5 +1,14 @@
 import { CamerasError } from '../errors.js';
-import { decodeModel, encodeModel, type GraphProto, type ModelProto, onnx, type TensorProto } from './proto.js';
+import {
+  decodeModel,
+  encodeModel,
+  externalEntry as entry,
+  type GraphProto,
+  isExternal,
+  type ModelProto,
+  onnx,
+  type TensorProto,
+} from './proto.js';
 
 /** A model's external data files by their `location` (relative to the model file), as bytes or read on demand. */
 export type ExternalData = Readonly<Record<string, Uint8Array>> | ((location: string) => Uint8Array | Promise<Uint8Array>);
@@ -15,14 +24,6 @@ function* tensorsOf(graph: GraphProto | null | undefined): Generator<TensorProto
       yield* tensorsOf(attribute.g);
       for (const sub of attribute.graphs ?? []) yield* tensorsOf(sub);
     }
-}
-
-function isExternal(tensor: TensorProto): boolean {
-  return tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (tensor.externalData?.length ?? 0) > 0;
-}
-
-function entry(tensor: TensorProto, key: string): string | undefined {
-  return tensor.externalData?.find((e) => e.key === key)?.value ?? undefined;
 }
 
 /** The data files a decoded model's tensors are kept in, by location, in order of first use (none for most models). */
@@ -75,9 +76,4 @@ export async function inlineExternalData(bytes: Uint8Array, data: ExternalData, 
       `${source} with its external data is over 2 GB, more than one ONNX protobuf holds; it cannot be explained here yet`,
     );
   return encodeModel(model);
-}
-
-/** Whether ONNX bytes keep tensors in external data files (the outline of a decoded model suffices: few bytes). */
-export function hasExternalData(bytes: Uint8Array): boolean {
-  return externalDataFiles(decodeModel(bytes, 'model', { externalData: true })).length > 0;
 }

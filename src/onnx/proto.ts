@@ -39,14 +39,24 @@ export function decodeModel(bytes: Uint8Array, source = 'model', options: { exte
   }
   if (!options.externalData)
     for (const init of model.graph.initializer ?? []) {
-      if ((init.externalData?.length ?? 0) > 0 || init.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-        const location = init.externalData?.find((e) => e.key === 'location')?.value ?? 'a data file';
+      if (isExternal(init)) {
+        const location = externalEntry(init, 'location') ?? 'a data file';
         throw new CamerasError(
           `${source} keeps its weights in external data ('${location}'); open it by its path with that file beside it, or give its bytes as externalData: { '${location}': bytes }`,
         );
       }
     }
   return model;
+}
+
+/** Whether a tensor keeps its values in an external data file. */
+export function isExternal(tensor: TensorProto): boolean {
+  return tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (tensor.externalData?.length ?? 0) > 0;
+}
+
+/** One of a tensor's external data entries (`location`, `offset`, `length`). */
+export function externalEntry(tensor: TensorProto, key: string): string | undefined {
+  return tensor.externalData?.find((e) => e.key === key)?.value ?? undefined;
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {

@@ -4,7 +4,8 @@ import { toNumber } from './proto.js';
 /** A dimension: a number, or a canonical expression over the model's symbolic input dims ('h', 'f(h,-1,2)'). */
 export type Dim = number | string;
 
-const SAME_SHAPE = new Set([
+/** Ops whose output has their first input's shape. */
+export const SAME_SHAPE: ReadonlySet<string> = new Set([
   'Relu',
   'LeakyRelu',
   'PRelu',

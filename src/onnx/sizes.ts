@@ -1,33 +1,9 @@
 import { attribute, intAttr, intsAttr, type OnnxGraph, stringAttr, tensorDims } from './graph.js';
 import type { NodeProto } from './proto.js';
+import { SAME_SHAPE as SHAPE_PRESERVING } from './shapes.js';
 
-const SAME_SHAPE = new Set([
-  'Relu',
-  'LeakyRelu',
-  'PRelu',
-  'Clip',
-  'Sigmoid',
-  'HardSigmoid',
-  'HardSwish',
-  'Tanh',
-  'Exp',
-  'Neg',
-  'Sqrt',
-  'Erf',
-  'Abs',
-  'Identity',
-  'Dropout',
-  'BatchNormalization',
-  'Softmax',
-  'LogSoftmax',
-  'Cast',
-  'Elu',
-  'Selu',
-  'Softplus',
-  'LayerNormalization',
-  'InstanceNormalization',
-  'LRN',
-]);
+// Shape-preserving: the symbolic inference's list (shapes.ts), and the normalisations, Gelu and Not.
+const SAME_SHAPE = new Set([...SHAPE_PRESERVING, 'LayerNormalization', 'InstanceNormalization', 'LRN', 'Gelu', 'Not']);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Where']);
 
 function broadcast(shapes: (number[] | undefined)[]): number[] | undefined {
@@ -161,7 +137,7 @@ export function tensorShapesAt(graph: OnnxGraph, inputShape: number[]): Map<stri
       const end = intAttr(node, 'end', x.length);
       value = x.slice(start, end === 0 ? 0 : end);
       out = [value.length];
-    } else if (SAME_SHAPE.has(op) || op === 'Gelu' || op === 'Not') {
+    } else if (SAME_SHAPE.has(op)) {
       out = x;
       if (a && (op === 'Cast' || op === 'Identity')) value = a;
     } else if (BROADCAST.has(op) || op in VALUE_OPS || op === 'And' || op === 'Or') {
