@@ -74,3 +74,18 @@ export function oneHot(length: number, index: number): Float32Array {
   seed[index] = 1;
   return seed;
 }
+
+/**
+ * What pytorch-grad-cam makes of a raw map, without its resize: ReLU, then `scale_cam_image` (minus the minimum,
+ * over 1e-7 plus the maximum) once per layer and once more after averaging the layers. The 1e-7 matters on
+ * transformers, whose raw maps can be 1e-3 small; the second pass takes most of it back out.
+ */
+export function scaleCam(raw: ArrayLike<number>): Float64Array {
+  const scale = (cam: Float64Array) => {
+    const low = Math.min(...cam);
+    const shifted = cam.map((v) => v - low);
+    const high = Math.max(...shifted);
+    return shifted.map((v) => v / (1e-7 + high));
+  };
+  return scale(scale(Float64Array.from(raw, (v) => Math.max(v, 0))));
+}

@@ -14,7 +14,7 @@ import type { FloatArray } from '../src/io/npy.js';
 import { resolveProfile } from '../src/models/profile.js';
 import { OnnxGraph } from '../src/onnx/graph.js';
 import { onnx } from '../src/onnx/proto.js';
-import { bytes, difference, FIXTURES, npy, ROOT } from './helpers.js';
+import { bytes, difference, FIXTURES, npy, ROOT, scaleCam } from './helpers.js';
 import { cancellation, float32Bound, type ReferenceCase } from './parity.js';
 
 /**
@@ -61,21 +61,6 @@ function explainer(model: string): Promise<Explainer> {
 after(async () => {
   for (const e of explainers.values()) await (await e).dispose();
 });
-
-/**
- * What pytorch-grad-cam makes of a raw map, without its resize: ReLU, then `scale_cam_image` (minus the minimum,
- * over 1e-7 plus the maximum) once per layer and once more after averaging the layers. The 1e-7 matters on
- * transformers, whose raw maps can be 1e-3 small; the second pass takes most of it back out.
- */
-function scaleCam(raw: ArrayLike<number>): Float64Array {
-  const scale = (cam: Float64Array) => {
-    const low = Math.min(...cam);
-    const shifted = cam.map((v) => v - low);
-    const high = Math.max(...shifted);
-    return shifted.map((v) => v / (1e-7 + high));
-  };
-  return scale(scale(Float64Array.from(raw, (v) => Math.max(v, 0))));
-}
 
 describe('Vision Transformers as exported (ViT and Swin, torchvision)', () => {
   for (const [model, expected] of Object.entries(DEFAULTS))

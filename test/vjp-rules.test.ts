@@ -173,6 +173,51 @@ const cases: Case[] = [
     linear: true,
     build: unary('AveragePool', { kernel_shape: [2, 2], strides: [2, 2] }),
   },
+  ...(
+    [
+      [
+        'Resize linear half_pixel by sizes (upsample, as F.interpolate bilinear)',
+        { mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
+        [1, 2, 5, 4],
+        { sizes: [1, 2, 11, 9] },
+      ],
+      [
+        'Resize linear pytorch_half_pixel to one pixel and back',
+        { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' },
+        [1, 2, 1, 1],
+        { sizes: [1, 2, 6, 7] },
+      ],
+      [
+        'Resize linear align_corners by sizes (downsample)',
+        { mode: 'linear', coordinate_transformation_mode: 'align_corners' },
+        [2, 2, 9, 8],
+        { sizes: [2, 2, 4, 5] },
+      ],
+      [
+        'Resize nearest asymmetric floor by scales',
+        { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' },
+        [1, 3, 4, 5],
+        { scales: [1, 1, 2, 1.5] },
+      ],
+      [
+        'Resize cubic half_pixel by scales',
+        { mode: 'cubic', coordinate_transformation_mode: 'half_pixel', cubic_coeff_a: { float: -0.75 } },
+        [1, 1, 6, 5],
+        { scales: [1, 1, 1.5, 2] },
+      ],
+    ] as [string, Record<string, AttributeInput>, number[], { sizes?: number[]; scales?: number[] }][]
+  ).map(
+    ([name, attributes, shape, by]): Case => ({
+      name,
+      inputs: [{ name: 'x', shape }],
+      linear: true,
+      build: (g, [x]) => {
+        const scales = by.scales ? g.addConstant('scales', by.scales, [4]) : '';
+        const sizes = by.sizes ? g.addConstant('sizes', by.sizes, [4], 'int64') : '';
+        return g.addNode('Resize', [x as string, '', scales, sizes], attributes)[0] as string;
+      },
+    }),
+  ),
   { name: 'GlobalAveragePool', inputs: [{ name: 'x', shape: [2, 3, 5, 4] }], linear: true, build: unary('GlobalAveragePool') },
   {
     name: 'BatchNormalization (inference)',

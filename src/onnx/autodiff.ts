@@ -265,7 +265,8 @@ export function buildGradientGraph(model: ModelProto | Uint8Array, options: Grad
       ctx.op('Mul', [flag, predictedMask]),
       ctx.op('Mul', [ctx.op('Sub', [ctx.floatTensor([1], []), flag]), givenMask]),
     ]);
-    seedUsed = ctx.op('Add', [seed, ctx.op('Mul', [weights, mask])]);
+    // Expanded to the output's shape: a pass that only learns the class count feeds one class, which broadcasts.
+    seedUsed = ctx.op('Expand', [ctx.op('Add', [seed, ctx.op('Mul', [weights, mask])]), ctx.shape(logits)]);
   }
 
   // A seed fed in a broadcast shape (the all-ones shape of a forward-only pass) is expanded to the output's: rules

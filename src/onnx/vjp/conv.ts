@@ -1,4 +1,4 @@
-import { floatAttr, intAttr, intsAttr, stringAttr, tensorDims, tensorFloats } from '../graph.js';
+import { type AttributeInput, floatAttr, intAttr, intsAttr, stringAttr, tensorDims, tensorFloats } from '../graph.js';
 import type { NodeProto, TensorProto } from '../proto.js';
 import { floatScalarTensor, unsupported, type VjpContext } from './context.js';
 import type { VjpRule } from './rule.js';
@@ -284,4 +284,52 @@ export const batchNormalization: VjpRule = (ctx, node, [dy], wanted) => {
     factor = ctx.op('Reshape', [raw, ctx.int64(broadcastDims(-1))]);
   }
   return [ctx.op('Mul', [dy, factor])];
+};
+
+/**
+ * Resize over height and width (any mode: nearest, linear, cubic, with antialias) is linear in x and separable:
+ * `y = R_h x R_w^T`, so `dx = R_h^T dy R_w`. Each `R` is found at run time by resizing an identity matrix with the
+ * node's own attributes and sizes (or scales), so the adjoint follows the forward's coordinate rule exactly.
+ */
+export const resize: VjpRule = (ctx, node, [dy], wanted) => {
+  if (wanted.slice(1).some(Boolean)) throw unsupported(node, 'its sizes depend on the target');
+  if (!wanted[0] || !dy) return [];
+  const [x, , scales, sizes] = (node.input ?? []) as string[];
+  if (ctx.rank(x as string, node) !== 4) throw unsupported(node, 'only a [batch, channels, height, width] resize is differentiated');
+  if (stringAttr(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize')
+    throw unsupported(node, 'tf_crop_and_resize');
+  if (stringAttr(node, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch') throw unsupported(node, 'keep_aspect_ratio_policy');
+  const axes = intsAttr(node, 'axes');
+  if (axes && !(axes.length === 2 && axes.every((a, i) => a === i + 2 || a === i - 2)))
+    throw unsupported(node, `it resizes axes ${axes.join(', ')} (only height and width are differentiated)`);
+  const offset = axes ? 2 : 0;
+  const attributes: Record<string, AttributeInput> = {};
+  for (const name of ['mode', 'coordinate_transformation_mode', 'nearest_mode'])
+    if (node.attribute?.some((a) => a.name === name)) attributes[name] = stringAttr(node, name, '');
+  for (const name of ['cubic_coeff_a'])
+    if (node.attribute?.some((a) => a.name === name)) attributes[name] = { float: floatAttr(node, name, 0) };
+  for (const name of ['exclude_outside', 'antialias'])
+    if (node.attribute?.some((a) => a.name === name)) attributes[name] = intAttr(node, name, 0);
+  const bySizes = sizes !== undefined && sizes !== '';
+  // R_axis^T as an [in, out] matrix: the identity's rows [in, 1, 1, in] resized along their last axis.
+  const matrix = (axis: number): string => {
+    const n = ctx.dims(x as string, axis, axis + 1);
+    const eye = ctx.op('EyeLike', [ctx.op('ConstantOfShape', [ctx.op('Concat', [n, n], { axis: 0 })], { value: floatScalarTensor(0) })]);
+    const rows = ctx.op('Reshape', [eye, ctx.op('Concat', [n, ctx.int64([1, 1]), n], { axis: 0 })]);
+    const at = [ctx.int64([axis - offset]), ctx.int64([axis - offset + 1])];
+    const resized = bySizes
+      ? ctx.op(
+          'Resize',
+          [rows, '', '', ctx.op('Concat', [n, ctx.int64([1, 1]), ctx.op('Slice', [sizes as string, ...at])], { axis: 0 })],
+          attributes,
+        )
+      : ctx.op(
+          'Resize',
+          [rows, '', ctx.op('Concat', [ctx.floatTensor([1, 1, 1], [3]), ctx.op('Slice', [scales as string, ...at])], { axis: 0 })],
+          attributes,
+        );
+    return ctx.op('Reshape', [resized, ctx.op('Concat', [n, ctx.int64([-1])], { axis: 0 })]);
+  };
+  const rows = ctx.op('MatMul', [matrix(2), dy]);
+  return [ctx.op('MatMul', [rows, ctx.op('Transpose', [matrix(3)], { perm: [1, 0] })])];
 };

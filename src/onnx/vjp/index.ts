@@ -11,6 +11,7 @@ export const vjpRules: Readonly<Record<string, VjpRule>> = {
   MaxPool: conv.maxPool,
   AveragePool: conv.averagePool,
   GlobalAveragePool: conv.globalAveragePool,
+  Resize: conv.resize,
   BatchNormalization: conv.batchNormalization,
   Gemm: linear.gemm,
   MatMul: linear.matMul,
