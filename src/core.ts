@@ -13,6 +13,28 @@ export { type SaliencyAttackOptions, type SaliencyAttackResult, saliencyGuidedAt
 export { parseCoco } from './datasets/coco.js';
 export { type ClassMask, classesIn, classMask } from './datasets/mask.js';
 export { type AnnotatedObject, type Annotation, formatVoc, parseVoc } from './datasets/voc.js';
+export {
+  type Box,
+  boxIou,
+  checkBox,
+  DETECTION_LAYOUTS,
+  type Detection,
+  type DetectionLayout,
+  type DetectionSpec,
+  type DetectionTarget,
+  detect,
+  detectionClasses,
+  detectionLayout,
+  detectionTarget,
+  isDetectionTarget,
+  matchingPrediction,
+  type NmsOptions,
+  nonMaxSuppression,
+  type Prediction,
+  parseBoxTarget,
+  readPredictions,
+  scaleBox,
+} from './engine/detections.js';
 export type { FusionScale } from './engine/fusion.js';
 export {
   type GradientPass,
@@ -39,6 +61,7 @@ export {
   type ClassifierTarget,
   checkClass,
   frozenRegion,
+  type InputSize,
   isOutputTarget,
   isRegionTarget,
   type OutputTarget,
@@ -61,7 +84,15 @@ export { CamerasError, ExitCode } from './errors.js';
 export type { ExplainOptions as CamerasOptions } from './explainer.js';
 export { Explainer, type ExplainerConfig, type ExplainOptions } from './explainer.js';
 export { type FloatArray, formatNpy, parseNpy } from './io/npy.js';
-export { PRESETS, type PreprocessPreset, preprocess, presetByName, type RgbImage, resizeLinearUint8 } from './io/preprocess.js';
+export {
+  blackPixel,
+  PRESETS,
+  type PreprocessPreset,
+  preprocess,
+  presetByName,
+  type RgbImage,
+  resizeLinearUint8,
+} from './io/preprocess.js';
 export {
   type CamFormula,
   type CamOptions,
@@ -72,6 +103,7 @@ export {
   weightedChannels,
 } from './methods/base-cam.js';
 export { type CamerasMethodOptions, fuseScales } from './methods/cameras.js';
+export { affinity, type DriseOptions, driseMask, driseMaskFrom, type MaskSet } from './methods/drise.js';
 export type { EigenCamOptions, EigenSign } from './methods/eigencam.js';
 export type { IntegratedGradientsOptions } from './methods/integrated-gradients.js';
 export type {

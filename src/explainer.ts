@@ -1,4 +1,18 @@
 import type { InferenceSession } from 'onnxruntime-common';
+import {
+  type Box,
+  boxIou,
+  checkBox,
+  type Detection,
+  type DetectionLayout,
+  type DetectionSpec,
+  type DetectionTarget,
+  detect,
+  detectionClasses,
+  detectionLayout,
+  detectionTarget,
+  type NmsOptions,
+} from './engine/detections.js';
 import { FusionEngine } from './engine/fusion.js';
 import { GradientSession } from './engine/gradient-session.js';
 import { type LayerView, tokenGrid, viewAsNchw, viewBack } from './engine/layer-view.js';
@@ -6,10 +20,10 @@ import { checkMemory, estimatePeakBytes } from './engine/memory.js';
 import { resizeInput } from './engine/resize.js';
 import { type OrtRuntime, ortSessionOptions, type SessionCache } from './engine/runtime.js';
 import { validateImageTensor } from './engine/scales.js';
-import { checkClass, checkTarget, isOutputTarget, isRegionTarget, type Target, targetName } from './engine/scores.js';
+import { checkClass, checkTarget, type InputSize, isOutputTarget, isRegionTarget, type Target, targetName } from './engine/scores.js';
 import { CamerasError } from './errors.js';
 import type { FloatArray } from './io/npy.js';
-import { type PreprocessPreset, preprocess, presetByName, type RgbImage } from './io/preprocess.js';
+import { blackPixel, type PreprocessPreset, preprocess, presetByName, type RgbImage } from './io/preprocess.js';
 import type {
   AttentionRunner,
   CommonOptions,
@@ -151,6 +165,8 @@ export class Explainer {
   private readonly fusion: FusionEngine;
   /** Every ONNX Runtime session, by kind, tensor and output: built once, on first use (the layer's at creation). */
   private readonly sessions = new Map<string, Promise<GradientSession>>();
+  /** The explained output's detection layout and class count, once probed (`detectionFormat`). */
+  private probedDetection: Promise<{ layout: DetectionLayout; classes: number }> | undefined;
   /** The network's head from the layer, per output (Ablation-CAM), built on first use like the sessions. */
   private readonly heads = new Map<
     string,
@@ -317,6 +333,7 @@ export class Explainer {
       },
       fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
       resolutions: this.profileValue.resolutions,
+      blackPixel: blackPixel(this.preset),
       attention: async () => this.attention(output),
     };
   }
@@ -467,6 +484,106 @@ export class Explainer {
   async forward(inputs: FloatArray[]): Promise<Float32Array[]> {
     for (const input of inputs) validateImageTensor({ ...input, shape: [1, ...input.shape.slice(1)] }, this.inputChannels);
     return (await (await this.context(this.profileValue.output)).forward(inputs)).map((output) => output.data);
+  }
+
+  /**
+   * The explained output's detection layout and class count: the profile's layout, else read from the output's shape
+   * on one probe pass (an export rarely declares it); a one-line error where the output is not a detector's.
+   */
+  private async detectionFormat(): Promise<{ layout: DetectionLayout; classes: number }> {
+    const declared = this.profileValue.outputs.find((o) => o.name === this.profileValue.output)?.shape;
+    if (!this.profileValue.detectionLayout && declared && declared.length !== 3)
+      throw new CamerasError(
+        `output '${this.profileValue.output}' of ${this.profileValue.name} is [${declared.map((d) => (d > 0 ? d : '?')).join(', ')}], not a detector's predictions before NMS; explain a detector exported without NMS (or name its layout: detectionLayout, --layout)`,
+      );
+    if (!this.probedDetection) {
+      const size = this.profileValue.inputSize;
+      const channels = this.inputChannels ?? 3;
+      const probe = { data: new Float32Array(channels * size * size), shape: [1, channels, size, size] };
+      this.probedDetection = (async () => {
+        const [output] = await (await this.context(this.profileValue.output)).forward([probe]);
+        const shape = (output as FloatArray).shape;
+        const name = `output '${this.profileValue.output}' of ${this.profileValue.name}`;
+        const layout = this.profileValue.detectionLayout ?? detectionLayout(shape, undefined, name);
+        detectionLayout(shape, layout, name);
+        return { layout, classes: detectionClasses(shape, layout) };
+      })();
+      this.probedDetection.catch(() => {
+        this.probedDetection = undefined;
+      });
+    }
+    return this.probedDetection;
+  }
+
+  /** The explained output's detection layout and class count where it is a detector's; undefined for other models. */
+  async detector(): Promise<{ layout: DetectionLayout; classes: number } | undefined> {
+    return this.detectionFormat().catch((error) => {
+      if (error instanceof CamerasError) return undefined;
+      throw error;
+    });
+  }
+
+  /**
+   * A detector's detections on one image: its explained output read with the profile's layout, through class-wise
+   * NMS (score = objectness x best class score above 0.25, IoU 0.45, at most 100: `NmsOptions`), best first; boxes
+   * in the input's pixels, clipped to it.
+   */
+  async detect(input: FloatArray, options: NmsOptions = {}): Promise<Detection[]> {
+    validateImageTensor(input, this.inputChannels);
+    const { layout } = await this.detectionFormat();
+    const [output] = await (await this.context(this.profileValue.output)).forward([input]);
+    const [, , height, width] = input.shape as [number, number, number, number];
+    // Clipped to the input, as detectors' post-processing clips them: what is listed can be explained.
+    return detect(output as FloatArray, layout, options).map((d) => ({
+      ...d,
+      box: [Math.max(0, d.box[0]), Math.max(0, d.box[1]), Math.min(width, d.box[2]), Math.min(height, d.box[3])] as const,
+    }));
+  }
+
+  /**
+   * The target of a detection: one `detect` returned, or a box and label of your own, in the pixels of an input of
+   * `size` (the explained input's; other scales scale it). Refuses a box outside the input and a label the model lacks.
+   */
+  async detectionTarget(
+    detection: { box: Box; label: number },
+    size: InputSize,
+    options: Pick<DetectionSpec, 'nms' | 'iouThreshold'> = {},
+  ): Promise<DetectionTarget> {
+    const { layout, classes } = await this.detectionFormat();
+    checkBox(detection.box, detection.label, size.width, size.height, classes);
+    return detectionTarget({ box: detection.box, label: detection.label, size, layout, ...options });
+  }
+
+  /**
+   * The target of a box given in an image's pixels (the `image` the input was made from, by `preprocess`'s square
+   * resize; the input's own size by default), as `--target box:x1,y1,x2,y2[:label]` gives it: without a label, the
+   * label of the detection that overlaps the box most (score above 0.05). Also returns the box in the input's pixels.
+   */
+  async boxTarget(
+    given: { box: Box; label?: number },
+    input: FloatArray,
+    image?: InputSize,
+  ): Promise<{ target: DetectionTarget; box: Box; label: number }> {
+    const { classes } = await this.detectionFormat();
+    const [, , height, width] = input.shape as [number, number, number, number];
+    checkBox(given.box, given.label ?? 0, image?.width ?? width, image?.height ?? height, classes);
+    const sx = image ? image.width / width : 1;
+    const sy = image ? image.height / height : 1;
+    const box: Box = [given.box[0] / sx, given.box[1] / sy, given.box[2] / sx, given.box[3] / sy];
+    let label = given.label;
+    if (label === undefined) {
+      let best = 0;
+      for (const d of await this.detect(input, { scoreThreshold: 0.05 })) {
+        const iou = boxIou(d.box, box);
+        if (iou > best) {
+          best = iou;
+          label = d.label;
+        }
+      }
+      if (label === undefined)
+        throw new CamerasError(`no detection overlaps the box ${given.box.join(',')}; give its label: box:${given.box.join(',')}:<label>`);
+    }
+    return { target: await this.detectionTarget({ box, label }, { width, height }), box, label };
   }
 
   /**

@@ -16,7 +16,16 @@ import { FIXTURES, ROOT } from './helpers.js';
 
 declare global {
   interface Window {
-    camerasLastResult?: { map: number[]; width: number; height: number; classPerResolution: Record<string, number>; method: string };
+    camerasLastResult?: {
+      map: number[];
+      width: number;
+      height: number;
+      classPerResolution: Record<string, number>;
+      method: string;
+      target: string;
+      detections?: { box: [number, number, number, number]; label: number; score: number }[];
+      detection?: number;
+    };
   }
 }
 
@@ -199,5 +208,95 @@ describe('the browser app in Chromium (playwright-core, headless)', { skip }, ()
       timeout: 60_000,
     });
     assert.match((await status()) ?? '', /layer encoder\.layers\.encoder_layer_3\.ln_1/);
+  });
+
+  /** Runs the chosen methods and waits for the result the page keeps for tests. */
+  async function runAndWait(): Promise<NonNullable<Window['camerasLastResult']>> {
+    await page.evaluate(() => {
+      window.camerasLastResult = undefined;
+    });
+    await page.click('[data-testid=run]');
+    await page.waitForFunction(() => window.camerasLastResult !== undefined, null, { timeout: 120_000 });
+    return (await page.evaluate(() => window.camerasLastResult)) as NonNullable<Window['camerasLastResult']>;
+  }
+
+  /** The largest difference between a map of the page and the Node library's. */
+  const worstOf = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let worst = 0;
+    for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)));
+    return worst;
+  };
+
+  it("draws a detector's detections, explains the best, then the one whose box is clicked, as the Node library does", async () => {
+    await page.selectOption('[data-testid=model-select]', 'composite:detector');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=status]')?.textContent?.includes('composite:detector ready ('),
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
+    await page.selectOption('#photo-select', 'photos/composite_scene.jpg');
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('ready to explain'));
+    await page.selectOption('[data-testid=method-select]', ['gradcam']);
+    const first = await runAndWait();
+    assert.ok((first.detections?.length ?? 0) >= 2, 'the scene has several items');
+    assert.equal(first.detection, 0);
+    assert.match(first.target, /^box:/);
+    assert.match((await status()) ?? '', /^Done: detection 0 \(\w+, 0\.\d\d, at [\d,]+\): gradcam explains box:/);
+    const explainer = await createExplainer({ model: 'composite:detector', threads: 2 });
+    try {
+      const tensor = explainer.preprocess(await readImage(resolve(ROOT, 'assets/images/composite_scene.jpg')));
+      const found = await explainer.detect(tensor);
+      assert.deepEqual(
+        first.detections?.map((d) => d.box.map((v) => Math.round(v))),
+        found.map((d) => d.box.map((v) => Math.round(v))),
+      );
+      // A click in the middle of the second detection's box explains the smallest box there (its own, unless nested).
+      const box = (first.detections as { box: number[] }[])[1]?.box as [number, number, number, number];
+      const [cx, cy] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+      const under = found
+        .map((d, i) => ({ i, area: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]), d }))
+        .filter(({ d }) => cx >= d.box[0] && cx <= d.box[2] && cy >= d.box[1] && cy <= d.box[3])
+        .sort((a, b) => a.area - b.area)[0]?.i as number;
+      const bounds = (await page.locator('[data-testid=result-canvas]').boundingBox()) as { width: number; height: number };
+      await page.evaluate(() => {
+        window.camerasLastResult = undefined;
+      });
+      await page.click('[data-testid=result-canvas]', { position: { x: (cx / 224) * bounds.width, y: (cy / 224) * bounds.height } });
+      await page.waitForFunction(() => window.camerasLastResult !== undefined, null, { timeout: 120_000 });
+      const clicked = (await page.evaluate(() => window.camerasLastResult)) as NonNullable<Window['camerasLastResult']>;
+      assert.equal(clicked.detection, under);
+      assert.equal(await page.inputValue('[data-testid=detection-select]'), String(under));
+      const target = await explainer.detectionTarget(found[under] as (typeof found)[number], { width: 224, height: 224 });
+      const node = await explainer.explain(tensor, { method: 'gradcam', target });
+      assert.equal(clicked.target, node.target);
+      assert.ok(worstOf(clicked.map, node.map) <= 1e-4, `max |page - node| = ${worstOf(clicked.map, node.map)}`);
+    } finally {
+      await explainer.dispose();
+    }
+  });
+
+  it("explains a segmenter's region (the largest class but the background) as the Node library does", async () => {
+    await page.selectOption('[data-testid=model-select]', 'composite:segmenter');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=status]')?.textContent?.includes('composite:segmenter ready ('),
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
+    await page.selectOption('[data-testid=method-select]', ['gradcam']);
+    const result = await runAndWait();
+    assert.match(result.target, /^segment:\d+$/);
+    assert.equal(await page.isHidden('#detection-box'), true, 'no detections to pick');
+    const explainer = await createExplainer({ model: 'composite:segmenter', threads: 2 });
+    try {
+      const tensor = explainer.preprocess(await readImage(resolve(ROOT, 'assets/images/composite_scene.jpg')));
+      const node = await explainer.explain(tensor, { method: 'gradcam', target: { segment: Number(result.target.split(':')[1]) } });
+      assert.ok(worstOf(result.map, node.map) <= 1e-4, `max |page - node| = ${worstOf(result.map, node.map)}`);
+    } finally {
+      await explainer.dispose();
+    }
   });
 });

@@ -20,11 +20,12 @@ export default defineConfig({
   plugins: [
     {
       name: 'cameras-static',
-      // The bundled photo goes beside the page; the models are served by `cameras serve` from the package's
+      // The bundled photos go beside the page; the models are served by `cameras serve` from the package's
       // assets/models (not copied: up to 85 MB each). ONNX Runtime Web's wasm file is emitted by the bundler.
       closeBundle() {
         mkdirSync(resolve(out, 'photos'), { recursive: true });
         copyFileSync(resolve(root, 'assets/images/cat_dog.png'), resolve(out, 'photos/cat_dog.png'));
+        copyFileSync(resolve(root, 'assets/images/composite_scene.jpg'), resolve(out, 'photos/composite_scene.jpg'));
       },
     },
   ],

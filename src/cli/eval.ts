@@ -5,11 +5,11 @@ import { classesIn } from '../datasets/mask.js';
 import { CamerasError, ExitCode } from '../errors.js';
 import { writeFileAtomic } from '../io/files-node.js';
 import { absoluteModel, type BatchJob, type BatchOutcome, type BatchRecord, JobRunner, runBatch } from '../jobs/batch.js';
-import { planEval } from '../jobs/eval-jobs.js';
+import { type EvalPair, planEval } from '../jobs/eval-jobs.js';
 import { enqueueAndWait, probeRedis } from '../jobs/queue.js';
 import { methodByName } from '../methods/registry.js';
 import type { EvalMetric, ScoredRecord } from '../metrics/metric.js';
-import { EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
+import { DEFAULT_METRICS, EVAL_METRICS, METRICS, metricByName } from '../metrics/names.js';
 import { classIndex, openExplainer } from '../models/open-node.js';
 import { curvesSpec, renderSvg } from '../render/plots.js';
 import { checkFolderWritable, checkWritable } from './explain.js';
@@ -41,7 +41,11 @@ interface EvalRecord extends ScoredRecord {
   seconds: number;
 }
 
-const key = (r: { image: string; class: string; method: string }) => `${r.image}\u0000${r.class}\u0000${r.method}`;
+const key = (r: { image: string; class: string; method: string; box?: unknown }) =>
+  `${r.image}\u0000${r.class}\u0000${r.method}${r.box === undefined ? '' : `\u0000${r.box}`}`;
+
+/** What scores a detector's box or a segmenter's region: the metrics that read the map on the ground truth. */
+const REGION_METRICS = ['pointing', 'energy'];
 
 /** What a results.jsonl was made with: a rerun with other settings would mix results, so it is refused. */
 interface EvalSettings {
@@ -62,6 +66,22 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   await checkFolderWritable(flags.outDir);
   if (flags.redis) await probeRedis(flags.redis);
   const explainer = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
+  // A detector is scored per annotated box (the box, with its class as the label, is the target); a segmenter per
+  // annotated class (its region, the pixels predicted as it, is the target). Both by what reads the map on the ground
+  // truth, not by a classifier's class probability.
+  const detector = (await explainer.detector()) !== undefined;
+  const segmenter = !detector && explainer.profile.outputs.find((o) => o.name === explainer.profile.output)?.shape?.length === 4;
+  if (detector || segmenter) {
+    const asked = flags.metrics.join(',') === DEFAULT_METRICS.join(',') ? REGION_METRICS : flags.metrics;
+    const refused = asked.filter((m) => !REGION_METRICS.includes(m));
+    if (refused.length > 0) {
+      await explainer.dispose();
+      throw new CamerasError(
+        `--metrics ${refused.join(',')} score a classifier's class; a ${detector ? "detector's boxes are" : "segmenter's regions are"} scored by ${REGION_METRICS.join(' and ')}`,
+      );
+    }
+    flags = { ...flags, metrics: asked };
+  }
   const size = explainer.profile.inputSize;
   const resultsFile = join(flags.outDir, 'results.jsonl');
   const settings: EvalSettings = {
@@ -91,12 +111,28 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
   const previous = await previousRecords(resultsFile, settings);
   // Images are named relative to the data set, so a rerun from elsewhere resumes the same records.
   const relativeName = (image: string) => relativePath(dataset, image);
-  const pairs = items.flatMap((item) =>
-    classesIn(item.annotation).flatMap((className) =>
-      flags.methods.map((method) => ({ image: item.image, annotation: item.annotation, className, method })),
-    ),
-  );
-  const pairKey = (p: (typeof pairs)[number]) => key({ image: relativeName(p.image), class: p.className, method: p.method });
+  const pairs: EvalPair[] = detector
+    ? items.flatMap((item) =>
+        item.annotation.objects.flatMap((object, box) => {
+          const { xmin, ymin, xmax, ymax } = object.box;
+          // The box in pixel edges (the annotation's are inclusive pixels), its class as the label.
+          const target = `box:${xmin},${ymin},${xmax + 1},${ymax + 1}:${classIndex(object.className, explainer.profile)}`;
+          const annotation = { ...item.annotation, objects: [object] };
+          return flags.methods.map((method) => ({ image: item.image, annotation, className: object.className, method, box, target }));
+        }),
+      )
+    : items.flatMap((item) =>
+        classesIn(item.annotation).flatMap((className) =>
+          flags.methods.map((method) => ({
+            image: item.image,
+            annotation: item.annotation,
+            className,
+            method,
+            ...(segmenter ? { target: `segment:${classIndex(className, explainer.profile)}` } : {}),
+          })),
+        ),
+      );
+  const pairKey = (p: EvalPair) => key({ image: relativeName(p.image), class: p.className, method: p.method, box: p.box });
   const wanted = new Set(pairs.map(pairKey));
   // The latest record of each of this run's pairs (a pair recorded twice counts once).
   const byKey = new Map(previous.filter((r) => wanted.has(key(r))).map((r) => [key(r), r]));
@@ -130,6 +166,7 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     const line: EvalRecord = {
       image: relativeName(job.image),
       class: job.evaluate.className,
+      ...(job.evaluate.box !== undefined ? { box: job.evaluate.box } : {}),
       method: job.method,
       ...record.scores,
       seconds: record.seconds,
@@ -190,11 +227,11 @@ export async function evalCommand(dataset: string, flags: EvalFlags): Promise<vo
     metrics,
     header,
     rows,
-    `${items.length} images, ${classes.length} classes, model ${flags.model}`,
+    `${items.length} images, ${detector ? `${pairs.length / flags.methods.length} boxes, ` : ''}${classes.length} classes, model ${flags.model}`,
   );
   if (flags.quiet) return;
   process.stdout.write(
-    `${items.length} images, ${classes.length} classes, model ${flags.model}\n${formatTable(header, rows)}\nwrote ${join(flags.outDir, 'summary.csv')}, summary.json, results.jsonl${plotted ? ', insertion_deletion.svg' : ''} and report.html\n`,
+    `${items.length} images, ${detector ? `${pairs.length / flags.methods.length} boxes, ` : ''}${classes.length} classes, model ${flags.model}\n${formatTable(header, rows)}\nwrote ${join(flags.outDir, 'summary.csv')}, summary.json, results.jsonl${plotted ? ', insertion_deletion.svg' : ''} and report.html\n`,
   );
 }
 

@@ -2,6 +2,7 @@ import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import sharp from 'sharp';
+import { type Box, type Detection, type DetectionLayout, type DetectionTarget, parseBoxTarget, scaleBox } from '../engine/detections.js';
 import { parseLayerView } from '../engine/layer-view.js';
 import type { CamPostprocess } from '../engine/postprocess.js';
 import { type Target, topK } from '../engine/scores.js';
@@ -44,6 +45,8 @@ export interface ExplainFlags {
   resolutions?: number[];
   preprocess?: string;
   output?: string;
+  detection?: number;
+  layout?: DetectionLayout;
   layerView?: string;
   positionResample?: PositionResample;
   saveMap?: string;
@@ -116,6 +119,62 @@ async function classesFor(flags: ExplainFlags, explainer: Explainer, tensor: Flo
     return topK(logits, flags.top);
   }
   return [flags.class === undefined ? null : classIndex(flags.class, explainer.profile)];
+}
+
+/** The detection a detector's run explains, in image pixels, and what the detector found. */
+interface ExplainedDetection {
+  target: DetectionTarget;
+  /** The explained box in the picture's pixels (the tensor's for --input), and its label's name. */
+  box: Box;
+  label: string;
+  /** Every detection, boxes in the picture's pixels. */
+  detections: (Detection & { name: string })[];
+}
+
+/**
+ * On a detector: the detection to explain (--target box:..., --detection i, or the best one) and the detections
+ * listed; undefined for other models when neither asks for one.
+ */
+async function detectionFor(
+  flags: ExplainFlags,
+  explainer: Explainer,
+  tensor: FloatArray,
+  picture: RgbImage | undefined,
+): Promise<ExplainedDetection | undefined> {
+  const given = flags.target === undefined ? undefined : parseBoxTarget(flags.target, (label) => classIndex(label, explainer.profile));
+  if (flags.target !== undefined && !given) {
+    if (flags.detection !== undefined) throw new CamerasError('--detection picks a detection to explain: give it or --target, not both');
+    return undefined;
+  }
+  const format = await explainer.detector();
+  if (!format) {
+    if (given || flags.detection !== undefined)
+      throw new CamerasError(
+        `${given ? '--target box' : '--detection'} explains a detector's box; output '${explainer.profile.output}' of ${explainer.profile.name} is not a detector's predictions before NMS (name its layout with --layout if it is one)`,
+      );
+    return undefined;
+  }
+  const [, , height, width] = tensor.shape as [number, number, number, number];
+  const scaleX = picture ? picture.width / width : 1;
+  const scaleY = picture ? picture.height / height : 1;
+  const toPicture = (b: Box): Box => scaleBox(b, scaleX, scaleY);
+  const name = (label: number) => explainer.profile.labels?.[label] ?? `class ${label}`;
+  const detections = (await explainer.detect(tensor)).map((d) => ({ ...d, box: toPicture(d.box), name: name(d.label) }));
+  if (given) {
+    const { target, box, label } = await explainer.boxTarget(given, tensor, picture);
+    return { target, box: toPicture(box), label: name(label), detections };
+  }
+  const index = flags.detection ?? 0;
+  if (detections.length === 0)
+    throw new CamerasError(
+      'the detector finds nothing above score 0.25 in this image; explain a box of your own: --target box:x1,y1,x2,y2:<label>',
+    );
+  if (index >= detections.length)
+    throw new CamerasError(`--detection ${index}: the detector found ${detections.length} (0-${detections.length - 1})`);
+  const found = (await explainer.detect(tensor))[index] as Detection;
+  const chosen = { box: found.box, label: found.label };
+  const target = await explainer.detectionTarget(chosen, { width, height });
+  return { target, box: toPicture(chosen.box), label: name(chosen.label), detections };
 }
 
 /** The CLI flag of each library option, so errors and listings speak the user's language. */
@@ -226,6 +285,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
         profile: {
           preprocess: flags.preprocess,
           layerView: flags.layerView === undefined ? undefined : parseLayerView(flags.layerView),
+          detectionLayout: flags.layout,
           positionResample: flags.positionResample,
         },
       }),
@@ -242,11 +302,12 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
     const started = performance.now();
     const picture: RgbImage | undefined = path ? await readImage(path) : undefined;
     const rows: PanelRow[] = [];
-    const results: { model: Explainer; result: ExplainResult; seconds: number }[] = [];
+    const results: Explained[] = [];
     for (const model of models) {
       const tensor = picture ? model.preprocess(picture) : await readNpyFile(flags.input as string);
-      const target = flags.target === undefined ? undefined : await targetOf(flags.target, model);
-      for (const cls of await classesFor(flags, model, tensor)) {
+      const detection = await detectionFor(flags, model, tensor, picture);
+      const target = detection?.target ?? (flags.target === undefined ? undefined : await targetOf(flags.target, model));
+      for (const cls of detection ? [null] : await classesFor(flags, model, tensor)) {
         const base = job++ * 100;
         bar?.update(base, { image: path ? basename(path) : 'tensor', job });
         const explaining = performance.now();
@@ -255,17 +316,22 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
           classIndex: cls,
           onProgress: (done, total) => bar?.update(base + Math.round((100 * done) / total)),
         });
-        results.push({ model, result, seconds: (performance.now() - explaining) / 1000 });
+        results.push({ model, result, seconds: (performance.now() - explaining) / 1000, detection });
+        const boxes = detection ? [{ box: detection.box, label: detection.label }] : undefined;
         if (picture)
-          rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps });
+          rows.push({ title: describe(model, result, models.length > 1), image: picture, map: result, scales: result.scaleMaps, boxes });
       }
     }
-    const first = results[0] as { model: Explainer; result: ExplainResult; seconds: number };
+    const first = results[0] as Explained;
     const out = outputFor(path);
     if (flags.saveMap) await writeNpyFile(flags.saveMap, { data: first.result.map, shape: [first.result.height, first.result.width] });
     if (out) {
       const pictureOptions = { colormap: flags.colormap, opacity: flags.opacity, colorbar: flags.colorbar };
-      const png = panel && picture ? await renderPanel(rows, pictureOptions) : await overlayWithBar(first.result, picture, pictureOptions);
+      const boxes = first.detection ? [{ box: first.detection.box, label: first.detection.label }] : undefined;
+      const png =
+        panel && picture
+          ? await renderPanel(rows, pictureOptions)
+          : await overlayWithBar(first.result, picture, { ...pictureOptions, boxes });
       await writeFileAtomic(out, await inFormatOf(out, png));
     }
     // Each image's own time: reading it, explaining it, writing its outputs.
@@ -303,9 +369,19 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   if (failed > 0) throw new CamerasError(`${failed} of ${paths.length} images failed (each named above); the others were written`);
 }
 
+/** One explained map, with its model, time and, on a detector, the detection. */
+interface Explained {
+  model: Explainer;
+  result: ExplainResult;
+  seconds: number;
+  detection?: ExplainedDetection;
+}
+
+const rounded = (box: Box) => box.map((v) => Math.round(v * 10) / 10);
+
 function report(
   flags: ExplainFlags,
-  results: { model: Explainer; result: ExplainResult; seconds: number }[],
+  results: Explained[],
   path: string | undefined,
   out: string | undefined,
   many: boolean,
@@ -314,7 +390,7 @@ function report(
   // One map: the image's whole time (reading, explaining, writing); several: each map's own explain time.
   const timeOf = (own: number) => (results.length > 1 ? own : total);
   if (flags.json) {
-    for (const { model, result, seconds: own } of results) {
+    for (const { model, result, seconds: own, detection } of results) {
       const seconds = timeOf(own);
       const line = {
         ...(many ? { image: path } : {}),
@@ -327,6 +403,13 @@ function report(
         ...(result.classPerResolution
           ? { classPerResolution: result.classPerResolution, probPerResolution: result.probPerResolution }
           : {}),
+        ...(detection
+          ? {
+              box: rounded(detection.box),
+              label: detection.label,
+              detections: detection.detections.map((d) => ({ box: rounded(d.box), label: d.name, score: Math.round(d.score * 1e4) / 1e4 })),
+            }
+          : {}),
         usedResolutions: result.usedResolutions,
         empty: result.empty,
         seconds: Math.round(seconds * 1000) / 1000,
@@ -337,14 +420,23 @@ function report(
   }
   if (flags.quiet) return;
   const lines: string[] = [];
-  for (const { model, result, seconds: own } of results) {
+  for (const { model, result, seconds: own, detection } of results) {
     const seconds = timeOf(own);
+    if (detection) {
+      lines.push(
+        `${many ? `${path}: ` : ''}${detection.detections.length} detection${detection.detections.length === 1 ? '' : 's'} (objectness x class score above 0.25):`,
+        ...detection.detections.slice(0, 10).map((d, i) => `  #${i} ${d.name} ${d.score.toFixed(3)} at ${rounded(d.box).join(',')}`),
+        ...(detection.detections.length > 10 ? [`  ... ${detection.detections.length - 10} more (--json lists all)`] : []),
+      );
+    }
     const smoothed = flags.smooth ? `, smoothed over ${flags.smooth} noisy copies (NoiseTunnel)` : '';
     const label = result.classIndex !== undefined ? model.profile.labels?.[result.classIndex] : undefined;
     const what =
-      result.classIndex === undefined
-        ? result.target
-        : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
+      detection !== undefined
+        ? `${detection.label} at ${rounded(detection.box).join(',')}`
+        : result.classIndex === undefined
+          ? result.target
+          : `class ${result.classIndex}${label ? ` (${label}${model.profile.labelsAssumed ? ', ImageNet label assumed' : ''})` : ''}${isRegion(result) ? `, region ${result.target}` : ''}`;
     lines.push(
       `${many ? `${path}: ` : ''}${what} ${methodByName(result.method).needs.some((n) => n.startsWith('attention')) ? 'through the attention blocks' : `at layer ${model.layer.name}`}${results.length > 1 || flags.models ? ` of ${model.profile.name}` : ''}, ${methodByName(result.method).multiResolution ? `fused from ${result.usedResolutions.join(', ')} px` : `${result.method} at ${result.usedResolutions.join(', ')} px`}${smoothed} in ${seconds.toFixed(2)} s`,
     );
@@ -366,6 +458,7 @@ export interface CompareFlags {
   class?: string;
   methods: string[];
   target?: string;
+  detection?: number;
   out?: string;
   colormap?: ColormapName;
   opacity?: number;
@@ -383,14 +476,18 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
   const tensor = explainer.preprocess(picture);
   try {
     const classIndexOrTop = flags.class === undefined ? null : classIndex(flags.class, explainer.profile);
-    const target = flags.target === undefined ? undefined : await targetOf(flags.target, explainer);
+    // On a detector every row explains one detection: the best, --detection i, or a --target box.
+    const detection = await detectionFor({ ...flags, model: flags.model }, explainer, tensor, picture);
+    const target = detection?.target ?? (flags.target === undefined ? undefined : await targetOf(flags.target, explainer));
+    const boxes = detection ? [{ box: detection.box, label: detection.label }] : undefined;
     const rows: PanelRow[] = [];
     for (const method of flags.methods) {
       const started = performance.now();
-      const result = await explainWithFlags(explainer, tensor, { method, classIndex: classIndexOrTop, target });
+      const result = await explainWithFlags(explainer, tensor, { method, classIndex: detection ? null : classIndexOrTop, target });
       const seconds = (performance.now() - started) / 1000;
       // The row names its method first, so the description does not name it again.
-      rows.push({ title: `${method}: ${describe(explainer, result, false, false)}, ${seconds.toFixed(2)} s`, image: picture, map: result });
+      const what = detection ? `${detection.label} at ${rounded(detection.box).join(',')}` : describe(explainer, result, false, false);
+      rows.push({ title: `${method}: ${what}, ${seconds.toFixed(2)} s`, image: picture, map: result, boxes });
       if (!flags.quiet) process.stdout.write(`${method}: ${seconds.toFixed(2)} s${result.empty ? ' (empty map)' : ''}\n`);
     }
     await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity }));

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { MAX_BETA, MAX_ITERATIONS } from '../attacks/pgd.js';
+import { DETECTION_LAYOUTS } from '../engine/detections.js';
 import { layerViewName } from '../engine/layer-view.js';
 import { probeShapes } from '../engine/probe.js';
 import { CamerasError, ExitCode } from '../errors.js';
@@ -148,6 +149,11 @@ export async function buildProgram(): Promise<Command> {
     FLAGS.method(),
     FLAGS.target(),
     FLAGS.output(),
+    FLAGS.detection(),
+    new Option(
+      '--layout <layout>',
+      "a detector's output before NMS: yolo [1, N, 4+1+K], yolov8 [1, 4+K, N] or ssd [1, N, 4+K] (default: read from its shape)",
+    ).choices([...DETECTION_LAYOUTS]),
     new Option(
       '--layer-view <view>',
       "how the layer's tensor becomes a map: nchw, nhwc (channels last) or tokens[:<prefix>] (a transformer's tokens on the patch grid); default: detected",
@@ -173,14 +179,15 @@ export async function buildProgram(): Promise<Command> {
     new Option('--discard-ratio <fraction>', "rollout: the fraction of each block's smallest attentions dropped (default 0.9)").argParser(
       parseFractionBelow1,
     ),
-    new Option('--samples <n>', `smoothgrad: noisy copies (25); integrated_gradients: steps (64); at most ${MAX_SAMPLES}`).argParser(
-      parseCountUpTo(MAX_SAMPLES),
-    ),
+    new Option(
+      '--samples <n>',
+      `smoothgrad: noisy copies (25); integrated_gradients: steps (64); drise: masks (1000); at most ${MAX_SAMPLES}`,
+    ).argParser(parseCountUpTo(MAX_SAMPLES)),
     new Option(
       '--noise <fraction>',
       `smoothgrad or --smooth: noise as a fraction of the input's range (0.15; at most ${MAX_NOISE})`,
     ).argParser(parseFractionUpTo(MAX_NOISE)),
-    FLAGS.seed('smoothgrad or --smooth: seed of the noise (0); the same seed gives the same map'),
+    FLAGS.seed('smoothgrad or --smooth: seed of the noise (0); drise: of the masks; the same seed gives the same map'),
     new Option(
       '--smooth <samples>',
       `NoiseTunnel around any method: its raw maps averaged over this many noisy copies (at most ${MAX_SAMPLES})`,
@@ -215,6 +222,8 @@ Examples:
   cameras explain photo.jpg --model resnet50.onnx --layer layer4 --class 243 --out cat.png
   cameras explain --input cat_dog.input.npy --model resnet18.onnx --layer layer3 --json --save-map map.npy
   cameras explain street.jpg --model segmenter.onnx --target segment:car --method gradcam
+  cameras explain scene.jpg --model composite:detector --detection 1 --method drise
+  cameras explain scene.jpg --model yolov5s.onnx --target box:40,60,200,310:dog
 
 The default model, nsfwjs:mobilenet_v2, is a pretrained MobileNetV2 that sorts images into 5 content
 classes (Drawing, Hentai, Neutral, Porn, Sexy), not ImageNet's 1000: bring an ImageNet model with --model.
@@ -240,6 +249,7 @@ Exit codes: 0 done, 1 internal error, 2 bad input (file, flag or value), 3 model
     modelFlags("target layer for the CAM methods; default: the model's"),
     FLAGS.class(),
     FLAGS.target(),
+    FLAGS.detection(),
     FLAGS.out('where the grid goes (default: <name>.compare.png)'),
     pictureFlags(),
     runFlags(),

@@ -96,6 +96,12 @@ export function parsePort(value: string): number {
   return Number(value);
 }
 
+/** An index: 0, 1, 2... */
+export function parseIndex(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected an index: 0, 1, 2...');
+  return Number(value);
+}
+
 export function parseCount(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
   return Number(value);
@@ -129,8 +135,10 @@ export const FLAGS = {
   target: () =>
     new Option(
       '--target <target>',
-      "what is explained: logit (default), prob, logprob, contrast:<class> (why this class rather than that one), or on a dense output segment:<class>[:<mask.png>] (the class's scores summed over its predicted pixels, or over a mask)",
+      "what is explained: logit (default), prob, logprob, contrast:<class> (why this class rather than that one), on a dense output segment:<class>[:<mask.png>] (the class's scores summed over its predicted pixels, or over a mask), on a detector box:x1,y1,x2,y2[:label] (in image pixels; default label: the best-overlapping detection's)",
     ),
+  detection: () =>
+    new Option('--detection <i>', 'a detector: explain its i-th detection as listed, 0 the best (default: 0)').argParser(parseIndex),
   output: () => new Option('--output <name>', "the model output explained (default: its first; 'cameras layers' lists them)"),
   methods: (defaults: readonly string[], text = 'methods to run') =>
     new Option('--methods <list>', text).argParser(parseList).default([...defaults], defaults.join(',')),

@@ -189,7 +189,10 @@ export class GradientSession {
       const each = output.data.length / batch;
       const seed = new Float32Array(output.data.length);
       for (let b = 0; b < batch; b++) {
-        const one = target.gradient({ data: output.data.subarray(b * each, (b + 1) * each), shape: [1, ...output.shape.slice(1)] });
+        const one = target.gradient(
+          { data: output.data.subarray(b * each, (b + 1) * each), shape: [1, ...output.shape.slice(1)] },
+          { height: input.shape[2] as number, width: input.shape[3] as number },
+        );
         if (one.length !== each)
           throw new CamerasError(
             `the target's gradient has ${one.length} values; the output has ${each} per image (shape [${output.shape.join(', ')}])`,

@@ -27,8 +27,15 @@ export interface RegionMask {
 export interface OutputTarget {
   /** Shown as the result's `target` (default 'custom'). */
   name?: string;
-  score(output: FloatArray): number;
-  gradient?(output: FloatArray): Float32Array;
+  /** `input`: the size of the pass's input where it is known (a multi-scale method's scales differ). */
+  score(output: FloatArray, input?: InputSize): number;
+  gradient?(output: FloatArray, input?: InputSize): Float32Array;
+}
+
+/** An input image's size in pixels. */
+export interface InputSize {
+  width: number;
+  height: number;
 }
 
 /**

@@ -121,3 +121,11 @@ export function normalise(image: RgbImage, preset: PreprocessPreset): FloatArray
 export function preprocess(image: RgbImage, preset: PreprocessPreset, size = preset.size): FloatArray {
   return normalise(resizeLinearUint8(image, size, size), preset);
 }
+
+/** A black pixel's value in the input, per input channel: (0 - mean) / std in the preset's channel order. */
+export function blackPixel(preset: PreprocessPreset): number[] {
+  return [0, 1, 2].map((c) => {
+    const from = preset.bgr ? 2 - c : c;
+    return -Math.fround(preset.mean[from] as number) / Math.fround(preset.std[from] as number);
+  });
+}

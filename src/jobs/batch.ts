@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
+import { isDetectionTarget, parseBoxTarget, scaleBox } from '../engine/detections.js';
 import { parseTarget } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { Explainer } from '../explainer.js';
@@ -136,7 +137,8 @@ export function outputsOf(job: BatchJob): { map: string; overlay: string; record
 /** The jobs of a batch: every input by every model and method, keyed by content. */
 export async function planBatch(inputs: BatchInput[], options: BatchPlanOptions): Promise<BatchJob[]> {
   for (const method of options.methods) methodByName(method);
-  if (options.target !== undefined) parseTarget(options.target, () => 0);
+  // Checked before any job is queued: a box's label is a name or an index, read against each model when it runs.
+  if (options.target !== undefined && !parseBoxTarget(options.target, () => 0)) parseTarget(options.target, () => 0);
   // A region's mask is taken by absolute path (workers elsewhere read it) and keyed by its content.
   const region = options.target === undefined ? undefined : regionWithMask(options.target);
   const target = region ? `segment:${region.segment}:${resolve(region.mask)}` : options.target;
@@ -227,10 +229,11 @@ export class JobRunner {
     if (job.evaluate) checkAnnotatedSize(job.image, picture, job.evaluate.annotation);
     const tensor = explainer.preprocess(picture);
     const { profile } = explainer;
+    const target = job.target !== undefined ? await targetOf(job.target, explainer, { tensor, image: picture }) : undefined;
     const result = await explainer.explain(tensor, {
       method: job.method,
       classIndex: job.class === undefined ? null : classIndex(job.class, profile),
-      ...(job.target !== undefined ? { target: await targetOf(job.target, explainer) } : {}),
+      ...(target !== undefined ? { target } : {}),
     });
     const scores = job.evaluate ? await scorePair(explainer, tensor, result, job.evaluate) : undefined;
     const out = outputsOf(job);
@@ -245,7 +248,17 @@ export class JobRunner {
       await mkdir(job.outDir, { recursive: true });
     });
     await write(() => writeNpyFile(out.map, { data: result.map, shape: [result.height, result.width] }));
-    const overlay = await overlayWithBar(result, picture, {});
+    // A detector's explained box is drawn over its map, in the picture's pixels.
+    const detection = isDetectionTarget(target) ? target.detection : undefined;
+    const boxes = detection
+      ? [
+          {
+            box: scaleBox(detection.box, picture.width / detection.size.width, picture.height / detection.size.height),
+            label: profile.labels?.[detection.label] ?? `class ${detection.label}`,
+          },
+        ]
+      : undefined;
+    const overlay = await overlayWithBar(result, picture, { boxes });
     await write(() => writeFileAtomic(out.overlay, overlay));
     const record: BatchRecord = {
       key: job.key,

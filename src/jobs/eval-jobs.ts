@@ -8,6 +8,9 @@ export interface EvalPair {
   annotation: Annotation;
   className: string;
   method: string;
+  /** On a detector: the annotated box's index in its image, and the target that explains it (box:x1,y1,x2,y2:label). */
+  box?: number;
+  target?: string;
 }
 
 export interface EvalPlanOptions {
@@ -42,6 +45,7 @@ export async function planEval(pairs: EvalPair[], options: EvalPlanOptions): Pro
       metrics: [...options.metrics].sort(),
       tolerance: options.tolerance,
       annotatedClass: options.annotatedClass,
+      ...(pair.box !== undefined ? { box: pair.box } : {}),
     };
     const key = jobKey({
       imageHash: image,
@@ -49,7 +53,7 @@ export async function planEval(pairs: EvalPair[], options: EvalPlanOptions): Pro
       layer: options.layer ?? null,
       method: pair.method,
       class: pair.className,
-      target: 'logit',
+      target: pair.target ?? 'logit',
       evaluate,
     });
     jobs.push({
@@ -61,7 +65,8 @@ export async function planEval(pairs: EvalPair[], options: EvalPlanOptions): Pro
       ...(weights ? { weights } : {}),
       ...(options.layer ? { layer: options.layer } : {}),
       method: pair.method,
-      class: pair.className,
+      // A box's class is its label, in the target.
+      ...(pair.target ? { target: pair.target } : { class: pair.className }),
       outDir,
       stem: stemOf(outDir, pair.image, pair.method, key),
       evaluate,

@@ -17,6 +17,8 @@ export interface EvalSpec {
   tolerance: number;
   /** Insertion and deletion follow the annotated class instead of the model's top-1 (RISE's choice). */
   annotatedClass: boolean;
+  /** On a detector: which annotated box of the image (its only object in `annotation`). */
+  box?: number;
 }
 
 /** Refuses a picture whose size is not its annotation's (the boxes would point elsewhere). */

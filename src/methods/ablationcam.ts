@@ -1,5 +1,6 @@
 import { postprocessCam } from '../engine/postprocess.js';
 import { targetScore } from '../engine/scores.js';
+import { CamerasError } from '../errors.js';
 import type { CamOptions } from './base-cam.js';
 import { layerPassAt, weightedChannels } from './base-cam.js';
 import { plane, type SaliencyMethod } from './method.js';
@@ -22,6 +23,11 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
     const head = await context.head();
     const positions = h * w;
     const original = targetScore(output, target, cls);
+    // The reference divides by it and returns NaN weights.
+    if (original === 0 || !Number.isFinite(original))
+      throw new CamerasError(
+        `the target scores ${original} on the image itself, so Ablation-CAM's relative drop (S - S_k) / S is undefined; explain a target the image raises (for a box: one the detector finds, with its label)`,
+      );
     let min = Number.POSITIVE_INFINITY;
     for (const v of activation.data) min = Math.min(min, v);
     const ablated = min === 0 ? 0 : min - 1e7;

@@ -29,6 +29,8 @@ export interface MethodContext {
   head(): Promise<(activations: FloatArray, native: FloatArray) => Promise<FloatArray>>;
   /** CAMERAS' fusion of kept scales: sum over channels of (sum of resized A) x (sum of resized G), `size x size`. */
   fuseSums(scales: FusionScale[], size: number): Promise<Float64Array>;
+  /** The input's value of a black pixel, per channel (the preprocessing's (0 - mean) / std): what occlusion fills in. */
+  readonly blackPixel: readonly number[];
   /** The model's default resolutions (its profile's), for methods that run at several. */
   readonly resolutions: readonly number[];
   /** A transformer's attention probabilities, block by block, and the target's gradients there (rollout, Chefer's method). */

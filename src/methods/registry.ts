@@ -2,6 +2,7 @@ import { CamerasError } from '../errors.js';
 import { ablationcam } from './ablationcam.js';
 import { cameras } from './cameras.js';
 import { chefer } from './chefer.js';
+import { drise } from './drise.js';
 import { eigencam } from './eigencam.js';
 import { gradcam } from './gradcam.js';
 import { gradcamElementwise } from './gradcam-elementwise.js';
@@ -31,6 +32,7 @@ export const REGISTRY = [
   eigencam,
   scorecam,
   ablationcam,
+  drise,
   gradient,
   gradientXInput,
   smoothgrad,

@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { parseTarget, type Target } from '../engine/scores.js';
+import { parseBoxTarget } from '../engine/detections.js';
+import { type InputSize, parseTarget, type Target } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import { Explainer, type ExplainerConfig } from '../explainer.js';
 import { readMask } from '../io/image-node.js';
+import type { FloatArray } from '../io/npy.js';
 import { outlineModel } from '../onnx/outline.js';
 import { mergeProfiles, type ProfileOverrides, zooProfile } from './profile.js';
 import { bytesIdentity, fileIdentity, modelFileIdentity, outlineStoreFor, sessionCacheFor } from './session-cache-node.js';
@@ -143,8 +145,13 @@ export function classIndex(value: string, profile: Pick<ProfileOverrides, 'label
  * `segment:<class>`), a class by index or by the model's labels, and a region's mask read from a picture
  * (`segment:<class>:<mask.png>`: its non-zero pixels, any size, resized to the output's at each scale).
  */
-export async function targetOf(text: string, explainer: Explainer): Promise<Target> {
+export async function targetOf(text: string, explainer: Explainer, input?: { tensor: FloatArray; image?: InputSize }): Promise<Target> {
   const toIndex = (label: string) => classIndex(label, explainer.profile);
+  const box = parseBoxTarget(text, toIndex);
+  if (box) {
+    if (!input) throw new CamerasError(`--target ${text} names a box in an image's pixels: it needs the image`);
+    return (await explainer.boxTarget(box, input.tensor, input.image)).target;
+  }
   const region = regionWithMask(text);
   if (region) return { segment: toIndex(region.segment), mask: await readMask(region.mask) };
   return parseTarget(text, toIndex);

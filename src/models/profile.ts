@@ -1,3 +1,4 @@
+import { type DetectionLayout, detectionLayout } from '../engine/detections.js';
 import type { LayerView } from '../engine/layer-view.js';
 import { CamerasError } from '../errors.js';
 import { PRESETS, presetByName } from '../io/preprocess.js';
@@ -53,6 +54,11 @@ export interface ModelProfile {
   outputs: readonly ModelOutput[];
   /** The output explained by default: the first. A trailing (Log)Softmax is stripped: a classifier's logits are explained. */
   output: string;
+  /**
+   * How the explained output lists a detector's predictions before NMS (`DetectionLayout`): declared, or read from a
+   * `[1, N, F]` / `[1, F, N]` output's shape; absent for classifiers and segmenters.
+   */
+  detectionLayout?: DetectionLayout;
 }
 
 /** What a caller (or the zoo) may declare of a profile; the rest is inferred from the graph. */
@@ -67,6 +73,7 @@ export function zooProfile(entry: ZooEntry): ProfileOverrides {
     inputSize: entry.inputSize,
     ...(entry.labels.length ? { labels: entry.labels } : {}),
     ...(entry.layer ? { layer: entry.layer } : {}),
+    ...(entry.detectionLayout ? { detectionLayout: entry.detectionLayout } : {}),
   };
 }
 
@@ -107,6 +114,14 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
   const first = graph.outputNames[0];
   if (!first) throw new CamerasError('the model has no outputs; export it again');
   const output = checkOutput(outputs, declared.output ?? first);
+  const shape = outputs.find((o) => o.name === output)?.shape;
+  // Declared: checked against the shape. Inferred only where a [1, N, F] or [1, F, N] shape reads as one.
+  const layout =
+    declared.detectionLayout !== undefined
+      ? detectionLayout(shape ?? [], declared.detectionLayout, `output '${output}'`)
+      : shape?.length === 3
+        ? inferLayout(shape)
+        : undefined;
   return {
     name: declared.name ?? source,
     preprocess,
@@ -121,7 +136,16 @@ export function resolveProfile(graph: OnnxGraph, declared: ProfileOverrides = {}
     ...(declared.layerView ? { layerView: declared.layerView } : {}),
     outputs,
     output,
+    ...(layout ? { detectionLayout: layout } : {}),
   };
+}
+
+function inferLayout(shape: readonly number[]): DetectionLayout | undefined {
+  try {
+    return detectionLayout(shape);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `name` when the model has that output; else a one-line error listing its outputs. */

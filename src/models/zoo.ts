@@ -16,9 +16,12 @@ export interface ZooEntry {
   preprocess: string;
   /** Default target layer (a Keras layer name or torch module path); empty: the model's default (`defaultLayer`). */
   layer: string;
+  /** A detector's output layout (`DetectionLayout`), where its shape does not tell. */
+  detectionLayout?: 'yolo' | 'yolov8' | 'ssd';
 }
 
 const NSFW_CLASSES = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
+const COMPOSITE_CLASSES = ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'];
 
 /**
  * The built-in models. The nsfwjs networks are real pretrained CNNs (ImageNet architectures fine-tuned
@@ -47,7 +50,28 @@ export const ZOO: readonly ZooEntry[] = [
     description:
       'a small CNN trained on the composite benchmark (Fashion-MNIST items pasted on photos, bench/composite): ground truth known by construction',
     file: 'assets/models/composite_fashion.onnx',
-    labels: ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'],
+    labels: COMPOSITE_CLASSES,
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features',
+  },
+  {
+    name: 'composite:detector',
+    description:
+      'a small single-stage detector (stride 16, YOLO-style output before NMS) trained on composite scenes of 1-3 Fashion-MNIST items on photos (bench/composite-detection)',
+    file: 'assets/models/composite_detector.onnx',
+    labels: COMPOSITE_CLASSES,
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features.14',
+    detectionLayout: 'yolo',
+  },
+  {
+    name: 'composite:segmenter',
+    description:
+      'a small segmenter (stride 8, class scores upsampled to the input as torchvision FCN) trained on the same composite scenes: background and the 10 classes',
+    file: 'assets/models/composite_segmenter.onnx',
+    labels: ['background', ...COMPOSITE_CLASSES],
     inputSize: 224,
     preprocess: 'torchvision',
     layer: 'features',
@@ -57,7 +81,7 @@ export const ZOO: readonly ZooEntry[] = [
     description:
       "a small Vision Transformer (torchvision's, patch 16, 4 blocks of width 96) trained from scratch on the composite benchmark's task, exported by torch.onnx.export",
     file: 'assets/models/composite_vit.onnx',
-    labels: ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'],
+    labels: COMPOSITE_CLASSES,
     inputSize: 224,
     preprocess: 'torchvision',
     layer: 'encoder.layers.encoder_layer_3.ln_1',

@@ -11,6 +11,14 @@ export interface PanelRow {
   map: SaliencyMap;
   /** Maps of single resolutions, shown after the overlay so a reader sees what each scale adds. */
   scales?: { resolution: number; map: SaliencyMap; caption?: string }[];
+  /** Boxes drawn over the overlay (a detector's explained detection), in the image's pixels. */
+  boxes?: LabelledBox[];
+}
+
+/** A box `[x1, y1, x2, y2]` in an image's pixels, and what it is. */
+export interface LabelledBox {
+  box: readonly [number, number, number, number];
+  label: string;
 }
 
 export interface PictureOptions {
@@ -47,6 +55,18 @@ async function resizeImage(image: RgbImage, width: number, height: number): Prom
     .raw()
     .toBuffer();
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** The boxes as an SVG layer of `width x height`, scaled from an image of `imageWidth x imageHeight`. */
+function boxesSvg(boxes: readonly LabelledBox[], width: number, height: number, imageWidth: number, imageHeight: number): Buffer {
+  const sx = width / imageWidth;
+  const sy = height / imageHeight;
+  const shapes = boxes.map(({ box, label }) => {
+    const [x1, y1, x2, y2] = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy];
+    const textY = y1 > 14 ? y1 - 3 : y2 + 12;
+    return `<rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="#fff" stroke-width="3"/><rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="#e6007e" stroke-width="1.5"/><text x="${x1 + 1}" y="${textY}" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#fff" stroke="#000" stroke-width="2.5" paint-order="stroke">${escapeXml(label)}</text>`;
+  });
+  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes.join('')}</svg>`);
 }
 
 /** A horizontal colour bar `width` wide with "low" and "high" under its ends. */
@@ -97,8 +117,10 @@ export async function renderPanel(rows: PanelRow[], options: PictureOptions = {}
       renderHeat(map, tileW, TILE, { colormap }),
       renderHeat(map, tileW, TILE, { colormap, opacity: options.opacity, image: photo }),
     ];
-    for (const tile of tiles) {
+    for (const [i, tile] of tiles.entries()) {
       layers.push(raw(tile, tileW, TILE, left, top));
+      if (i === 2 && row.boxes?.length)
+        layers.push({ input: boxesSvg(row.boxes, tileW, TILE, row.image.width, row.image.height), left, top });
       left += tileW + GAP;
     }
     for (const scale of row.scales ?? []) {
@@ -123,19 +145,20 @@ export async function renderPanel(rows: PanelRow[], options: PictureOptions = {}
 export async function overlayWithBar(
   saliency: SaliencyMap,
   image: RgbImage | undefined,
-  options: PictureOptions & { colorbar?: boolean },
+  options: PictureOptions & { colorbar?: boolean; boxes?: readonly LabelledBox[] },
 ): Promise<Uint8Array> {
   const colormap = options.colormap ?? 'turbo';
   const width = image?.width ?? saliency.width;
   const height = image?.height ?? saliency.height;
   const pixels = renderHeat(resizeMap(saliency, width, height), width, height, { colormap, opacity: options.opacity, image: image?.data });
+  const boxes: Layer[] = options.boxes?.length ? [{ input: boxesSvg(options.boxes, width, height, width, height), left: 0, top: 0 }] : [];
   let picture = sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width, height, channels: 3 } });
   if (options.colorbar) {
     const barWidth = Math.max(Math.min(360, width - 2 * GAP), 40);
     picture = sharp({
       create: { width, height: height + BAR + CAPTION + 2 * GAP, channels: 3, background: { r: 255, g: 255, b: 255 } },
-    }).composite([raw(pixels, width, height, 0, 0), ...barLayers(barWidth, GAP, height + GAP, colormap)]);
-  }
+    }).composite([raw(pixels, width, height, 0, 0), ...boxes, ...barLayers(barWidth, GAP, height + GAP, colormap)]);
+  } else if (boxes.length) picture = sharp(await picture.png().toBuffer()).composite(boxes);
   const png = await picture.png().toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }

@@ -10,12 +10,21 @@ import {
   type Target,
   ZOO,
 } from '../../src/core.ts';
-import type { FromWorker, MethodResult, ModelSpec, ToWorker } from './protocol.ts';
+import type { FromWorker, ListedDetection, MethodResult, ModelSpec, ToWorker } from './protocol.ts';
 
 declare global {
   interface Window {
     /** For tests: the first method's map and classes after each run. */
-    camerasLastResult?: { map: number[]; width: number; height: number; classPerResolution?: Record<string, number>; method: string };
+    camerasLastResult?: {
+      map: number[];
+      width: number;
+      height: number;
+      classPerResolution?: Record<string, number>;
+      method: string;
+      target: string;
+      detections?: ListedDetection[];
+      detection?: number;
+    };
   }
 }
 
@@ -32,6 +41,7 @@ const resolutionsInput = $<HTMLInputElement>('resolutions');
 const colormapSelect = $<HTMLSelectElement>('colormap-select');
 const opacityInput = $<HTMLInputElement>('opacity');
 const canvas = $<HTMLCanvasElement>('result-canvas');
+const detectionSelect = $<HTMLSelectElement>('detection-select');
 
 /** Bundled models: ONNX files the build made, served from models/. */
 const BUNDLED: Record<string, string> = {
@@ -39,6 +49,8 @@ const BUNDLED: Record<string, string> = {
   'nsfwjs:inception_v3': 'models/nsfwjs_inception_v3.onnx',
   'composite:fashion': 'models/composite_fashion.onnx',
   'composite:vit': 'models/composite_vit.onnx',
+  'composite:detector': 'models/composite_detector.onnx',
+  'composite:segmenter': 'models/composite_segmenter.onnx',
 };
 
 function setStatus(text: string, error = false): void {
@@ -112,6 +124,20 @@ function explained(r: { classIndex?: number; probability?: number; target: strin
   return `${labelOf(r.classIndex)}${r.probability === undefined ? '' : ` (p = ${r.probability.toFixed(3)})`}`;
 }
 
+/** A detection as the page names it: its place, label, score and box. */
+function describeDetection(detections: ListedDetection[], index: number): string {
+  const d = detections[index];
+  if (!d) return '';
+  return `detection ${index} (${labels?.[d.label] ?? `class ${d.label}`}, ${d.score.toFixed(2)}, at ${d.box.map((v) => Math.round(v)).join(',')})`;
+}
+
+/** The detections of the last run, to pick from (a click on a box picks it too); hidden for other models. */
+function fillDetections(detections: ListedDetection[] | undefined, chosen: number | undefined): void {
+  $('detection-box').hidden = !detections;
+  detectionSelect.replaceChildren(...(detections ?? []).map((_, i) => new Option(describeDetection(detections ?? [], i), String(i))));
+  if (chosen !== undefined) detectionSelect.value = String(chosen);
+}
+
 function fillClasses(options: { index: number; probability?: number }[]): void {
   for (const select of [classSelect, contrastSelect]) {
     const keep = select.value;
@@ -149,6 +175,7 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
     }
     last = { ...message, photo: explainedPhoto ?? message.input };
     fillClasses(message.top);
+    fillDetections(message.detections, message.detection);
     draw();
     const first = message.results[0] as MethodResult;
     window.camerasLastResult = {
@@ -157,8 +184,11 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
       height: first.height,
       classPerResolution: first.classPerResolution,
       method: first.method,
+      target: first.target,
+      ...(message.detections ? { detections: message.detections, detection: message.detection } : {}),
     };
-    setStatus(`Done: ${message.results.map((r) => `${r.method} explains ${explained(r)}`).join('; ')}`);
+    const which = message.detections ? `${describeDetection(message.detections, message.detection ?? 0)}: ` : '';
+    setStatus(`Done: ${which}${message.results.map((r) => `${r.method} explains ${explained(r)}`).join('; ')}`);
     $('timings').textContent = message.results.map((r) => `${r.method} ${r.seconds.toFixed(2)} s`).join(', ');
     setBusy(false);
   } else {
@@ -211,13 +241,56 @@ function draw(): void {
     const caption = `${r.method}: ${r.classIndex === undefined ? r.target : labelOf(r.classIndex)}, ${r.seconds.toFixed(2)} s`;
     if (i === 0) {
       figure(picture, caption, resultsBox, canvas);
+      drawBoxes(canvas, last?.detections, last?.detection);
       $('main-caption').textContent = caption;
-    } else figure(picture, caption, resultsBox);
+    } else drawBoxes(figure(picture, caption, resultsBox), last?.detections, last?.detection);
     for (const s of r.scaleMaps ?? []) figure(heat(s.map, s.width, s.height, photo.width, photo.height), `${s.resolution} px`, scales);
   });
   $('main-figure').hidden = false;
   $('download').hidden = false;
 }
+
+/** A detector's boxes over an overlay of the explained photo: the explained one bold, its label above it. */
+function drawBoxes(target: HTMLCanvasElement, detections: ListedDetection[] | undefined, chosen: number | undefined): void {
+  const context = target.getContext('2d');
+  if (!context || !detections || !explainedImage) return;
+  const scale = target.width / explainedImage.width;
+  detections.forEach((d, i) => {
+    const [x1, y1, x2, y2] = d.box.map((v) => v * scale) as [number, number, number, number];
+    context.lineWidth = i === chosen ? 3 : 1;
+    context.strokeStyle = i === chosen ? '#e6007e' : '#ffffff';
+    context.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    if (i === chosen) {
+      context.font = '13px DejaVu Sans, sans-serif';
+      context.fillStyle = '#ffffff';
+      context.fillText(labels?.[d.label] ?? `class ${d.label}`, x1 + 2, y1 > 16 ? y1 - 4 : y2 + 14);
+    }
+  });
+}
+
+/** Explains another detection of the last run's image with the same settings. */
+function explainDetection(index: number): void {
+  if (busy || !last?.detections?.[index]) return;
+  detectionSelect.value = String(index);
+  run(index);
+}
+
+canvas.addEventListener('click', (event) => {
+  if (!last?.detections || !explainedImage) return;
+  const bounds = canvas.getBoundingClientRect();
+  const x = ((event.clientX - bounds.left) / bounds.width) * explainedImage.width;
+  const y = ((event.clientY - bounds.top) / bounds.height) * explainedImage.height;
+  // The smallest box under the click: nested detections stay reachable.
+  let best = -1;
+  last.detections.forEach((d, i) => {
+    const inside = x >= d.box[0] && x <= d.box[2] && y >= d.box[1] && y <= d.box[3];
+    const area = (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
+    const bestBox = last?.detections?.[best]?.box;
+    if (inside && (!bestBox || area < (bestBox[2] - bestBox[0]) * (bestBox[3] - bestBox[1]))) best = i;
+  });
+  if (best >= 0) explainDetection(best);
+});
+detectionSelect.addEventListener('change', () => explainDetection(Number(detectionSelect.value)));
 
 /** Decodes a picture file to RGB bytes; a file the browser cannot decode is one line in the status. */
 async function readPicture(file: Blob, name: string): Promise<void> {
@@ -305,6 +378,11 @@ $('download').addEventListener('click', () =>
 
 $<HTMLFormElement>('controls').addEventListener('submit', (e) => {
   e.preventDefault();
+  run();
+});
+
+/** One run of the chosen methods on the chosen image; on a detector, of its detection `detection` (default the best). */
+function run(detection?: number): unknown {
   if (busy) return;
   if (!image) return setStatus('choose or drop an image first', true);
   const methods = [...methodSelect.selectedOptions].map((o) => o.value);
@@ -326,8 +404,9 @@ $<HTMLFormElement>('controls').addEventListener('submit', (e) => {
     classIndex: classSelect.value === '' ? null : Number(classSelect.value),
     target,
     resolutions,
+    ...(detection !== undefined ? { detection } : {}),
   });
-});
+}
 
 clearResults();
 loadModel({ name: modelSelect.value, url: bundledUrl(modelSelect.value) });

@@ -18,6 +18,8 @@ export interface ModelInfo {
   resolutions: number[];
   backend: string;
   seconds: number;
+  /** What the explained output is: a classifier's classes, a segmenter's dense scores, a detector's predictions. */
+  kind: 'classifier' | 'segmenter' | 'detector';
 }
 
 export interface ExplainRequest {
@@ -27,6 +29,15 @@ export interface ExplainRequest {
   classIndex: number | null;
   target: Target;
   resolutions: number[];
+  /** On a detector: which detection to explain, by its place in the listed ones (default 0, the best). */
+  detection?: number;
+}
+
+/** A detector's detection, its box in the image's pixels. */
+export interface ListedDetection {
+  box: [number, number, number, number];
+  label: number;
+  score: number;
 }
 
 export interface MethodResult {
@@ -54,5 +65,8 @@ export type FromWorker =
       results: MethodResult[];
       top: { index: number; probability: number }[];
       input: { data: Uint8Array; width: number; height: number };
+      /** On a detector: what it found, and which one the maps explain. */
+      detections?: ListedDetection[];
+      detection?: number;
     }
   | { type: 'error'; message: string };

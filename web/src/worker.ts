@@ -1,7 +1,21 @@
 // The page's engine: the library's isomorphic core on ONNX Runtime Web, off the main thread.
 import * as ort from 'onnxruntime-web/webgpu';
 import { Explainer, type ExplainOptions, methodByName, resizeLinearUint8, softmax, topK, ZOO, zooProfile } from '../../src/core.ts';
-import type { FromWorker, ModelInfo, ModelSpec, ToWorker } from './protocol.ts';
+import type { FromWorker, ListedDetection, ModelInfo, ModelSpec, ToWorker } from './protocol.ts';
+
+/** The class most pixels of a [1, K, H, W] output are predicted as, class 0 (the background) aside where others occur. */
+function dominantClass(scores: Float32Array, classes: number): number {
+  const positions = scores.length / classes;
+  const counts = new Array<number>(classes).fill(0);
+  for (let p = 0; p < positions; p++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if ((scores[k * positions + p] as number) > (scores[best * positions + p] as number)) best = k;
+    counts[best] = (counts[best] as number) + 1;
+  }
+  let chosen = classes > 1 ? 1 : 0;
+  for (let k = 1; k < classes; k++) if ((counts[k] as number) > (counts[chosen] as number)) chosen = k;
+  return (counts[chosen] as number) > 0 ? chosen : 0;
+}
 
 /** The parts of a dedicated worker's global scope used here (the DOM library types the page, not the worker). */
 interface WorkerScope {
@@ -58,7 +72,10 @@ async function load(spec: ModelSpec): Promise<void> {
     sessionOptions: { executionProviders: gpu ? ['webgpu', 'wasm'] : ['wasm'] },
   });
   const { profile } = explainer;
+  const output = profile.outputs.find((o) => o.name === profile.output);
+  const kind = (await explainer.detector()) ? 'detector' : output?.shape?.length === 4 ? 'segmenter' : 'classifier';
   info = {
+    kind,
     name: spec.name,
     ...(profile.labels ? { labels: [...profile.labels] } : {}),
     inputSize: profile.inputSize,
@@ -82,18 +99,42 @@ if (scope.name !== 'em-pthread')
       const tensor = explainer.preprocess(message.image);
       const logits = await explainer.logits(tensor);
       // The five most likely classes, for a classifier (a dense output's values are not one row of classes).
-      const classifier = logits.length === explainer.classCount;
+      const classifier = info.kind === 'classifier' && logits.length === explainer.classCount;
       const probabilities = softmax(logits);
       const top = classifier
         ? topK(logits, Math.min(5, logits.length)).map((index) => ({ index, probability: probabilities[index] as number }))
         : [];
+      let target = message.target;
+      let detections: ListedDetection[] | undefined;
+      let detection: number | undefined;
+      if (info.kind === 'detector') {
+        // The detections in the image's pixels; the chosen one (default the best) is the target of every method.
+        const found = await explainer.detect(tensor);
+        const sx = message.image.width / info.inputSize;
+        const sy = message.image.height / info.inputSize;
+        detections = found.map((d) => ({
+          box: [d.box[0] * sx, d.box[1] * sy, d.box[2] * sx, d.box[3] * sy],
+          label: d.label,
+          score: d.score,
+        }));
+        detection = message.detection ?? 0;
+        const chosen = found[detection];
+        if (!chosen)
+          throw new Error(
+            found.length ? `there is no detection ${detection}` : 'the detector finds nothing above score 0.25 in this image',
+          );
+        target = await explainer.detectionTarget(chosen, { width: info.inputSize, height: info.inputSize });
+      } else if (info.kind === 'segmenter' && typeof target !== 'object') {
+        // A segmenter explains a region: the chosen class's predicted pixels, by default the largest class but the first.
+        target = { segment: message.classIndex ?? dominantClass(logits, explainer.classCount ?? info.labels?.length ?? 1) };
+      }
       const results = [];
       for (const method of message.methods) {
         const started = performance.now();
         const options: ExplainOptions = {
           method,
-          classIndex: message.classIndex,
-          target: message.target,
+          classIndex: info.kind === 'classifier' ? message.classIndex : null,
+          target,
           onProgress: (done: number, total: number) => post({ type: 'progress', method, done, total }),
           // The resolutions field and each scale's map go to the methods that run at several resolutions.
           ...(methodByName(method).multiResolution ? { resolutions: message.resolutions, perScale: true } : {}),
@@ -121,7 +162,13 @@ if (scope.name !== 'em-pthread')
           seconds: (performance.now() - started) / 1000,
         });
       }
-      post({ type: 'result', results, top, input: resizeLinearUint8(message.image, info.inputSize, info.inputSize) });
+      post({
+        type: 'result',
+        results,
+        top,
+        input: resizeLinearUint8(message.image, info.inputSize, info.inputSize),
+        ...(detections ? { detections, detection } : {}),
+      });
     } catch (error) {
       post({ type: 'error', message: (error as Error).message.split('\n')[0] ?? String(error) });
     }
