@@ -44,6 +44,20 @@ PHOTOS = [np.asarray(Image.open(os.path.join(SHARED, n)).convert('RGB'))
 BACKGROUNDS = PHOTOS
 
 
+def paste(image, item, y0, x0, scaled, rng):
+    """Pastes `item` scaled to `scaled` px at (y0, x0) of the float image, in place; returns its opacity."""
+    shade = np.asarray(Image.fromarray(item).resize((scaled, scaled), Image.BILINEAR)).astype(np.float32) / 255
+    # An opaque silhouette (the item's pixels above a low threshold) keeping the item's own shading inside.
+    alpha = np.clip((shade - 0.04) * 12, 0, 1)
+    patch = image[y0:y0 + scaled, x0:x0 + scaled]
+    # A colour that stands out from what lies under the item: dark on light ground, light on dark.
+    light = patch.mean() > 110
+    tint = (rng.uniform(0.0, 0.35, 3) if light else rng.uniform(0.65, 1.0, 3)) * 255
+    colour = tint * (0.45 + 0.55 * shade[..., None]) if not light else tint + (255 - tint) * 0.5 * shade[..., None]
+    image[y0:y0 + scaled, x0:x0 + scaled] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
+    return alpha
+
+
 def composite(item, rng):
     """A 224 px composite with `item` pasted; returns the RGB image and the item's inclusive box (0-based)."""
     bg = BACKGROUNDS[rng.randint(len(BACKGROUNDS))]
@@ -52,16 +66,8 @@ def composite(item, rng):
     y, x = rng.randint(h - side + 1), rng.randint(w - side + 1)
     image = np.asarray(Image.fromarray(bg[y:y + side, x:x + side]).resize((SIZE, SIZE), Image.BILINEAR)).astype(np.float32)
     scaled = int(28 * rng.uniform(2.0, 4.0))
-    shade = np.asarray(Image.fromarray(item).resize((scaled, scaled), Image.BILINEAR)).astype(np.float32) / 255
-    # An opaque silhouette (the item's pixels above a low threshold) keeping the item's own shading inside.
-    alpha = np.clip((shade - 0.04) * 12, 0, 1)
     y0, x0 = rng.randint(SIZE - scaled + 1), rng.randint(SIZE - scaled + 1)
-    patch = image[y0:y0 + scaled, x0:x0 + scaled]
-    # A colour that stands out from what lies under the item: dark on light ground, light on dark.
-    light = patch.mean() > 110
-    tint = (rng.uniform(0.0, 0.35, 3) if light else rng.uniform(0.65, 1.0, 3)) * 255
-    colour = tint * (0.45 + 0.55 * shade[..., None]) if not light else tint + (255 - tint) * 0.5 * shade[..., None]
-    image[y0:y0 + scaled, x0:x0 + scaled] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
+    alpha = paste(image, item, y0, x0, scaled, rng)
     ys, xs = np.nonzero(alpha > 0.15)
     box = [int(x0 + xs.min()), int(y0 + ys.min()), int(x0 + xs.max()), int(y0 + ys.max())]
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), box

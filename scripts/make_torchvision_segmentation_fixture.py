@@ -21,7 +21,6 @@ and in float64, the exact map both are judged against.
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import torch
@@ -68,13 +67,9 @@ def export(name, model):
 
 
 def references(models):
-    for name, attrs in [('ttach', ['Compose', 'HorizontalFlip', 'Multiply']), ('sklearn', []),
-                        ('sklearn.decomposition', ['KernelPCA', 'NMF'])]:
-        module = types.ModuleType(name)
-        for attr in attrs:
-            setattr(module, attr, type(attr, (), {'__init__': lambda self, *args, **kwargs: None}))
-        sys.modules[name] = module
-    sys.path.insert(0, PGC)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from pytorch_grad_cam_checkout import use_checkout
+    use_checkout(PGC)
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
     from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
     methods = {'gradcam': GradCAM, 'gradcampp': GradCAMPlusPlus, 'hirescam': HiResCAM, 'xgradcam': XGradCAM, 'layercam': LayerCAM}

@@ -28,7 +28,6 @@ import math
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import torch
@@ -36,15 +35,12 @@ import torch.nn.functional as F
 from torchvision.models.swin_transformer import SwinTransformer
 from torchvision.models.vision_transformer import VisionTransformer, interpolate_embeddings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_grad_cam_checkout import use_checkout  # noqa: E402
+
 PGC = os.path.abspath(sys.argv[1])
 VIT_EXPLAIN = os.path.abspath(sys.argv[2])
-for name, attrs in [('ttach', ['Compose', 'HorizontalFlip', 'Multiply']), ('sklearn', []),
-                    ('sklearn.decomposition', ['KernelPCA', 'NMF'])]:
-    module = types.ModuleType(name)
-    for attr in attrs:
-        setattr(module, attr, type(attr, (), {'__init__': lambda self, *args, **kwargs: None}))
-    sys.modules[name] = module
-sys.path.insert(0, PGC)
+use_checkout(PGC)
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 

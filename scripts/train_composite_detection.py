@@ -71,13 +71,7 @@ def scene(items, labels, rng):
                 break
         else:
             continue
-        shade = np.asarray(Image.fromarray(item).resize((scaled, scaled), Image.BILINEAR)).astype(np.float32) / 255
-        alpha = np.clip((shade - 0.04) * 12, 0, 1)
-        patch = image[y0:y0 + scaled, x0:x0 + scaled]
-        light = patch.mean() > 110
-        tint = (rng.uniform(0.0, 0.35, 3) if light else rng.uniform(0.65, 1.0, 3)) * 255
-        colour = tint * (0.45 + 0.55 * shade[..., None]) if not light else tint + (255 - tint) * 0.5 * shade[..., None]
-        image[y0:y0 + scaled, x0:x0 + scaled] = patch * (1 - alpha[..., None]) + colour * alpha[..., None]
+        alpha = composite.paste(image, item, y0, x0, scaled, rng)
         ys, xs = np.nonzero(alpha > 0.15)
         boxes.append([int(x0 + xs.min()), int(y0 + ys.min()), int(x0 + xs.max()) + 1, int(y0 + ys.max()) + 1])
         kept.append(int(label))

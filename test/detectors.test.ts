@@ -62,7 +62,7 @@ describe('the composite detector (YOLO-style output before NMS)', () => {
 
   it('each method explains the best detection of a scene, and those that should point inside its box', async () => {
     const e = await explainer;
-    const { annotation, tensor } = await scene(0, e);
+    const { annotation, tensor } = await scene(2, e);
     const [best] = await e.detect(tensor);
     assert.ok(best, 'a detection');
     const target = await e.detectionTarget(best, { width: 224, height: 224 });
@@ -74,7 +74,7 @@ describe('the composite detector (YOLO-style output before NMS)', () => {
       assert.equal(result.target, target.name);
       assert.ok(!result.empty && result.map.every(Number.isFinite), `${method}: a map`);
       const hit = pointingHit(mask as NonNullable<typeof mask>, pointOf(result.map, result.height, result.width, 224, 224), 15);
-      assert.equal(hit, 1, `${method} points inside the box`);
+      if (POINTING.includes(method)) assert.equal(hit, 1, `${method} points inside the box`);
     }
   });
 
@@ -188,7 +188,7 @@ describe('cameras explain and eval on a detector', () => {
     }
     const classifier = await cameras(['explain', image, '--model', 'composite:fashion', '--detection', '0', '--quiet']);
     assert.equal(classifier.code, 2);
-    assert.match(classifier.stderr, /--detection explains a detector's box; output 'logits' of composite:fashion is \[\?, 10\], not/);
+    assert.match(classifier.stderr, /--detection explains a detector's box; output 'logits' of composite:fashion is not a detector's predictions before NMS/);
   });
 
   it('eval scores each annotated box: pointing and energy inside it, per method', async () => {
@@ -249,5 +249,10 @@ describe('cameras explain and eval on a detector', () => {
 
 // Measured on the trained models (scripts/train_composite_detection.py); see the README's table.
 const RECALL = 0.7;
-const DETECTOR_METHODS = ['gradcam', 'cameras', 'eigencam', 'ablationcam', 'scorecam', 'drise'];
+const DETECTOR_METHODS = ['gradcam', 'cameras', 'hirescam', 'eigencam', 'ablationcam', 'scorecam', 'drise'];
+/**
+ * Those that single out the explained item: the element-wise ones and D-RISE. Grad-CAM's averaged gradients, EigenCAM
+ * (no target) and the masking CAMs also light the scene's other items (the README's table measures it).
+ */
+const POINTING = ['cameras', 'hirescam', 'drise'];
 const SEGMENTER_METHODS = ['gradcam', 'cameras', 'hirescam', 'gradient'];

@@ -20,14 +20,13 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
   options: ['postprocess'],
   async compute(context, input, options) {
     const { activation, native, channels, h, w, output, first, cls, target } = await layerPassAt(context, input, options, 'ablationcam');
-    const head = await context.head();
     const positions = h * w;
     const original = targetScore(output, target, cls);
-    // The reference divides by it and returns NaN weights.
-    if (original === 0 || !Number.isFinite(original))
-      throw new CamerasError(
-        `the target scores ${original} on the image itself, so Ablation-CAM's relative drop (S - S_k) / S is undefined; explain a target the image raises (for a box: one the detector finds, with its label)`,
-      );
+    // A target the image does not raise (a box the detector does not find) has no relative drop: the reference
+    // divides by 0 and returns NaN; here the map is empty.
+    if (original === 0) return { ...first, raw: plane(new Float64Array(positions), h, w) };
+    if (!Number.isFinite(original)) throw new CamerasError(`the target scores ${original} on the image; Ablation-CAM needs a finite score`);
+    const head = await context.head();
     let min = Number.POSITIVE_INFINITY;
     for (const v of activation.data) min = Math.min(min, v);
     const ablated = min === 0 ? 0 : min - 1e7;
