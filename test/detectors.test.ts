@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -188,7 +188,36 @@ describe('cameras explain and eval on a detector', () => {
     }
     const classifier = await cameras(['explain', image, '--model', 'composite:fashion', '--detection', '0', '--quiet']);
     assert.equal(classifier.code, 2);
-    assert.match(classifier.stderr, /--detection explains a detector's box; output 'logits' of composite:fashion is not a detector's predictions before NMS/);
+    assert.match(
+      classifier.stderr,
+      /--detection explains a detector's box; output 'logits' of composite:fashion is not a detector's predictions before NMS/,
+    );
+  });
+
+  it('batch explains a box of each image (a job as any other), its overlay with the box', async () => {
+    const out = join(work, 'batch');
+    const run = await cameras([
+      'batch',
+      image,
+      resolve(SCENES, 'scene_002.jpg'),
+      '--model',
+      'composite:detector',
+      '--methods',
+      'hirescam',
+      '--target',
+      'box:130,60,200,180:dress',
+      '--out-dir',
+      out,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^2 jobs: 2 run, 0 already done, 0 failed/);
+    const records = readdirSync(out)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')) as { target: string; overlay: string });
+    assert.deepEqual(
+      records.map((r) => r.target),
+      ['box:130,60,200,180:3', 'box:130,60,200,180:3'],
+    );
   });
 
   it('eval scores each annotated box: pointing and energy inside it, per method', async () => {
