@@ -309,8 +309,15 @@ export class Explainer {
         graphOptimizationLevel: 'all',
         ...ortSessionOptions({ threads: this.config.threads, runtimeOptions: this.config.sessionOptions }),
       });
-      const run = async (activations: FloatArray): Promise<FloatArray> => {
-        const out = await session.run({ [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) });
+      const run = async (activations: FloatArray, input?: FloatArray): Promise<FloatArray> => {
+        const feeds = { [this.layer.tensor]: new this.runtime.Tensor('float32', activations.data, activations.shape) };
+        // An input read for its shape only: zeros of its shape, one per edited activation.
+        for (const name of head.shapeInputs) {
+          if (!input) throw new Error(`the head reads the shape of '${name}': pass the input`);
+          const shape = [activations.shape[0] as number, ...input.shape.slice(1)];
+          feeds[name] = new this.runtime.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+        }
+        const out = await session.run(feeds);
         const value = out[head.output];
         if (!value) throw new Error(`missing output ${head.output}`);
         return { data: value.data as Float32Array, shape: [...value.dims] };
@@ -329,7 +336,7 @@ export class Explainer {
       head: async () => {
         const head = await this.head(output);
         const view = this.profileValue.layerView;
-        return (activations, native) => head.run(view ? viewBack(view, activations, native) : activations);
+        return (activations, native, input) => head.run(view ? viewBack(view, activations, native) : activations, input);
       },
       fuseSums: (scales, size) => this.fusion.fuseSums(scales, size),
       resolutions: this.profileValue.resolutions,

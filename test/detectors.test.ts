@@ -173,6 +173,13 @@ describe('cameras explain and eval on a detector', () => {
     );
   });
 
+  it('compare explains one detection per row, in the format its file name asks for (it wrote PNG bytes into .jpg)', async () => {
+    const out = join(work, 'compare.jpg');
+    const run = await cameras(['compare', image, '--model', 'composite:detector', '--methods', 'hirescam,drise', '--out', out, '--quiet']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual([...readFileSync(out).subarray(0, 3)], [0xff, 0xd8, 0xff], 'a JPEG');
+  });
+
   it('refuses a box outside the image, a label the detector lacks, a detection it did not make and a model that is no detector', async () => {
     const refusals: [string[], RegExp][] = [
       [['--target', 'box:10,10,400,50:0'], /the box 10,10,400,50 is outside the 224 x 224 image/],
@@ -284,4 +291,4 @@ const DETECTOR_METHODS = ['gradcam', 'cameras', 'hirescam', 'eigencam', 'ablatio
  * (no target) and the masking CAMs also light the scene's other items (the README's table measures it).
  */
 const POINTING = ['cameras', 'hirescam', 'drise'];
-const SEGMENTER_METHODS = ['gradcam', 'cameras', 'hirescam', 'gradient'];
+const SEGMENTER_METHODS = ['gradcam', 'cameras', 'hirescam', 'gradient', 'ablationcam'];

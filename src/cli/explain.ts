@@ -470,6 +470,7 @@ export interface CompareFlags {
 export async function compareCommand(image: string, flags: CompareFlags): Promise<void> {
   for (const method of flags.methods) methodByName(method);
   const out = flags.out ?? `${basename(image, extname(image))}.compare.png`;
+  if (!/\.(png|jpe?g|webp)$/i.test(out)) throw new CamerasError(`--out ${out}: name a .png, .jpg or .webp file`);
   await checkWritable(out);
   const explainer = await openExplainer(flags.model, { weights: flags.weights, layer: flags.layer, threads: flags.threads });
   const picture = await readImage(image);
@@ -490,7 +491,7 @@ export async function compareCommand(image: string, flags: CompareFlags): Promis
       rows.push({ title: `${method}: ${what}, ${seconds.toFixed(2)} s`, image: picture, map: result, boxes });
       if (!flags.quiet) process.stdout.write(`${method}: ${seconds.toFixed(2)} s${result.empty ? ' (empty map)' : ''}\n`);
     }
-    await writeFileAtomic(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity }));
+    await writeFileAtomic(out, await inFormatOf(out, await renderPanel(rows, { colormap: flags.colormap, opacity: flags.opacity })));
     if (!flags.quiet) process.stdout.write(`wrote ${out}\n`);
   } finally {
     await explainer.dispose();

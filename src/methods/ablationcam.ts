@@ -38,7 +38,7 @@ export const ablationcam: SaliencyMethod<Pick<CamOptions, 'postprocess'>> = {
         data.set(activation.data, k * channels * positions);
         data.fill(ablated, (k * channels + c0 + k) * positions, (k * channels + c0 + k + 1) * positions);
       }
-      const outputs = await head({ data, shape: [count, channels, h, w] }, native);
+      const outputs = await head({ data, shape: [count, channels, h, w] }, native, input);
       const each = outputs.data.length / count;
       for (let k = 0; k < count; k++) {
         const one = { data: outputs.data.subarray(k * each, (k + 1) * each), shape: [1, ...outputs.shape.slice(1)] };

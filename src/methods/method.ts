@@ -24,9 +24,10 @@ export interface MethodContext {
   forward(inputs: FloatArray[]): Promise<FloatArray[]>;
   /**
    * The network from the target layer to the explained output, run on edited activations `[batch, C, H, W]` (in the
-   * layer view; `native` is one image's layer tensor as the model made it): the outputs `[batch, ...]`.
+   * layer view; `native` is one image's layer tensor as the model made it; `input`, the image, for a head that reads
+   * its shape): the outputs `[batch, ...]`.
    */
-  head(): Promise<(activations: FloatArray, native: FloatArray) => Promise<FloatArray>>;
+  head(): Promise<(activations: FloatArray, native: FloatArray, input?: FloatArray) => Promise<FloatArray>>;
   /** CAMERAS' fusion of kept scales: sum over channels of (sum of resized A) x (sum of resized G), `size x size`. */
   fuseSums(scales: FusionScale[], size: number): Promise<Float64Array>;
   /** The input's value of a black pixel, per channel (the preprocessing's (0 - mean) / std): what occlusion fills in. */

@@ -9,7 +9,11 @@ import { inferRanks } from './ranks.js';
  * what perturbation methods (Ablation-CAM) run with edited activations. Refused when the head also needs other
  * activations of the model (a skip connection around the target).
  */
-export function buildHeadModel(bytes: Uint8Array, target: string, output?: string): { bytes: Uint8Array; output: string } {
+export function buildHeadModel(
+  bytes: Uint8Array,
+  target: string,
+  output?: string,
+): { bytes: Uint8Array; output: string; shapeInputs: string[] } {
   const graph = OnnxGraph.fromBytes(bytes);
   const logits = logitsOf(graph, output);
   const needed = new Set([logits]);
@@ -21,8 +25,13 @@ export function buildHeadModel(bytes: Uint8Array, target: string, output?: strin
     for (const input of node.input ?? []) if (input && input !== target && !graph.initializers.has(input)) needed.add(input);
   }
   const made = new Set(keep.flatMap((n) => n.output ?? []));
+  // A model input the head reads only through Shape (torchvision's segmenters upsample to the input's size): the head
+  // takes it as an input too, fed with a tensor of that shape.
+  const shapeInputs = graph.inputNames.filter(
+    (name) => needed.has(name) && keep.every((n) => !(n.input ?? []).includes(name) || n.opType === 'Shape'),
+  );
   for (const name of needed) {
-    if (name !== logits && !made.has(name)) {
+    if (name !== logits && !made.has(name) && !shapeInputs.includes(name)) {
       throw new CamerasError(
         `the layers after '${target}' also read '${name}', so the head cannot run from the layer alone; choose a block's output`,
       );
@@ -39,10 +48,16 @@ export function buildHeadModel(bytes: Uint8Array, target: string, output?: strin
     DataType.FLOAT,
     Array.from({ length: shape }, (_, i) => `d${i}`),
   );
+  for (const name of shapeInputs)
+    head.addInput(
+      name,
+      DataType.FLOAT,
+      (graph.declaredShape(name) ?? [0, 0, 0, 0]).map((d, i) => (d > 0 ? d : `${name}_${i}`)),
+    );
   const used = new Set(keep.flatMap((n) => n.input ?? []));
   for (const [name, init] of graph.initializers) if (used.has(name)) head.graph.initializer?.push(init);
   head.replaceNodes(keep);
   // Batches of edited activations go through: the output's batch is not the model's declared 1.
   head.addOutput(logits);
-  return { bytes: head.toBytes(), output: logits };
+  return { bytes: head.toBytes(), output: logits, shapeInputs };
 }
