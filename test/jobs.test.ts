@@ -360,7 +360,7 @@ describe('batch jobs', () => {
       } finally {
         await stop(w);
       }
-      assert.equal(there.code, 2, 'the mismatched pair is bad input: exit 2');
+      assert.equal(there.code, 2, `the mismatched pair is bad input: exit 2 (${there.stderr})`);
       for (const run of [here, there]) {
         const failures = run.stderr
           .trim()
