@@ -3,6 +3,7 @@ import {
   type Box,
   boxIou,
   checkBox,
+  clipDetections,
   type Detection,
   type DetectionLayout,
   type DetectionSpec,
@@ -525,7 +526,8 @@ export class Explainer {
   /** The explained output's detection layout and class count where it is a detector's; undefined for other models. */
   async detector(): Promise<{ layout: DetectionLayout; classes: number } | undefined> {
     return this.detectionFormat().catch((error) => {
-      if (error instanceof CamerasError) return undefined;
+      // A layout named for an output it does not fit is the caller's mistake, said as it is.
+      if (error instanceof CamerasError && !this.profileValue.detectionLayout) return undefined;
       throw error;
     });
   }
@@ -541,10 +543,7 @@ export class Explainer {
     const [output] = await (await this.context(this.profileValue.output)).forward([input]);
     const [, , height, width] = input.shape as [number, number, number, number];
     // Clipped to the input, as detectors' post-processing clips them: what is listed can be explained.
-    return detect(output as FloatArray, layout, options).map((d) => ({
-      ...d,
-      box: [Math.max(0, d.box[0]), Math.max(0, d.box[1]), Math.min(width, d.box[2]), Math.min(height, d.box[3])] as const,
-    }));
+    return clipDetections(detect(output as FloatArray, layout, options), width, height);
   }
 
   /**

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   boxIou,
   checkBox,
+  clipDetections,
   detect,
   detectionLayout,
   detectionTarget,
@@ -62,6 +63,11 @@ describe('detector outputs, read in each layout', () => {
     assert.ok(Math.abs((kept[0]?.score as number) - 0.72) < 1e-6);
     assert.equal(detect(yolo(), 'yolo', { scoreThreshold: 0.5 }).length, 1, 'the threshold drops the 0.45 one');
     assert.equal(detect(yolo(), 'yolo', { iouThreshold: 0.95 }).length, 3, 'a looser overlap keeps the second');
+    // Clipped to a 100 x 100 input: the third box (120..180) lies outside and is dropped, the first kept whole.
+    assert.deepEqual(
+      clipDetections(detect(yolo(), 'yolo'), 100, 100).map((d) => d.box),
+      [[30, 40, 70, 60]],
+    );
     assert.ok(Math.abs(boxIou([30, 40, 70, 60], [32, 40, 72, 60]) - 760 / 840) < 1e-12);
   });
 

@@ -187,6 +187,8 @@ describe('cameras explain and eval on a detector', () => {
       [['--target', 'box:10,10,50,50:12'], /label 12 is not one of the detector's 10 classes/],
       [['--target', 'box:10,10,50,50:hat'], /unknown class 'hat'/],
       [['--detection', '99'], /--detection 99: the detector found \d+/],
+      [['--detection', '0', '--target', 'box:10,10,50,50:0'], /give it or --target, not both/],
+      [['--class', 'dress'], /a detector's class is its detection's label: leave out --class/],
     ];
     for (const [args, message] of refusals) {
       const run = await cameras(['explain', image, '--model', 'composite:detector', '--quiet', ...args]);

@@ -142,10 +142,9 @@ async function detectionFor(
   picture: RgbImage | undefined,
 ): Promise<ExplainedDetection | undefined> {
   const given = flags.target === undefined ? undefined : parseBoxTarget(flags.target, (label) => classIndex(label, explainer.profile));
-  if (flags.target !== undefined && !given) {
-    if (flags.detection !== undefined) throw new CamerasError('--detection picks a detection to explain: give it or --target, not both');
-    return undefined;
-  }
+  if (flags.target !== undefined && flags.detection !== undefined)
+    throw new CamerasError('--detection picks a detection to explain: give it or --target, not both');
+  if (flags.target !== undefined && !given) return undefined;
   const format = await explainer.detector();
   if (!format) {
     if (given || flags.detection !== undefined)
@@ -154,6 +153,8 @@ async function detectionFor(
       );
     return undefined;
   }
+  if (flags.class !== undefined || (flags as ExplainFlags).classes || (flags as ExplainFlags).top)
+    throw new CamerasError("a detector's class is its detection's label: leave out --class (and --classes, --top)");
   const [, , height, width] = tensor.shape as [number, number, number, number];
   const scaleX = picture ? picture.width / width : 1;
   const scaleY = picture ? picture.height / height : 1;

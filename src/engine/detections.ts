@@ -48,7 +48,8 @@ function fieldsOf(shape: readonly number[], layout: DetectionLayout): Fields {
 
 /**
  * The layout of an output of this shape: `given` when it fits, else what the shape tells (predictions outnumber
- * fields: rows are predictions, `yolo`; columns are, `yolov8`). Refuses a shape no layout reads, in one line.
+ * fields: rows are predictions, `yolo`; columns are, `yolov8`). An `ssd` output looks like a `yolo` one, so it is
+ * always named. Refuses a shape no layout reads, in one line.
  */
 export function detectionLayout(
   shape: readonly (number | string | undefined)[],
@@ -141,6 +142,16 @@ export function nonMaxSuppression(predictions: readonly Prediction[], options: N
 /** The detections of one image's output. */
 export function detect(output: FloatArray, layout: DetectionLayout, options?: NmsOptions): Detection[] {
   return nonMaxSuppression(readPredictions(output, layout), options);
+}
+
+/** Detections with their boxes clipped to a `width x height` input; those left without area are dropped. */
+export function clipDetections(detections: readonly Detection[], width: number, height: number): Detection[] {
+  return detections
+    .map((d) => ({
+      ...d,
+      box: [Math.max(0, d.box[0]), Math.max(0, d.box[1]), Math.min(width, d.box[2]), Math.min(height, d.box[3])] as const,
+    }))
+    .filter((d) => d.box[2] > d.box[0] && d.box[3] > d.box[1]);
 }
 
 /** Refuses a box that is not inside a `width x height` input or has no area, and a label the model lacks. */

@@ -7,8 +7,10 @@ import {
   isDetectionTarget,
   type NmsOptions,
   type Prediction,
+  scaleBox,
 } from '../engine/detections.js';
 import { minMax } from '../engine/postprocess.js';
+import type { InputSize } from '../engine/scores.js';
 import { CamerasError } from '../errors.js';
 import type { FloatArray } from '../io/npy.js';
 import { mulberry32 } from '../random.js';
@@ -84,11 +86,12 @@ export function affinity(target: Prediction, detections: readonly Prediction[]):
 }
 
 /** The clean image's detection that stands for the box: same label, highest IoU; else the box itself, one-hot. */
-function targetDetection(detections: readonly Detection[], spec: DetectionSpec, classes: number): Prediction {
+function targetDetection(detections: readonly Detection[], spec: DetectionSpec, classes: number, input: InputSize): Prediction {
+  const box = scaleBox(spec.box, input.width / spec.size.width, input.height / spec.size.height);
   let found: Detection | undefined;
   let bestIou = 0;
   for (const d of detections) {
-    const iou = boxIou(d.box, spec.box);
+    const iou = boxIou(d.box, box);
     if (d.label === spec.label && iou > bestIou) {
       bestIou = iou;
       found = d;
@@ -97,14 +100,14 @@ function targetDetection(detections: readonly Detection[], spec: DetectionSpec, 
   if (found && bestIou >= 0.5) return found;
   const classScores = new Float32Array(classes);
   classScores[spec.label] = 1;
-  return { index: -1, box: spec.box, objectness: 1, classScores };
+  return { index: -1, box, objectness: 1, classScores };
 }
 
 /**
  * D-RISE (Petsiuk et al., CVPR 2021) as microsoft/vision-explanation-methods computes it: N random masks M_i
  * occlude the image (occluded pixels black), each masked image's detections give the affinity s_i of the best one to
  * the target detection (IoU x objectness x class cosine), and S = sum_i s_i M_i - mean(s) sum_i M_i, scaled to
- * [0, 1] by its minimum and maximum. Forward passes only: any detector, NMS included.
+ * [0, 1] by its minimum and maximum. Forward passes only: any detector exported before NMS (its NMS runs here).
  */
 export const drise: SaliencyMethod<DriseOptions> = {
   name: 'drise',
@@ -122,7 +125,7 @@ export const drise: SaliencyMethod<DriseOptions> = {
     const positions = height * width;
     const [clean] = await context.forward([input]);
     const classes = detectionClasses((clean as FloatArray).shape, spec.layout);
-    const reference = targetDetection(detect(clean as FloatArray, spec.layout, nms), spec, classes);
+    const reference = targetDetection(detect(clean as FloatArray, spec.layout, nms), spec, classes, { width, height });
     const given = options.givenMasks;
     if (given && (given.height !== height || given.width !== width || given.data.length !== given.count * positions))
       throw new CamerasError(`the given masks are ${given.count} x ${given.height} x ${given.width}; the input is ${height} x ${width}`);

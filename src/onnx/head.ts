@@ -52,7 +52,8 @@ export function buildHeadModel(
     head.addInput(
       name,
       DataType.FLOAT,
-      (graph.declaredShape(name) ?? [0, 0, 0, 0]).map((d, i) => (d > 0 ? d : `${name}_${i}`)),
+      // Its batch follows the edited activations' (a model exported with batch 1 included).
+      (graph.declaredShape(name) ?? [0, 0, 0, 0]).map((d, i) => (d > 0 && i > 0 ? d : `${name}_${i}`)),
     );
   const used = new Set(keep.flatMap((n) => n.input ?? []));
   for (const [name, init] of graph.initializers) if (used.has(name)) head.graph.initializer?.push(init);
