@@ -99,6 +99,35 @@ def faded(fade):
     return [(b.astype(np.float32) * fade + 128 * (1 - fade)).astype(np.uint8) for b in PHOTOS]
 
 
+def train_epoch(net, optimiser, x_train, y_train, rng, augment=None):
+    """One pass over the composites in shuffled batches of 32, `augment(x, idx)` editing each batch's tensor;
+    returns the mean loss and the training accuracy."""
+    net.train()
+    perm = rng.permutation(len(x_train))
+    total, correct, loss_sum = 0, 0, 0.0
+    for start in range(0, len(perm), 32):
+        idx = perm[start:start + 32]
+        x, y = tensor(x_train[idx]), torch.from_numpy(y_train[idx].astype(np.int64))
+        if augment:
+            x = augment(x, idx)
+        out = net(x)
+        loss = F.cross_entropy(out, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        loss_sum += float(loss) * len(idx)
+        correct += int((out.argmax(1) == y).sum())
+        total += len(idx)
+    return loss_sum / total, correct / total
+
+
+def held_out_accuracy(net, x_val, y_val):
+    net.eval()
+    with torch.no_grad():
+        return sum(int((net(tensor(x_val[s:s + 100])).argmax(1) == torch.from_numpy(y_val[s:s + 100].astype(np.int64))).sum())
+                   for s in range(0, len(x_val), 100)) / len(x_val)
+
+
 def main():
     global BACKGROUNDS
     torch.manual_seed(0)
@@ -122,26 +151,9 @@ def main():
         order = rng.randint(0, len(train_images), 4000)
         x_train, _, y_train = make(train_images[order], train_labels[order], rng)
         BACKGROUNDS = PHOTOS
-        net.train()
-        perm = rng.permutation(len(x_train))
-        total, correct, loss_sum = 0, 0, 0.0
-        for start in range(0, len(perm), 32):
-            idx = perm[start:start + 32]
-            x, y = tensor(x_train[idx]), torch.from_numpy(y_train[idx].astype(np.int64))
-            out = net(x)
-            loss = F.cross_entropy(out, y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            loss_sum += float(loss) * len(idx)
-            correct += int((out.argmax(1) == y).sum())
-            total += len(idx)
-        net.eval()
-        with torch.no_grad():
-            val = sum(int((net(tensor(x_val[s:s + 100])).argmax(1) == torch.from_numpy(y_val[s:s + 100].astype(np.int64))).sum())
-                      for s in range(0, len(x_val), 100)) / len(x_val)
-        log.append({'epoch': epoch + 1, 'background_fade': fade, 'loss': loss_sum / total, 'train_accuracy': correct / total,
-                    'held_out_accuracy': val, 'seconds': round(time.time() - started, 1)})
+        loss, accuracy = train_epoch(net, optimiser, x_train, y_train, rng)
+        log.append({'epoch': epoch + 1, 'background_fade': fade, 'loss': loss, 'train_accuracy': accuracy,
+                    'held_out_accuracy': held_out_accuracy(net, x_val, y_val), 'seconds': round(time.time() - started, 1)})
         print(log[-1], flush=True)
     net.eval()
     torch.onnx.export(net, torch.randn(1, 3, SIZE, SIZE), MODEL, input_names=['input'], output_names=['logits'], opset_version=13,

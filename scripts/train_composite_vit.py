@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.models.vision_transformer import VisionTransformer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,29 +50,12 @@ def main():
         order = rng.randint(0, len(train_images), 4000)
         x_train, _, y_train = composite.make(train_images[order], train_labels[order], rng)
         composite.BACKGROUNDS = composite.PHOTOS
-        net.train()
-        perm = rng.permutation(len(x_train))
-        total, correct, loss_sum = 0, 0, 0.0
-        for start in range(0, len(perm), 32):
-            idx = perm[start:start + 32]
-            x, y = composite.tensor(x_train[idx]), torch.from_numpy(y_train[idx].astype(np.int64))
-            # Flips: the items' classes do not depend on their side.
-            if rng.rand() < 0.5:
-                x = x.flip(3)
-            out = net(x)
-            loss = F.cross_entropy(out, y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            loss_sum += float(loss) * len(idx)
-            correct += int((out.argmax(1) == y).sum())
-            total += len(idx)
-        net.eval()
-        with torch.no_grad():
-            val = sum(int((net(composite.tensor(x_val[s:s + 100])).argmax(1) == torch.from_numpy(y_val[s:s + 100].astype(np.int64))).sum())
-                      for s in range(0, len(x_val), 100)) / len(x_val)
-        log.append({'epoch': epoch + 1, 'background_fade': fade, 'loss': loss_sum / total, 'train_accuracy': correct / total,
-                    'held_out_accuracy': val, 'seconds': round(time.time() - started, 1)})
+        # Flips: the items' classes do not depend on their side.
+        loss, accuracy = composite.train_epoch(net, optimiser, x_train, y_train, rng,
+                                               lambda x, idx: x.flip(3) if rng.rand() < 0.5 else x)
+        log.append({'epoch': epoch + 1, 'background_fade': fade, 'loss': loss, 'train_accuracy': accuracy,
+                    'held_out_accuracy': composite.held_out_accuracy(net, x_val, y_val),
+                    'seconds': round(time.time() - started, 1)})
         print(log[-1], flush=True)
     net.eval()
     # Outside torch.no_grad(): under it torchvision's attention takes a fused path that does not export.
