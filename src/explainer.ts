@@ -166,8 +166,8 @@ export class Explainer {
   private readonly fusion: FusionEngine;
   /** Every ONNX Runtime session, by kind, tensor and output: built once, on first use (the layer's at creation). */
   private readonly sessions = new Map<string, Promise<GradientSession>>();
-  /** The explained output's detection layout and class count, once probed (`detectionFormat`). */
-  private probedDetection: Promise<{ layout: DetectionLayout; classes: number }> | undefined;
+  /** The explained output's shape on one probe pass at the input size (`detectionFormat`). */
+  private probedShape: Promise<readonly number[]> | undefined;
   /** The network's head from the layer, per output (Ablation-CAM), built on first use like the sessions. */
   private readonly heads = new Map<
     string,
@@ -504,23 +504,22 @@ export class Explainer {
       throw new CamerasError(
         `output '${this.profileValue.output}' of ${this.profileValue.name} is [${declared.map((d) => (d > 0 ? d : '?')).join(', ')}], not a detector's predictions before NMS; explain a detector exported without NMS (or name its layout: detectionLayout, --layout)`,
       );
-    if (!this.probedDetection) {
+    // The probe's output shape is kept; what it means is read anew (a model that is no detector is not probed again).
+    if (!this.probedShape) {
       const size = this.profileValue.inputSize;
       const channels = this.inputChannels ?? 3;
       const probe = { data: new Float32Array(channels * size * size), shape: [1, channels, size, size] };
-      this.probedDetection = (async () => {
-        const [output] = await (await this.context(this.profileValue.output)).forward([probe]);
-        const shape = (output as FloatArray).shape;
-        const name = `output '${this.profileValue.output}' of ${this.profileValue.name}`;
-        const layout = this.profileValue.detectionLayout ?? detectionLayout(shape, undefined, name);
-        detectionLayout(shape, layout, name);
-        return { layout, classes: detectionClasses(shape, layout) };
-      })();
-      this.probedDetection.catch(() => {
-        this.probedDetection = undefined;
+      this.probedShape = this.context(this.profileValue.output)
+        .then((context) => context.forward([probe]))
+        .then(([output]) => (output as FloatArray).shape);
+      this.probedShape.catch(() => {
+        this.probedShape = undefined;
       });
     }
-    return this.probedDetection;
+    const shape = await this.probedShape;
+    const name = `output '${this.profileValue.output}' of ${this.profileValue.name}`;
+    const layout = detectionLayout(shape, this.profileValue.detectionLayout, name);
+    return { layout, classes: detectionClasses(shape, layout) };
   }
 
   /** The explained output's detection layout and class count where it is a detector's; undefined for other models. */

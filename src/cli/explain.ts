@@ -160,7 +160,8 @@ async function detectionFor(
   const scaleY = picture ? picture.height / height : 1;
   const toPicture = (b: Box): Box => scaleBox(b, scaleX, scaleY);
   const name = (label: number) => explainer.profile.labels?.[label] ?? `class ${label}`;
-  const detections = (await explainer.detect(tensor)).map((d) => ({ ...d, box: toPicture(d.box), name: name(d.label) }));
+  const found = await explainer.detect(tensor);
+  const detections = found.map((d) => ({ ...d, box: toPicture(d.box), name: name(d.label) }));
   if (given) {
     const { target, box, label } = await explainer.boxTarget(given, tensor, picture);
     return { target, box: toPicture(box), label: name(label), detections };
@@ -172,8 +173,7 @@ async function detectionFor(
     );
   if (index >= detections.length)
     throw new CamerasError(`--detection ${index}: the detector found ${detections.length} (0-${detections.length - 1})`);
-  const found = (await explainer.detect(tensor))[index] as Detection;
-  const chosen = { box: found.box, label: found.label };
+  const chosen = found[index] as Detection;
   const target = await explainer.detectionTarget(chosen, { width, height });
   return { target, box: toPicture(chosen.box), label: name(chosen.label), detections };
 }
