@@ -16,7 +16,7 @@ import { BENCH } from './models.js';
 
 const count = Number(process.argv[2] ?? 10);
 const folder = mkdtempSync(join(tmpdir(), 'cameras-ties-'));
-const explainer = await createExplainer({ model: 'composite:fashion', threads: 2 });
+const explainer = await createExplainer({ model: 'composite:fashion-single-scale', threads: 2 });
 const worst: Record<string, number> = {};
 try {
   const inputs = [];

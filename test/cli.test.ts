@@ -849,7 +849,7 @@ describe('cameras attack', () => {
     const out = join(work, 'attack');
     const image = join(work, 'bag.jpg');
     copyFileSync(resolve(ROOT, 'bench/composite/composite_002.jpg'), image);
-    const args = ['attack', image, '--model', 'composite:fashion', '--out-dir', out, '--confidence', '0.99', '--iterations', '400'];
+    const args = ['attack', image, '--model', 'composite:fashion-single-scale', '--out-dir', out, '--confidence', '0.99', '--iterations', '400'];
     const run = await cameras(args);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /success: plain 1\/1, guided 1\/1; mean L2 reduction where both succeed/);
@@ -862,7 +862,7 @@ describe('cameras attack', () => {
     for (const name of ['bag.adversarial.png', 'bag.plain.png', 'bag.perturbation.png', 'bag.attack.png'])
       assert.ok(existsSync(join(out, name)), name);
     // Re-read the written file on our own and classify it: the least likely class of the clean image, p >= 0.99.
-    const explainer = await createExplainer({ model: 'composite:fashion', threads: 2 });
+    const explainer = await createExplainer({ model: 'composite:fashion-single-scale', threads: 2 });
     try {
       const preset = PRESETS.torchvision as (typeof PRESETS)[string];
       const probabilities = async (path: string) =>
@@ -879,7 +879,7 @@ describe('cameras attack', () => {
     const broken = join(work, 'broken-attack');
     mkdirSync(broken);
     writeFileSync(join(broken, 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
-    const failing = await cameras(['attack', broken, '--model', 'composite:fashion', '--out-dir', join(work, 'attack-broken'), '--quiet']);
+    const failing = await cameras(['attack', broken, '--model', 'composite:fashion-single-scale', '--out-dir', join(work, 'attack-broken'), '--quiet']);
     assert.equal(failing.code, 2);
     assert.match(failing.stderr, /^failed: cannot decode image .*broken\.jpg/m);
     assert.equal(readFileSync(join(work, 'attack-broken/attack.jsonl'), 'utf8'), '');
@@ -898,7 +898,7 @@ describe('cameras eval', () => {
       copyFileSync(resolve(ROOT, `bench/composite/${name}.jpg`), join(data, `${name}.jpg`));
       copyFileSync(resolve(ROOT, `bench/composite/${name}.xml`), join(data, `${name}.xml`));
     }
-    const args = ['eval', data, '--model', 'composite:fashion', '--methods', 'gradcam,gradient', '--out-dir', results];
+    const args = ['eval', data, '--model', 'composite:fashion-single-scale', '--methods', 'gradcam,gradient', '--out-dir', results];
     const first = await cameras([...args, '--metrics', 'pointing,density', '--limit', '2']);
     assert.equal(first.code, 0, first.stderr);
     // The first line records the run's settings; then one line per (image, class, method).
@@ -918,7 +918,7 @@ describe('cameras eval', () => {
       'every record whole',
     );
     // Each record holds the scores of its own saved map: scored again here from the map, they are equal.
-    const explainer = await createExplainer({ model: 'composite:fashion', threads: 2 });
+    const explainer = await createExplainer({ model: 'composite:fashion-single-scale', threads: 2 });
     try {
       for (const line of after.slice(4)) {
         const record = JSON.parse(line) as { image: string; class: string; method: string; pointing: number; difficult: boolean };
@@ -970,7 +970,7 @@ describe('cameras eval', () => {
         'eval',
         bag,
         '--model',
-        'composite:fashion',
+        'composite:fashion-single-scale',
         '--methods',
         'gradcam',
         '--metrics',
@@ -982,7 +982,7 @@ describe('cameras eval', () => {
       assert.equal(run.code, 0, run.stderr);
       const record = JSON.parse(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n')[1] as string) as Record<string, number>;
       const saved = readdirSync(join(out, 'maps')).find((f) => f.endsWith('.npy')) as string;
-      const scorer = await createExplainer({ model: 'composite:fashion', threads: 2 });
+      const scorer = await createExplainer({ model: 'composite:fashion-single-scale', threads: 2 });
       try {
         const expected = await scorePair(
           scorer,
@@ -1013,7 +1013,7 @@ describe('cameras eval', () => {
     rmSync(bag, { recursive: true });
     rmSync(data, { recursive: true });
     rmSync(results, { recursive: true });
-    await rejects(['eval', work, '--model', 'composite:fashion'], /has no VOC annotations/);
+    await rejects(['eval', work, '--model', 'composite:fashion-single-scale'], /has no VOC annotations/);
   });
 });
 
@@ -1162,7 +1162,7 @@ describe('refusals that leave nothing behind (an unreachable Redis, a bad model,
         'eval',
         resolve(ROOT, 'bench/composite'),
         '--model',
-        'composite:fashion',
+        'composite:fashion-single-scale',
         '--limit',
         '1',
         '--redis',
@@ -1219,7 +1219,7 @@ describe('Ctrl-C on a long command says what is done and how to resume', () => {
       for (const ext of ['jpg', 'xml'])
         copyFileSync(resolve(ROOT, `bench/composite/composite_00${i}.${ext}`), join(data, `composite_00${i}.${ext}`));
     const out = join(work, 'interrupted-out');
-    const batch = ['batch', data, '--model', 'composite:fashion', '--methods', 'gradcam,cameras', '--out-dir', out];
+    const batch = ['batch', data, '--model', 'composite:fashion-single-scale', '--methods', 'gradcam,cameras', '--out-dir', out];
     const stopped = await interrupted(batch, /^batch 2\/12 /m);
     assert.equal(stopped.code, 130, stopped.stderr);
     const said = /stopped after (\d+) of 12 jobs; their files are whole in .*interrupted-out: run the same command again to resume/.exec(
@@ -1233,7 +1233,7 @@ describe('Ctrl-C on a long command says what is done and how to resume', () => {
       'eval',
       data,
       '--model',
-      'composite:fashion',
+      'composite:fashion-single-scale',
       '--methods',
       'gradcam',
       '--metrics',

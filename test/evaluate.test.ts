@@ -26,7 +26,7 @@ function blob(x: number, y: number): ExplainResult {
 }
 
 describe("scorePair: one pair's scores, wired to the right map, class and input", () => {
-  const explainer = createExplainer({ model: 'composite:fashion', threads: 2 });
+  const explainer = createExplainer({ model: 'composite:fashion-single-scale', threads: 2 });
   after(async () => (await explainer).dispose());
   const base = { annotation, className: 'bag', tolerance: 15, annotatedClass: false };
 

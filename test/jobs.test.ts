@@ -22,7 +22,7 @@ const images = join(work, 'images');
 mkdirSync(images);
 for (let i = 0; i < 10; i++) copyFileSync(resolve(ROOT, `bench/composite/composite_00${i}.jpg`), join(images, `img${i}.jpg`));
 const METHODS = ['gradcam', 'gradient', 'hirescam', 'layercam'];
-const MODEL = 'composite:fashion';
+const MODEL = 'composite:fashion-single-scale';
 
 interface Run {
   code: number;
@@ -108,11 +108,11 @@ describe('batch jobs', () => {
     });
     assert.equal(twice.length, 1);
     const relative = await planBatch(await batchInputs([join(images, 'img0.jpg')]), {
-      models: ['assets/models/composite_fashion.onnx'],
+      models: ['assets/models/composite_fashion_single_scale.onnx'],
       methods: ['gradcam'],
       outDir: join(work, 'plan'),
     });
-    assert.equal(relative[0]?.model, resolve(ROOT, 'assets/models/composite_fashion.onnx'));
+    assert.equal(relative[0]?.model, resolve(ROOT, 'assets/models/composite_fashion_single_scale.onnx'));
     const again = await cameras(['batch', images, '--model', MODEL, '--methods', METHODS.join(','), '--out-dir', join(work, 'embedded')]);
     assert.match(again.stdout, /^40 jobs: 0 run, 40 already done, 0 failed/);
     writeFileSync(join(work, 'list.csv'), 'image,class\nimages/img1.jpg,bag\nimages/img2.jpg,\n');

@@ -48,8 +48,18 @@ export const ZOO: readonly ZooEntry[] = [
   {
     name: 'composite:fashion',
     description:
-      'a small CNN trained on the composite benchmark (Fashion-MNIST items pasted on photos, bench/composite): ground truth known by construction',
+      'a small CNN trained on the composite benchmark (Fashion-MNIST items pasted on photos, bench/composite) with random resized crops, as ImageNet models are: ground truth known by construction',
     file: 'assets/models/composite_fashion.onnx',
+    labels: COMPOSITE_CLASSES,
+    inputSize: 224,
+    preprocess: 'torchvision',
+    layer: 'features',
+  },
+  {
+    name: 'composite:fashion-single-scale',
+    description:
+      'the same CNN trained at the one scale of the composite benchmark, without crops: kept to compare (it sees other scales badly)',
+    file: 'assets/models/composite_fashion_single_scale.onnx',
     labels: COMPOSITE_CLASSES,
     inputSize: 224,
     preprocess: 'torchvision',

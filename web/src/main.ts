@@ -48,6 +48,7 @@ const BUNDLED: Record<string, string> = {
   'nsfwjs:mobilenet_v2': 'models/nsfwjs_mobilenet_v2.onnx',
   'nsfwjs:inception_v3': 'models/nsfwjs_inception_v3.onnx',
   'composite:fashion': 'models/composite_fashion.onnx',
+  'composite:fashion-single-scale': 'models/composite_fashion_single_scale.onnx',
   'composite:vit': 'models/composite_vit.onnx',
   'composite:detector': 'models/composite_detector.onnx',
   'composite:segmenter': 'models/composite_segmenter.onnx',
