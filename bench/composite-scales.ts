@@ -1,29 +1,108 @@
 /**
- * The composite benchmark per input scale (issue 25): for each model, its accuracy on the 100 benchmark composites
- * resized bicubically to each scale (as CAMERAS resizes its input), CAMERAS' pointing game at each scale's map alone
- * and fused (the explained class given: the annotated one, so every scale is kept), and the fused map with the
- * class-consistency rule (top-1, as `cameras eval` runs it); pointing as hits over the images (one item each, TorchRay's
- * 15 px tolerance). Prints one JSON line per model.
- * `node dist/bench/composite-scales.js [model ...]` (default: composite:fashion and the multi-scale trained file)
+ * The composite benchmark per input scale (issue 25): for each model, on the 100 benchmark composites resized
+ * bicubically to each scale (as CAMERAS resizes its input), its accuracy at each scale, and CAMERAS' pointing game for
+ * the annotated class: each scale's map alone, the fused map (every scale kept, the class being given; what
+ * `cameras eval` scores, there averaged over classes), the fused map of the scales up to each size (which scales pull
+ * it off), and two accumulations that are *not* the paper's, to see whether weighting would help: each scale's
+ * activations and gradients weighted by the class's probability there, and only the scales the model gets right (an
+ * oracle, over the images it gets right at some scale). Then the fused map with the class-consistency rule, the
+ * model's top-1 class explained (as `cameras explain` runs without --class). Pointing as hits over the images (one
+ * item each, TorchRay's 15 px tolerance). The variants are fusions of the same passes, one per scale and image.
+ * Prints one JSON line per model.
+ * `node dist/bench/composite-scales.js [model ...]` (default: composite:fashion and composite:fashion-single-scale)
  */
 import { resolve } from 'node:path';
 import { loadDataset } from '../src/datasets/load-node.js';
 import { classMask } from '../src/datasets/mask.js';
+import type { FusionScale } from '../src/engine/fusion.js';
+import { resizeInput } from '../src/engine/resize.js';
+import { softmax } from '../src/engine/scores.js';
 import { createExplainer } from '../src/index.js';
 import { readImage } from '../src/io/image-node.js';
+import { layerTensors } from '../src/methods/base-cam.js';
+import { cameras, fusedRaw, normaliseFused } from '../src/methods/cameras.js';
+import type { SaliencyMethod } from '../src/methods/method.js';
 import { pointingHit, pointOf } from '../src/metrics/pointing-game.js';
 import { zooEntry } from '../src/models/zoo.js';
 import { BENCH } from './models.js';
 
-const ROOT = resolve(BENCH, '..');
+/** Every variant's fused map of one image, keyed by name; `correct[s]`: the model's top-1 is the class at scale s. */
+interface Variants {
+  correct: boolean[];
+  maps: Map<string, Float32Array>;
+}
+
+/** Scales the weighted fusion by: each scale's activation and gradient times w_s. */
+function weighted(scales: FusionScale[], weights: number[]): FusionScale[] {
+  const times = (t: FusionScale['activation'], w: number) => ({ data: Float32Array.from(t.data, (v) => v * w), shape: t.shape });
+  return scales.map((s, i) => ({
+    activation: times(s.activation, weights[i] as number),
+    gradient: times(s.gradient, weights[i] as number),
+  }));
+}
+
+/**
+ * A method of the bench's own (the explainer takes method objects): one pass per scale for the given class, then every
+ * variant fused from those passes into `last`; it returns the paper's fused map, which `explain` post-processes.
+ */
+function variantsMethod(last: { variants?: Variants }): SaliencyMethod<object> {
+  return {
+    name: 'cameras-variants',
+    summary: "CAMERAS' fusion of the same passes several ways (bench only)",
+    needs: ['layer-gradient'],
+    options: [],
+    multiResolution: true,
+    async compute(context, input, options) {
+      const resolutions = context.resolutions;
+      const cls = options.classIndex as number;
+      const size = resolutions[0] as number;
+      const scales: FusionScale[] = [];
+      const correct: boolean[] = [];
+      const probability: number[] = [];
+      for (const r of resolutions) {
+        const pass = await context.layer.run(resizeInput(input, r), cls, options.target);
+        scales.push(layerTensors(pass, 'CAMERAS'));
+        const logits = Array.from(pass.output.data);
+        correct.push(logits.indexOf(Math.max(...logits)) === cls);
+        probability.push(softmax(logits)[cls] as number);
+      }
+      const maps = new Map<string, Float32Array>();
+      const fuse = async (name: string, kept: FusionScale[]) => {
+        if (kept.length) maps.set(name, normaliseFused(await context.fuseSums(kept, size), kept.length, size).map);
+      };
+      for (const [s, r] of resolutions.entries()) {
+        await fuse(String(r), [scales[s] as FusionScale]);
+        if (s > 0) await fuse(`upTo${r}`, scales.slice(0, s + 1));
+      }
+      await fuse('probabilityWeighted', weighted(scales, probability));
+      await fuse(
+        'correctOnly',
+        scales.filter((_, s) => correct[s]),
+      );
+      last.variants = { correct, maps };
+      return {
+        raw: fusedRaw(await context.fuseSums(scales, size), scales.length, size),
+        height: size,
+        width: size,
+        usedResolutions: [...resolutions],
+      };
+    },
+    postprocess: cameras.postprocess,
+  };
+}
+
 const models = process.argv.slice(2);
 const items = await loadDataset(resolve(BENCH, 'composite'));
-for (const model of models.length ? models : ['composite:fashion', resolve(ROOT, 'assets/models/composite_fashion_multiscale.onnx')]) {
+for (const model of models.length ? models : ['composite:fashion', 'composite:fashion-single-scale']) {
   const explainer = await createExplainer({ model, threads: 2, profile: { labels: zooEntry('composite:fashion')?.labels } });
   const scales = explainer.profile.resolutions;
   const labels = explainer.profile.labels as readonly string[];
   const correct = new Map<number, number>(scales.map((s) => [s, 0]));
-  const hits = new Map<string, number>([...scales.map((s) => [String(s), 0] as [string, number]), ['fused', 0], ['fusedTop1', 0]]);
+  const hits = new Map<string, number>();
+  const count = (key: string, hit: boolean) => hits.set(key, (hits.get(key) ?? 0) + (hit ? 1 : 0));
+  const last: { variants?: Variants } = {};
+  const method = variantsMethod(last);
+  let rightSomewhere = 0;
   for (const item of items) {
     const object = item.annotation.objects[0];
     if (!object) continue;
@@ -31,18 +110,24 @@ for (const model of models.length ? models : ['composite:fashion', resolve(ROOT,
     const mask = classMask(item.annotation, object.className);
     if (!mask) continue;
     const x = explainer.preprocess(await readImage(item.image));
-    for (const s of scales) {
-      const logits = await explainer.logits(x, s);
-      if (logits.indexOf(Math.max(...logits)) === cls) correct.set(s, (correct.get(s) as number) + 1);
-    }
     const { width, height } = item.annotation;
     const hit = (map: ArrayLike<number>, side: number) => pointingHit(mask, pointOf(map, side, side, height, width)) === 1;
-    const given = await explainer.explain(x, { classIndex: cls, perScale: true });
-    if (hit(given.map, given.height)) hits.set('fused', (hits.get('fused') as number) + 1);
-    for (const { resolution, map } of given.scaleMaps ?? [])
-      if (hit(map.map, map.height)) hits.set(String(resolution), (hits.get(String(resolution)) as number) + 1);
+    const fused = await explainer.explain(x, { method, classIndex: cls });
+    count('fused', hit(fused.map, fused.height));
+    const { variants } = last as { variants: Variants };
+    variants.correct.forEach((right, s) => {
+      if (right) correct.set(scales[s] as number, (correct.get(scales[s] as number) as number) + 1);
+    });
+    for (const key of ['probabilityWeighted', ...scales.map(String), ...scales.slice(1).map((r) => `upTo${r}`)])
+      count(key, hit(variants.maps.get(key) as Float32Array, fused.height));
+    // The oracle has a map only where the model is right at some scale: scored over those images.
+    const oracle = variants.maps.get('correctOnly');
+    if (oracle) {
+      rightSomewhere++;
+      count('correctOnly', hit(oracle, fused.height));
+    }
     const top1 = await explainer.explain(x, {});
-    if (hit(top1.map, top1.height)) hits.set('fusedTop1', (hits.get('fusedTop1') as number) + 1);
+    count('fusedTop1', hit(top1.map, top1.height));
   }
   const n = items.length;
   process.stdout.write(
@@ -50,7 +135,8 @@ for (const model of models.length ? models : ['composite:fashion', resolve(ROOT,
       model,
       images: n,
       accuracy: Object.fromEntries([...correct].map(([s, c]) => [s, c / n])),
-      pointing: Object.fromEntries([...hits].map(([k, h]) => [k, h / n])),
+      pointing: Object.fromEntries([...hits].map(([k, h]) => [k, h / (k === 'correctOnly' ? rightSomewhere : n)])),
+      rightAtSomeScale: rightSomewhere / n,
     })}\n`,
   );
   await explainer.dispose();

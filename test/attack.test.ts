@@ -41,7 +41,10 @@ describe('PGD on the input gradient of the cross-entropy', () => {
   let image: RgbImage;
   before(async () => {
     // The composite benchmark's trained CNN on one of its images (a bag on a photo), at its 224 px input.
-    explainer = await Explainer.create(ort, { model: bytes(resolve(ROOT, 'assets/models/composite_fashion_single_scale.onnx')), threads: 2 });
+    explainer = await Explainer.create(ort, {
+      model: bytes(resolve(ROOT, 'assets/models/composite_fashion_single_scale.onnx')),
+      threads: 2,
+    });
     image = resizeLinearUint8(await readImage(resolve(ROOT, 'bench/composite/composite_002.jpg')), 224, 224);
   });
   after(() => explainer.dispose());

@@ -423,6 +423,8 @@ describe('cameras models', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^nsfwjs:mobilenet_v2 .*Drawing, Hentai, Neutral, Porn, Sexy.*layer out_relu, 224 px.*\(default\)$/m);
     assert.match(run.stdout, /^nsfwjs:inception_v3 .*layer mixed10, 299 px/m);
+    assert.match(run.stdout, /^composite:fashion .*random resized crops.*layer features, 224 px/m);
+    assert.match(run.stdout, /^composite:fashion-single-scale .*one scale.*layer features, 224 px/m);
   });
 
   it('explains a class given by its label', async () => {
@@ -849,7 +851,18 @@ describe('cameras attack', () => {
     const out = join(work, 'attack');
     const image = join(work, 'bag.jpg');
     copyFileSync(resolve(ROOT, 'bench/composite/composite_002.jpg'), image);
-    const args = ['attack', image, '--model', 'composite:fashion-single-scale', '--out-dir', out, '--confidence', '0.99', '--iterations', '400'];
+    const args = [
+      'attack',
+      image,
+      '--model',
+      'composite:fashion-single-scale',
+      '--out-dir',
+      out,
+      '--confidence',
+      '0.99',
+      '--iterations',
+      '400',
+    ];
     const run = await cameras(args);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /success: plain 1\/1, guided 1\/1; mean L2 reduction where both succeed/);
@@ -879,7 +892,15 @@ describe('cameras attack', () => {
     const broken = join(work, 'broken-attack');
     mkdirSync(broken);
     writeFileSync(join(broken, 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
-    const failing = await cameras(['attack', broken, '--model', 'composite:fashion-single-scale', '--out-dir', join(work, 'attack-broken'), '--quiet']);
+    const failing = await cameras([
+      'attack',
+      broken,
+      '--model',
+      'composite:fashion-single-scale',
+      '--out-dir',
+      join(work, 'attack-broken'),
+      '--quiet',
+    ]);
     assert.equal(failing.code, 2);
     assert.match(failing.stderr, /^failed: cannot decode image .*broken\.jpg/m);
     assert.equal(readFileSync(join(work, 'attack-broken/attack.jsonl'), 'utf8'), '');
