@@ -4,11 +4,12 @@
  * the annotated class: each scale's map alone, the fused map (every scale kept, the class being given; what
  * `cameras eval` scores, there averaged over classes), the fused map of the scales up to each size (which scales pull
  * it off), and two accumulations that are *not* the paper's, to see whether weighting would help: each scale's
- * activations and gradients weighted by the class's probability there, and only the scales the model gets right (an
- * oracle, over the images it gets right at some scale). Then the fused map with the class-consistency rule, the
- * model's top-1 class explained (as `cameras explain` runs without --class). Pointing as hits over the images (one
- * item each, TorchRay's 15 px tolerance). The variants are fusions of the same passes, one per scale and image.
- * Prints one JSON line per model.
+ * activations and gradients both weighted by the class's probability there (so a scale's own product by p^2), and
+ * only the scales the model gets right (an oracle, scored over the images it gets right at some scale, beside the
+ * paper's fusion on those images). These are fusions of the same passes, one per scale and image. Then, in a separate
+ * run, the paper's method as `cameras explain` runs it without --class: the model's top-1 class, and the
+ * class-consistency rule (with the mean number of scales it keeps). Pointing as hits over the images (one item each,
+ * TorchRay's 15 px tolerance). Prints one JSON line per model.
  * `node dist/bench/composite-scales.js [model ...]` (default: composite:fashion and composite:fashion-single-scale)
  */
 import { resolve } from 'node:path';
@@ -94,6 +95,7 @@ function variantsMethod(last: { variants?: Variants }): SaliencyMethod<object> {
 const models = process.argv.slice(2);
 const items = await loadDataset(resolve(BENCH, 'composite'));
 for (const model of models.length ? models : ['composite:fashion', 'composite:fashion-single-scale']) {
+  // The benchmark's classes, for a model file named on the command line as for the zoo's.
   const explainer = await createExplainer({ model, threads: 2, profile: { labels: zooEntry('composite:fashion')?.labels } });
   const scales = explainer.profile.resolutions;
   const labels = explainer.profile.labels as readonly string[];
@@ -103,6 +105,8 @@ for (const model of models.length ? models : ['composite:fashion', 'composite:fa
   const last: { variants?: Variants } = {};
   const method = variantsMethod(last);
   let rightSomewhere = 0;
+  let keptTop1 = 0;
+  let n = 0;
   for (const item of items) {
     const object = item.annotation.objects[0];
     if (!object) continue;
@@ -120,23 +124,30 @@ for (const model of models.length ? models : ['composite:fashion', 'composite:fa
     });
     for (const key of ['probabilityWeighted', ...scales.map(String), ...scales.slice(1).map((r) => `upTo${r}`)])
       count(key, hit(variants.maps.get(key) as Float32Array, fused.height));
-    // The oracle has a map only where the model is right at some scale: scored over those images.
+    // The oracle has a map only where the model is right at some scale: scored over those images, beside the
+    // paper's fusion on the same images.
     const oracle = variants.maps.get('correctOnly');
     if (oracle) {
       rightSomewhere++;
       count('correctOnly', hit(oracle, fused.height));
+      count('fusedWhereRightSomewhere', hit(fused.map, fused.height));
     }
+    // A separate run: the model's top-1 class at the first scale, and only the scales that agree with it.
     const top1 = await explainer.explain(x, {});
     count('fusedTop1', hit(top1.map, top1.height));
+    keptTop1 += top1.usedResolutions?.length ?? 0;
+    n++;
   }
-  const n = items.length;
   process.stdout.write(
     `${JSON.stringify({
       model,
       images: n,
       accuracy: Object.fromEntries([...correct].map(([s, c]) => [s, c / n])),
-      pointing: Object.fromEntries([...hits].map(([k, h]) => [k, h / (k === 'correctOnly' ? rightSomewhere : n)])),
+      pointing: Object.fromEntries(
+        [...hits].map(([k, h]) => [k, h / (k === 'correctOnly' || k === 'fusedWhereRightSomewhere' ? rightSomewhere : n)]),
+      ),
       rightAtSomeScale: rightSomewhere / n,
+      scalesKeptTop1: keptTop1 / n,
     })}\n`,
   );
   await explainer.dispose();

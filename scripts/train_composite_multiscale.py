@@ -2,12 +2,13 @@
 """The composite classifier trained as ImageNet models are (issue 25): the same small CNN as
 scripts/make_composite_benchmark.py (five conv blocks, global average pooling), the same composites, curriculum and
 seeds, but each training image a random resized crop (area 8-100%, aspect 3/4-4/3, as torchvision's
-RandomResizedCrop draws them, grown where needed to keep most of the item) resized to 224 px, and flipped half the
-time, so it sees each item at many scales; 30 epochs with a cosine learning rate. Exported to
+RandomResizedCrop draws them, grown where needed to keep 0.7 of the item's width and height, and placed over the
+item rather than anywhere) resized to 224 px, and flipped half the time, so it sees each item at many scales; 30
+epochs with a cosine learning rate. Exported to
 assets/models/composite_fashion.onnx (the zoo's `composite:fashion`); its training log and held-out accuracy go to
 bench/composite/training_multiscale.json (accuracy per input scale: node dist/bench/composite-scales.js).
 
-Run: /usr/bin/python3 scripts/train_composite_multiscale.py   (about an hour on 2 cores)
+Run: /usr/bin/python3 scripts/train_composite_multiscale.py   (about 28 minutes on 2 cores)
 """
 import json
 import math
@@ -25,21 +26,25 @@ import make_composite_benchmark as composite  # noqa: E402
 ROOT = composite.ROOT
 MODEL = os.path.join(ROOT, 'assets', 'models', 'composite_fashion.onnx')
 LOG = os.path.join(ROOT, 'bench', 'composite', 'training_multiscale.json')
-WEIGHTS = os.path.join(ROOT, 'bench', 'models', 'composite_fashion_multiscale.pt')  # git-ignored; to train on from
+# The trained state dict (BatchNorm unfused, unlike the ONNX export), git-ignored: what a longer run would start from.
+WEIGHTS = os.path.join(ROOT, 'bench', 'models', 'composite_fashion_multiscale.pt')
 EPOCHS = 30
 
 
-# A crop keeps at least this share of the item's width and of its height (so half its area or more): torchvision's
-# crops cut objects too, and the share lets items grow to ~6x in the 224 px view, past the 4x of a 924 px input.
+# A crop keeps at least this share of the item's width and of its height (about half its area): torchvision's crops
+# cut objects too, and the share lets an item fill up to 1/0.7 of the 224 px view (320 px), where a crop that had to
+# hold the whole item kept it within the view. The zoom itself comes from the area draw: at most ~4x (8%, aspect 3/4).
+
 KEEP = 0.7
 
 
 def crops(x, boxes, generator):
-    """Random resized crops (area 8-100%, aspect 3/4-4/3, as torchvision's RandomResizedCrop draws them) that keep at
-    least half the item: a crop narrower than KEEP of the item's box grows to it, and is placed over the item. On a
-    composite a plain 8% crop misses the item most of the time (it covers 6-25% of the image), which taught the first
-    run noise; a crop that must hold the whole item never shows it larger than the 224 px view, which left the second
-    run's accuracy falling past 424 px inputs."""
+    """Random resized crops (area 8-100%, aspect 3/4-4/3, as torchvision's RandomResizedCrop draws them) that keep
+    about half the item: a side shorter than KEEP of the item's box grows to it, a side longer than the image is
+    clamped to 224 (torchvision draws again instead), and every crop is placed over the item (see `place`), not
+    anywhere. On a composite a plain 8% crop misses the item most of the time (it covers 6-25% of the image), which
+    taught the first run noise; a crop that must hold the whole item never shows it larger than the 224 px view, and
+    left the second run's accuracy falling past 324 px inputs."""
     out = []
     for image, (bx1, by1, bx2, by2) in zip(x, boxes):
         area = float(torch.empty(1).uniform_(0.08, 1.0, generator=generator)) * 224 * 224
