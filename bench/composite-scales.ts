@@ -69,20 +69,24 @@ function variantsMethod(last: { variants?: Variants }): SaliencyMethod<object> {
       }
       const maps = new Map<string, Float32Array>();
       const fuse = async (name: string, kept: FusionScale[]) => {
-        if (kept.length) maps.set(name, normaliseFused(await context.fuseSums(kept, size), kept.length, size).map);
+        const sums = await context.fuseSums(kept, size);
+        maps.set(name, normaliseFused(sums, kept.length, size).map);
+        return sums;
       };
-      for (const [s, r] of resolutions.entries()) {
+      // The last prefix fused is every scale: the paper's map, returned below.
+      let all = await fuse(String(resolutions[0]), scales.slice(0, 1));
+      for (let s = 1; s < resolutions.length; s++) {
+        const r = resolutions[s] as number;
         await fuse(String(r), [scales[s] as FusionScale]);
-        if (s > 0) await fuse(`upTo${r}`, scales.slice(0, s + 1));
+        all = await fuse(`upTo${r}`, scales.slice(0, s + 1));
       }
       await fuse('probabilityWeighted', weighted(scales, probability));
-      await fuse(
-        'correctOnly',
-        scales.filter((_, s) => correct[s]),
-      );
+      // No oracle map where the model is right at no scale.
+      const right = scales.filter((_, s) => correct[s]);
+      if (right.length) await fuse('correctOnly', right);
       last.variants = { correct, maps };
       return {
-        raw: fusedRaw(await context.fuseSums(scales, size), scales.length, size),
+        raw: fusedRaw(all, scales.length, size),
         height: size,
         width: size,
         usedResolutions: [...resolutions],

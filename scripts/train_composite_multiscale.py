@@ -34,7 +34,6 @@ EPOCHS = 30
 # A crop keeps at least this share of the item's width and of its height (about half its area): torchvision's crops
 # cut objects too, and the share lets an item fill up to 1/0.7 of the 224 px view (320 px), where a crop that had to
 # hold the whole item kept it within the view. The zoom itself comes from the area draw: at most ~4x (8%, aspect 3/4).
-
 KEEP = 0.7
 
 
